@@ -1,0 +1,138 @@
+"""lamina: read and write huge external datasets through one abstraction, the layer.
+
+Everything here is imported on first use, so ``import lamina`` stays cheap and loads
+no plugin. Names that plugins register (``lamina.build_cv_layer``, …) are resolved
+through the plugin registry the first time they are asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name → module that defines it. Nothing is imported until the name is used.
+_LAZY: dict[str, str] = {
+    # layers, backends, schemes, processors
+    "Layer": "lamina.layer",
+    "build_layer": "lamina.layer",
+    "Backend": "lamina.backend",
+    "Capabilities": "lamina.backend",
+    "IndexScheme": "lamina.scheme",
+    "IdentityScheme": "lamina.scheme",
+    "IndexProcessor": "lamina.processors",
+    "DataProcessor": "lamina.processors",
+    "JointIndexDataProcessor": "lamina.processors",
+    "MemoryBackend": "lamina.memory",
+    "build_memory_layer": "lamina.memory",
+    # names and specs
+    "build": "lamina.specs",
+    "get_builder": "lamina.specs",
+    "registered_names": "lamina.specs",
+    # plugins
+    "hookimpl": "lamina.plugins.hookspecs",
+    "Command": "lamina.plugins.contributions",
+    "PathOpener": "lamina.plugins.contributions",
+    # errors
+    "LaminaError": "lamina.errors",
+    "NameConflictError": "lamina.errors",
+    "PluginLoadError": "lamina.errors",
+    "ReadonlyLayerError": "lamina.errors",
+    "SpecError": "lamina.errors",
+    "UnknownNameError": "lamina.errors",
+    "UnsupportedOperationError": "lamina.errors",
+}
+
+# Submodules: ``from lamina import testing`` must import them, not ask the plugin registry.
+_SUBMODULES = frozenset(
+    {
+        "backend",
+        "builtins",
+        "cli",
+        "errors",
+        "flows",
+        "keyvalue",
+        "layer",
+        "memory",
+        "plugins",
+        "processors",
+        "scheme",
+        "specs",
+        "testing",
+        "torch",
+        "volumetric",
+    }
+)
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "Command",
+    "DataProcessor",
+    "IdentityScheme",
+    "IndexProcessor",
+    "IndexScheme",
+    "JointIndexDataProcessor",
+    "LaminaError",
+    "Layer",
+    "MemoryBackend",
+    "NameConflictError",
+    "PathOpener",
+    "PluginLoadError",
+    "ReadonlyLayerError",
+    "SpecError",
+    "UnknownNameError",
+    "UnsupportedOperationError",
+    "__version__",
+    "build",
+    "build_layer",
+    "build_memory_layer",
+    "get_builder",
+    "hookimpl",
+    "registered_names",
+]
+
+if TYPE_CHECKING:
+    from lamina.backend import Backend, Capabilities
+    from lamina.errors import (
+        LaminaError,
+        NameConflictError,
+        PluginLoadError,
+        ReadonlyLayerError,
+        SpecError,
+        UnknownNameError,
+        UnsupportedOperationError,
+    )
+    from lamina.layer import Layer, build_layer
+    from lamina.memory import MemoryBackend, build_memory_layer
+    from lamina.plugins.contributions import Command, PathOpener
+    from lamina.plugins.hookspecs import hookimpl
+    from lamina.processors import DataProcessor, IndexProcessor, JointIndexDataProcessor
+    from lamina.scheme import IdentityScheme, IndexScheme
+    from lamina.specs import build, get_builder, registered_names
+
+    __version__: str
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from lamina.plugins.manager import _core_version
+
+        return _core_version()
+    if name.startswith("_") or name in _SUBMODULES:
+        raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+    from lamina.errors import UnknownNameError
+    from lamina.plugins.manager import get_host
+
+    try:
+        return get_host().lookup("names", name)
+    except UnknownNameError as exc:
+        raise AttributeError(str(exc), name=name, obj=None) from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

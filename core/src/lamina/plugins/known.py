@@ -1,0 +1,53 @@
+"""What the lamina project's own plugin distributions provide, for install hints.
+
+Asking for a name that nothing installed provides says which distribution would
+(``pip install lamina-precomputed``). This table is only for hints: it never imports
+anything, and a third party's plugin needs no entry here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KNOWN_NAMES", "KNOWN_PATH_FORMS", "distribution_for_name", "distribution_for_path"]
+
+KNOWN_NAMES: dict[tuple[str, str], str] = {
+    ("names", "build_cv_layer"): "lamina-precomputed",
+    ("names", "CVBackend"): "lamina-precomputed",
+    ("names", "build_h5_layer"): "lamina-hdf5",
+    ("names", "H5Backend"): "lamina-hdf5",
+    ("names", "build_dynamodb_layer"): "lamina-dynamodb",
+    ("names", "DynamoDBBackend"): "lamina-dynamodb",
+    ("names", "build_layer_set"): "lamina-layerset",
+    ("names", "build_volumetric_layer_set"): "lamina-layerset",
+    ("names", "build_range_mapped_layer"): "lamina-rangemap",
+    ("names", "view"): "lamina-view",
+    ("commands", "info"): "lamina-precomputed",
+    ("commands", "view"): "lamina-view",
+    ("commands", "preview"): "lamina-view",
+    ("executors", "dask"): "lamina-dask",
+}
+
+# Path prefixes and suffixes, checked in order.
+KNOWN_PATH_FORMS: tuple[tuple[str, str], ...] = (
+    ("precomputed://", "lamina-precomputed"),
+    ("gs://", "lamina-precomputed"),
+    ("s3://", "lamina-precomputed"),
+    ("file://", "lamina-precomputed"),
+    ("mem://", "lamina-precomputed"),
+    (".h5", "lamina-hdf5"),
+    (".hdf5", "lamina-hdf5"),
+    (".hdf", "lamina-hdf5"),
+)
+
+
+def distribution_for_name(namespace: str, name: str) -> str | None:
+    """The lamina distribution that provides ``name`` in ``namespace``, if known."""
+    return KNOWN_NAMES.get((namespace, name))
+
+
+def distribution_for_path(path: str) -> str | None:
+    """The lamina distribution that opens paths like ``path``, if known."""
+    plain = path.split(":/", 1)[0] if ".h" in path else path
+    for form, dist in KNOWN_PATH_FORMS:
+        if path.startswith(form) or plain.lower().endswith(form):
+            return dist
+    return None

@@ -1,0 +1,70 @@
+"""Names and specs: reach any registered builder or processor by its name.
+
+* ``lamina.get_builder("build_cv_layer")`` returns the registered callable;
+* ``lamina.build({"@type": "build_cv_layer", "path": ..., "read_procs": [...]})``
+  builds a spec, nested specs first (processors inside a layer, layers inside a set);
+* ``"@mode": "partial"`` returns the builder with the given arguments bound instead
+  of calling it (``functools.partial``), as zetta_utils' builder does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lamina.errors import SpecError, UnknownNameError
+from lamina.plugins.manager import get_host
+
+__all__ = ["build", "get_builder", "registered_names"]
+
+TYPE_KEY = "@type"
+MODE_KEY = "@mode"
+
+
+def get_builder(name: str) -> Callable[..., Any]:
+    """The builder, backend or processor registered as ``name``."""
+    builder: Callable[..., Any] = get_host().lookup("names", name)
+    return builder
+
+
+def registered_names() -> list[str]:
+    """Every name buildable from a spec, sorted."""
+    return [e.name for e in get_host().registry.entries("names")]
+
+
+def build(spec: Any) -> Any:
+    """Build ``spec``: mappings with ``"@type"`` call that builder with the other keys.
+
+    Mappings without ``"@type"`` and lists are built element by element; anything else
+    is returned unchanged. Errors name where in the spec they happened.
+    """
+    return _build(spec, "spec")
+
+
+def _build(spec: Any, where: str) -> Any:
+    if isinstance(spec, Mapping):
+        built = {k: _build(v, f"{where}[{k!r}]") for k, v in spec.items() if k != MODE_KEY}
+        if TYPE_KEY not in built:
+            if MODE_KEY in spec:
+                raise SpecError(f"{where} has {MODE_KEY!r} but no {TYPE_KEY!r}")
+            return built
+        name = built.pop(TYPE_KEY)
+        if not isinstance(name, str):
+            raise SpecError(f"{where}[{TYPE_KEY!r}] must be a str; got {name!r}")
+        try:
+            builder = get_builder(name)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"{where}: {exc}") from None
+        mode = spec.get(MODE_KEY, "regular")
+        if mode == "partial":
+            return functools.partial(builder, **built)
+        if mode != "regular":
+            raise SpecError(f"{where}[{MODE_KEY!r}] must be 'regular' or 'partial'; got {mode!r}")
+        try:
+            return builder(**built)
+        except TypeError as exc:
+            raise SpecError(f"{where}: building {name!r} failed: {exc}") from exc
+    if isinstance(spec, list | tuple):
+        return [_build(v, f"{where}[{i}]") for i, v in enumerate(spec)]
+    return spec

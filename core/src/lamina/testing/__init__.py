@@ -1,0 +1,25 @@
+"""Contract test suites every backend passes, and helpers for testing plugins.
+
+Subclass the suite of your backend's index scheme in a test module, in the style of
+zarr-python's store tests::
+
+    from lamina.testing import ObjectBackendTests
+
+    class TestMyBackend(ObjectBackendTests):
+        @pytest.fixture
+        def backend(self, tmp_path):
+            return MyBackend(tmp_path / "store")
+
+        def raw_read(self, backend, idx): ...      # read storage without backend.read
+        def raw_write(self, backend, idx, data): ...
+        def is_stored(self, backend, idx): ...
+
+Every contract test then runs on your backend; optional abilities are skipped or
+checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from the
+``pytest11`` plugin) gives a test an isolated plugin host.
+"""
+
+from lamina.testing.contracts import BackendContract, ObjectBackendTests
+from lamina.testing.host import isolated_host
+
+__all__ = ["BackendContract", "ObjectBackendTests", "isolated_host"]

@@ -1,0 +1,58 @@
+"""lamina quickstart: build layers, read and write through processors, use every plugin.
+
+Run from the repository root (see README.md): ``python examples/quickstart.py [DIR]``.
+Writes only under DIR (default ``./quickstart-output``) and needs no network. Each
+installed plugin adds its own section, so this script grows as plugins land.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lamina
+from lamina.cli import main as lamina_cli
+
+
+def core_section() -> None:
+    print("== core: an in-memory layer with processors")
+    layer = lamina.build_memory_layer(
+        read_procs=[lambda text: text.upper()],  # runs on every read
+        write_procs=[lambda text: text.strip()],  # runs on every write
+    )
+    layer["greeting"] = "  hello, layer  "
+    print(f"layer['greeting'] -> {layer['greeting']!r}")
+
+    spec = {
+        "@type": "build_layer",
+        "backend": {"@type": "MemoryBackend", "name": "mem://from-a-spec"},
+        "readonly": True,
+    }
+    built = lamina.build(spec)
+    print(f"built from a spec: {built.name}, readonly={built.readonly}")
+    try:
+        built["k"] = 1
+    except lamina.ReadonlyLayerError as exc:
+        print(f"writing to it is refused: {exc}")
+
+
+def jsondir_section(out: Path) -> None:
+    print("== lamina-jsondir (example third-party plugin): a directory of JSON files")
+    layer = lamina.build_jsondir_layer(out / "notes")
+    layer["today"] = {"done": ["core"], "next": ["volumetric"]}
+    print(f"wrote {out / 'notes' / 'today.json'}; read back {layer['today']}")
+
+
+def main() -> int:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart-output").absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    core_section()
+    installed = set(lamina.registered_names())
+    if "build_jsondir_layer" in installed:
+        jsondir_section(out)
+    print("== installed plugins (`lamina plugins`)")
+    return lamina_cli(["plugins"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
