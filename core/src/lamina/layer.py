@@ -35,7 +35,7 @@ import attrs
 
 from lamina.backend import Backend
 from lamina.errors import ReadonlyLayerError, UnsupportedOperationError
-from lamina.processors import JointIndexDataProcessor, draw
+from lamina.processors import JointIndexDataProcessor, Mode, draw
 from lamina.scheme import IdentityScheme, IndexScheme
 
 __all__ = ["Layer", "build_layer"]
@@ -66,6 +66,17 @@ def _to_procs(procs: Iterable[Any] | None) -> tuple[Any, ...]:
 
 def _joint_positions(procs: Sequence[Any]) -> tuple[int, ...]:
     return tuple(i for i, p in enumerate(procs) if isinstance(p, JointIndexDataProcessor))
+
+
+def _data_steps(procs: Sequence[Any], states: Sequence[Any], data: Any, mode: Mode) -> Any:
+    """Run the data step of each processor in list order (joint ones only when applied)."""
+    for proc, state in zip(procs, states, strict=True):
+        if state is _NOT_APPLIED:
+            if not isinstance(proc, JointIndexDataProcessor):
+                data = proc(data)
+        else:
+            data = proc.process_data(data, mode, state)
+    return data
 
 
 @attrs.frozen(kw_only=True)
@@ -118,14 +129,7 @@ class Layer(Generic[IndexT, DataT]):
             proc = procs[i]
             if draw(proc.prob):
                 idx, states[i] = proc.process_index(idx, "read")
-        data = self.backend.read(idx)
-        for proc, state in zip(procs, states, strict=True):
-            if state is _NOT_APPLIED:
-                if not isinstance(proc, JointIndexDataProcessor):
-                    data = proc(data)
-            else:
-                data = proc.process_data(data, "read", state)
-        return data  # type: ignore[no-any-return]
+        return _data_steps(procs, states, self.backend.read(idx), "read")  # type: ignore[no-any-return]
 
     def write_with_procs(self, idx: IndexT, data: Any) -> None:
         """Write ``data`` at standard index ``idx`` through every processor."""
@@ -139,12 +143,7 @@ class Layer(Generic[IndexT, DataT]):
                 proc = procs[i]
                 if draw(proc.prob):
                     idx, states[i] = proc.process_index(idx, "write")
-            for proc, state in zip(procs, states, strict=True):
-                if state is _NOT_APPLIED:
-                    if not isinstance(proc, JointIndexDataProcessor):
-                        data = proc(data)
-                else:
-                    data = proc.process_data(data, "write", state)
+            data = _data_steps(procs, states, data, "write")
         self.backend.write(idx, data)
 
     def _check_writable(self) -> None:
