@@ -36,6 +36,29 @@ def core_section() -> None:
         print(f"writing to it is refused: {exc}")
 
 
+def volumetric_section() -> None:
+    print("== core: an in-memory volume, indexed at any resolution")
+    import numpy as np
+
+    from lamina import BBox3D, Vec3D, build_memory_volumetric_layer
+
+    volume = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (512, 512, 32), resolution=(8, 8, 40)),
+        resolutions=[(8, 8, 40), (16, 16, 40)],
+        chunk_size=(64, 64, 8),
+    )
+    print(volume.pformat())
+    fine = Vec3D(8, 8, 40)
+    volume[fine, 0:128, 0:128, 0:8] = np.arange(128 * 128 * 8, dtype=np.uint8).reshape(
+        1, 128, 128, 8
+    )
+    print(f"read (C, X, Y, Z) = {volume[fine, 0:64, 0:32, 0:8].shape}")
+    coarse = volume.with_changes(data_resolution=(16, 16, 40), interpolation_mode="img")
+    coarse[fine, 0:128, 0:128, 0:8] = 9  # downsampled into the 16 nm scale
+    stored = volume[Vec3D(16, 16, 40), 0:64, 0:64, 0:8]
+    print(f"a write at 8 nm through data_resolution stored {stored.shape} voxels at 16 nm")
+
+
 def jsondir_section(out: Path) -> None:
     print("== lamina-jsondir (example third-party plugin): a directory of JSON files")
     layer = lamina.build_jsondir_layer(out / "notes")
@@ -47,6 +70,7 @@ def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart-output").absolute()
     out.mkdir(parents=True, exist_ok=True)
     core_section()
+    volumetric_section()
     installed = set(lamina.registered_names())
     if "build_jsondir_layer" in installed:
         jsondir_section(out)

@@ -24,6 +24,27 @@ _LAZY: dict[str, str] = {
     "JointIndexDataProcessor": "lamina.processors",
     "MemoryBackend": "lamina.memory",
     "build_memory_layer": "lamina.memory",
+    # the volumetric scheme
+    "Vec3D": "lamina.volumetric.geometry",
+    "IntVec3D": "lamina.volumetric.geometry",
+    "BBox3D": "lamina.volumetric.geometry",
+    "BBoxStrider": "lamina.volumetric.geometry",
+    "VolumetricIndex": "lamina.volumetric.index",
+    "VolumetricLayer": "lamina.volumetric.layer",
+    "build_volumetric_layer": "lamina.volumetric.layer",
+    "VolumetricBackend": "lamina.volumetric.backend",
+    "MemoryVolumetricBackend": "lamina.volumetric.memory",
+    "build_memory_volumetric_layer": "lamina.volumetric.memory",
+    "ConstantVolumetricBackend": "lamina.volumetric.constant",
+    "build_constant_volumetric_layer": "lamina.volumetric.constant",
+    "DataResolutionInterpolator": "lamina.volumetric.interpolation",
+    "VolumetricIndexTranslator": "lamina.volumetric.processors",
+    "VolumetricIndexScaler": "lamina.volumetric.processors",
+    "VolumetricIndexOverrider": "lamina.volumetric.processors",
+    "VolumetricIndexPadder": "lamina.volumetric.processors",
+    "InvertProcessor": "lamina.volumetric.processors",
+    "ROIMaskProcessor": "lamina.volumetric.processors",
+    "VolumetricIndexChunker": "lamina.volumetric.chunker",
     # names and specs
     "build": "lamina.specs",
     "get_builder": "lamina.specs",
@@ -39,6 +60,7 @@ _LAZY: dict[str, str] = {
     "ReadonlyLayerError": "lamina.errors",
     "SpecError": "lamina.errors",
     "UnknownNameError": "lamina.errors",
+    "UnknownResolutionError": "lamina.errors",
     "UnsupportedOperationError": "lamina.errors",
 }
 
@@ -64,28 +86,49 @@ _SUBMODULES = frozenset(
 )
 
 __all__ = [
+    "BBox3D",
+    "BBoxStrider",
     "Backend",
     "Capabilities",
     "Command",
+    "ConstantVolumetricBackend",
     "DataProcessor",
+    "DataResolutionInterpolator",
     "IdentityScheme",
     "IndexProcessor",
     "IndexScheme",
+    "IntVec3D",
+    "InvertProcessor",
     "JointIndexDataProcessor",
     "LaminaError",
     "Layer",
     "MemoryBackend",
+    "MemoryVolumetricBackend",
     "NameConflictError",
     "PathOpener",
     "PluginLoadError",
+    "ROIMaskProcessor",
     "ReadonlyLayerError",
     "SpecError",
     "UnknownNameError",
+    "UnknownResolutionError",
     "UnsupportedOperationError",
+    "Vec3D",
+    "VolumetricBackend",
+    "VolumetricIndex",
+    "VolumetricIndexChunker",
+    "VolumetricIndexOverrider",
+    "VolumetricIndexPadder",
+    "VolumetricIndexScaler",
+    "VolumetricIndexTranslator",
+    "VolumetricLayer",
     "__version__",
     "build",
+    "build_constant_volumetric_layer",
     "build_layer",
     "build_memory_layer",
+    "build_memory_volumetric_layer",
+    "build_volumetric_layer",
     "get_builder",
     "hookimpl",
     "registered_names",
@@ -100,6 +143,7 @@ if TYPE_CHECKING:
         ReadonlyLayerError,
         SpecError,
         UnknownNameError,
+        UnknownResolutionError,
         UnsupportedOperationError,
     )
     from lamina.layer import Layer, build_layer
@@ -109,6 +153,25 @@ if TYPE_CHECKING:
     from lamina.processors import DataProcessor, IndexProcessor, JointIndexDataProcessor
     from lamina.scheme import IdentityScheme, IndexScheme
     from lamina.specs import build, get_builder, registered_names
+    from lamina.volumetric.backend import VolumetricBackend
+    from lamina.volumetric.chunker import VolumetricIndexChunker
+    from lamina.volumetric.constant import (
+        ConstantVolumetricBackend,
+        build_constant_volumetric_layer,
+    )
+    from lamina.volumetric.geometry import BBox3D, BBoxStrider, IntVec3D, Vec3D
+    from lamina.volumetric.index import VolumetricIndex
+    from lamina.volumetric.interpolation import DataResolutionInterpolator
+    from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
+    from lamina.volumetric.memory import MemoryVolumetricBackend, build_memory_volumetric_layer
+    from lamina.volumetric.processors import (
+        InvertProcessor,
+        ROIMaskProcessor,
+        VolumetricIndexOverrider,
+        VolumetricIndexPadder,
+        VolumetricIndexScaler,
+        VolumetricIndexTranslator,
+    )
 
     __version__: str
 

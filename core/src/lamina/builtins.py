@@ -15,16 +15,47 @@ from lamina.plugins.registrar import Registrar
 def lamina_register_builders(registry: Registrar) -> None:
     from lamina.layer import build_layer
     from lamina.memory import build_memory_layer
+    from lamina.volumetric.constant import build_constant_volumetric_layer
+    from lamina.volumetric.geometry import BBox3D, BBoxStrider, Vec3D
+    from lamina.volumetric.index import VolumetricIndex
+    from lamina.volumetric.layer import build_volumetric_layer
+    from lamina.volumetric.memory import build_memory_volumetric_layer
 
     registry.register("build_layer", build_layer)
     registry.register("build_memory_layer", build_memory_layer)
+    registry.register("build_volumetric_layer", build_volumetric_layer)
+    registry.register("build_memory_volumetric_layer", build_memory_volumetric_layer)
+    registry.register("build_constant_volumetric_layer", build_constant_volumetric_layer)
+    registry.register("Vec3D", Vec3D, kind="geometry")
+    registry.register("BBox3D.from_slices", BBox3D.from_slices, kind="geometry")
+    registry.register("BBox3D.from_coords", BBox3D.from_coords, kind="geometry")
+    registry.register("BBox3D.from_points", BBox3D.from_points, kind="geometry")
+    registry.register("BBoxStrider", BBoxStrider, kind="geometry")
+    registry.register("VolumetricIndex", VolumetricIndex, kind="index")
+    registry.register("VolumetricIndex.from_coords", VolumetricIndex.from_coords, kind="index")
 
 
 @hookimpl
 def lamina_register_backends(registry: Registrar) -> None:
     from lamina.memory import MemoryBackend
+    from lamina.volumetric.constant import ConstantVolumetricBackend
+    from lamina.volumetric.memory import MemoryVolumetricBackend
 
     registry.register("MemoryBackend", MemoryBackend)
+    registry.register("MemoryVolumetricBackend", MemoryVolumetricBackend)
+    registry.register("ConstantVolumetricBackend", ConstantVolumetricBackend)
+
+
+@hookimpl
+def lamina_register_processors(registry: Registrar) -> None:
+    from lamina.volumetric import processors
+    from lamina.volumetric.chunker import VolumetricIndexChunker
+    from lamina.volumetric.interpolation import DataResolutionInterpolator
+
+    registry.register("DataResolutionInterpolator", DataResolutionInterpolator)
+    registry.register("VolumetricIndexChunker", VolumetricIndexChunker, kind="chunker")
+    for name in processors.__all__:
+        registry.register(name, getattr(processors, name))
 
 
 @hookimpl

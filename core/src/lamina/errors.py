@@ -15,6 +15,7 @@ __all__ = [
     "ReadonlyLayerError",
     "SpecError",
     "UnknownNameError",
+    "UnknownResolutionError",
     "UnsupportedOperationError",
 ]
 
@@ -51,3 +52,7 @@ class UnsupportedOperationError(LaminaError, OSError):
 
 class SpecError(LaminaError, ValueError):
     """A spec handed to ``lamina.build`` is malformed; the message names where in the spec."""
+
+
+class UnknownResolutionError(LaminaError, ValueError):
+    """A volume was asked for a resolution it does not store; the message lists those it does."""

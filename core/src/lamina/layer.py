@@ -114,7 +114,7 @@ class Layer(Generic[IndexT, DataT]):
     def __setitem__(self, user_idx: Any, data: Any) -> None:
         self._check_writable()
         idx = self.scheme.to_index(user_idx)
-        self.write_with_procs(idx, self.scheme.prepare_write(user_idx, idx, data))
+        self.write_with_procs(idx, self.scheme.prepare_write(user_idx, idx, data, self.backend))
 
     # -- standard-index IO with processors ------------------------------------------------
     def read_with_procs(self, idx: IndexT) -> DataT:
@@ -123,13 +123,13 @@ class Layer(Generic[IndexT, DataT]):
             idx = index_proc(idx)
         procs = self.read_procs
         if not procs:
-            return self.backend.read(idx)  # type: ignore[no-any-return]
+            return self._read_from_backend(idx)
         states: list[Any] = [_NOT_APPLIED] * len(procs)
         for i in reversed(self._read_joints):
             proc = procs[i]
             if draw(proc.prob):
                 idx, states[i] = proc.process_index(idx, "read")
-        return _data_steps(procs, states, self.backend.read(idx), "read")  # type: ignore[no-any-return]
+        return _data_steps(procs, states, self._read_from_backend(idx), "read")  # type: ignore[no-any-return]
 
     def write_with_procs(self, idx: IndexT, data: Any) -> None:
         """Write ``data`` at standard index ``idx`` through every processor."""
@@ -144,6 +144,16 @@ class Layer(Generic[IndexT, DataT]):
                 if draw(proc.prob):
                     idx, states[i] = proc.process_index(idx, "write")
             data = _data_steps(procs, states, data, "write")
+        self._write_to_backend(idx, data)
+
+    # -- the innermost stage --------------------------------------------------------------
+    def _read_from_backend(self, idx: IndexT) -> DataT:
+        """Read from the backend. Subclasses override this to add a stage that sits
+        innermost on both paths (the volumetric layer resamples here)."""
+        return self.backend.read(idx)  # type: ignore[no-any-return]
+
+    def _write_to_backend(self, idx: IndexT, data: Any) -> None:
+        """Write to the backend; the write-side twin of ``_read_from_backend``."""
         self.backend.write(idx, data)
 
     def _check_writable(self) -> None:

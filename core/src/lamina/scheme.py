@@ -30,9 +30,9 @@ class IndexScheme(Protocol[IndexT]):
         """Return the standard index for ``user_idx``; raise a clear error if it is malformed."""
         ...
 
-    def prepare_write(self, user_idx: Any, idx: IndexT, data: Any) -> Any:
-        """Return ``data`` as the backend takes it, checked against ``idx`` before anything is
-        written (shape, dtype, row count…)."""
+    def prepare_write(self, user_idx: Any, idx: IndexT, data: Any, backend: Any) -> Any:
+        """Return ``data`` as the backend takes it, checked against ``idx`` (and what
+        ``backend`` declares, e.g. its channel count) before anything is written."""
         ...
 
     def shape_read(self, user_idx: Any, idx: IndexT, data: Any) -> Any:
@@ -47,7 +47,7 @@ class IdentityScheme(Generic[IndexT]):
     def to_index(self, user_idx: Any) -> IndexT:
         return user_idx  # type: ignore[no-any-return]
 
-    def prepare_write(self, user_idx: Any, idx: IndexT, data: Any) -> Any:
+    def prepare_write(self, user_idx: Any, idx: IndexT, data: Any, backend: Any) -> Any:
         return data
 
     def shape_read(self, user_idx: Any, idx: IndexT, data: Any) -> Any:

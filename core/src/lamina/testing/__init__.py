@@ -14,6 +14,9 @@ zarr-python's store tests::
         def raw_write(self, backend, idx, data): ...
         def is_stored(self, backend, idx): ...
 
+(``VolumetricBackendTests`` is the suite of volumetric backends: implement
+``make_backend(volume, path)`` instead of the ``backend`` fixture.)
+
 Every contract test then runs on your backend; optional abilities are skipped or
 checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from the
 ``pytest11`` plugin) gives a test an isolated plugin host.
@@ -21,5 +24,13 @@ checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from
 
 from lamina.testing.contracts import BackendContract, ObjectBackendTests
 from lamina.testing.host import isolated_host
+from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
 
-__all__ = ["BackendContract", "ObjectBackendTests", "isolated_host"]
+__all__ = [
+    "BackendContract",
+    "ObjectBackendTests",
+    "TestVolume",
+    "VolumetricBackendTests",
+    "isolated_host",
+    "random_data",
+]

@@ -1,0 +1,194 @@
+"""The volumetric backend protocol, shared by precomputed, HDF5, layer-set, range-map
+and in-memory volumes.
+
+A volumetric backend reads and writes ``(C, X, Y, Z)`` numpy arrays for a
+:class:`~lamina.volumetric.index.VolumetricIndex` at any of its resolutions, and
+describes each resolution's voxel offset, chunk size and dataset size. This module
+adds what every such backend shares: bounds, the chunk-alignment check with the
+reference system's detailed error (§2.F F10), chunk-aligned indices, the check and
+lossless conversion of write data, and a typed ``with_changes``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Literal, Self, TypedDict, Unpack
+
+import numpy as np
+import numpy.typing as npt
+
+from lamina.backend import Backend, check_change_keys
+from lamina.volumetric.data import check_volume_data, convert_dtype
+from lamina.volumetric.geometry import RawVec3D, Vec3D
+from lamina.volumetric.index import VolumetricIndex
+
+__all__ = ["VolumetricBackend", "VolumetricChanges"]
+
+
+class VolumetricChanges(TypedDict, total=False):
+    """Every option a volumetric backend's ``with_changes`` may take (reference F12).
+
+    A backend lists in ``supported_changes`` the ones it honours; any other key,
+    including a misspelt one, raises ``KeyError`` (weak point W42).
+    """
+
+    name: str
+    voxel_offset_res: tuple[RawVec3D, RawVec3D]
+    chunk_size_res: tuple[RawVec3D, RawVec3D]
+    dataset_size_res: tuple[RawVec3D, RawVec3D]
+    enforce_chunk_aligned_writes: bool
+    overwrite_partial_chunks: bool
+    allow_cache: bool
+    use_compression: bool
+    cache_bytes_limit: int
+
+
+CHANGE_KEYS: frozenset[str] = frozenset(VolumetricChanges.__annotations__)
+
+
+class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
+    """A backend indexed by :class:`VolumetricIndex`, storing ``(C, X, Y, Z)`` arrays.
+
+    Subclasses implement the abstract members and call :meth:`check_write` at the top of
+    ``write`` so that shape, channel count, dtype and chunk alignment are checked before
+    anything is written.
+    """
+
+    #: The ``with_changes`` keys this backend honours (a subset of ``VolumetricChanges``).
+    supported_changes: ClassVar[frozenset[str]] = frozenset({"name"})
+
+    # -- what the volume is ----------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype data is stored in."""
+
+    @property
+    @abc.abstractmethod
+    def num_channels(self) -> int:
+        """The number of channels (``C`` of ``(C, X, Y, Z)``)."""
+
+    @property
+    @abc.abstractmethod
+    def resolutions(self) -> tuple[Vec3D[float], ...]:
+        """Every resolution (nm per voxel, x, y, z) the backend stores, finest first."""
+
+    @abc.abstractmethod
+    def get_voxel_offset(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The first voxel of the dataset at ``resolution``."""
+
+    @abc.abstractmethod
+    def get_chunk_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The storage chunk size at ``resolution``, in voxels."""
+
+    @abc.abstractmethod
+    def get_dataset_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The dataset size at ``resolution``, in voxels."""
+
+    # -- options (reference F8); backends override what they support -----------------------
+    @property
+    def enforce_chunk_aligned_writes(self) -> bool:
+        return True
+
+    @property
+    def overwrite_partial_chunks(self) -> bool:
+        return False
+
+    @property
+    def allow_cache(self) -> bool:
+        return False
+
+    @property
+    def use_compression(self) -> bool:
+        return False
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def clear_cache(self) -> None:
+        """Drop cached data and handles (no-op for backends without a cache)."""
+
+    # -- changes -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def with_changes(self, **changes: Unpack[VolumetricChanges]) -> Self:  # type: ignore[override]
+        """A copy with options changed; keys outside ``supported_changes`` raise ``KeyError``."""
+
+    def check_changes(self, changes: dict[str, Any]) -> None:
+        """Raise ``KeyError`` for keys that are unknown or that this backend does not honour."""
+        unknown = set(changes) - CHANGE_KEYS
+        check_change_keys(self, unknown, ())
+        check_change_keys(self, changes, self.supported_changes)
+
+    # -- geometry shared by every backend --------------------------------------------------------
+    def get_bounds(self, resolution: RawVec3D) -> VolumetricIndex:
+        """The dataset's extent at ``resolution``."""
+        offset = self.get_voxel_offset(resolution)
+        return VolumetricIndex.from_coords(
+            offset, offset + self.get_dataset_size(resolution), resolution
+        )
+
+    def get_chunk_aligned_index(
+        self, idx: VolumetricIndex, mode: Literal["expand", "shrink"]
+    ) -> VolumetricIndex:
+        """``idx`` snapped to the chunk grid at its resolution, outward or inward."""
+        if mode not in ("expand", "shrink"):
+            raise ValueError(f"mode must be 'expand' or 'shrink'; got {mode!r}")
+        return idx.snapped(
+            self.get_voxel_offset(idx.resolution), self.get_chunk_size(idx.resolution), mode
+        )
+
+    def is_chunk_aligned(self, idx: VolumetricIndex) -> bool:
+        """Whether every face of ``idx`` is on the chunk grid or on the dataset's end face.
+
+        The reference rule (F10): ``idx`` is aligned iff it equals its outward snap to
+        the grid, or that snap cropped to the dataset bounds (partial edge chunks).
+        """
+        expanded = self.get_chunk_aligned_index(idx, "expand")
+        if expanded.bbox == idx.bbox:
+            return True
+        cropped = expanded.intersection(self.get_bounds(idx.resolution))
+        return bool(cropped.bbox == idx.bbox)
+
+    def assert_idx_is_chunk_aligned(self, idx: VolumetricIndex) -> None:
+        """Raise a ``ValueError`` describing the grid and the nearest aligned boxes."""
+        if self.is_chunk_aligned(idx):
+            return
+        res = idx.resolution
+        bounds = self.get_bounds(res)
+        expanded = self.get_chunk_aligned_index(idx, "expand")
+        shrunk = self.get_chunk_aligned_index(idx, "shrink")
+        raise ValueError(
+            f"the write to {idx.pformat()} at resolution {res.pformat()} is not aligned to "
+            f"the chunk grid of {self.name!r}: voxel offset "
+            f"{self.get_voxel_offset(res).pformat()}, chunk size "
+            f"{self.get_chunk_size(res).pformat()}, dataset bounds {bounds.pformat()}. "
+            f"Nearest aligned boxes: expanded {expanded.pformat()} (cropped to the bounds: "
+            f"{expanded.intersection(bounds).pformat()}), shrunk {shrunk.pformat()} "
+            f"(cropped: {shrunk.intersection(bounds).pformat()}). Write a chunk-aligned "
+            "region (backend.get_chunk_aligned_index(idx, 'expand')), or opt into "
+            "non-aligned writes with backend.with_changes(enforce_chunk_aligned_writes=False)."
+        )
+
+    def check_write(self, idx: VolumetricIndex, data: Any) -> npt.NDArray[Any]:
+        """``data`` checked and converted for a write at ``idx``, before anything is written.
+
+        Checks shape and channel count against ``idx`` and the volume, converts the dtype
+        only where no value changes, and checks chunk alignment when it is enforced.
+        """
+        array = check_volume_data(data, idx.shape, self.num_channels)
+        array = convert_dtype(array, self.dtype)
+        if self.enforce_chunk_aligned_writes:
+            self.assert_idx_is_chunk_aligned(idx)
+        return array
+
+    def pformat(self) -> str:
+        """A few lines describing the volume: name, dtype, channels and every scale."""
+        lines = [f"{self.name}: {self.dtype}, {self.num_channels} channel(s)"]
+        for res in self.resolutions:
+            lines.append(
+                f"  {res.pformat()} nm: offset {self.get_voxel_offset(res).pformat()}, "
+                f"size {self.get_dataset_size(res).pformat()}, "
+                f"chunk {self.get_chunk_size(res).pformat()}"
+            )
+        return "\n".join(lines)

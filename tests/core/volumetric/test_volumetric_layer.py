@@ -1,0 +1,269 @@
+"""VolumetricLayer and build_volumetric_layer: reads, writes, data conversion, resampling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lamina import (
+    BBox3D,
+    JointIndexDataProcessor,
+    MemoryVolumetricBackend,
+    UnsupportedOperationError,
+    Vec3D,
+    VolumetricIndex,
+    VolumetricLayer,
+    build_constant_volumetric_layer,
+    build_memory_volumetric_layer,
+    build_volumetric_layer,
+)
+
+RES = Vec3D(4, 4, 40)
+
+
+def make_layer(**kwargs: Any) -> VolumetricLayer:
+    kwargs.setdefault("default_desired_resolution", RES)
+    return build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (256, 256, 400)),
+        resolutions=[(4, 4, 40), (8, 8, 40), (16, 16, 40)],
+        chunk_size=(16, 16, 2),
+        **kwargs,
+    )
+
+
+class FakeTensor:
+    """Looks like a torch tensor to lamina (its type's module is ``torch``)."""
+
+    __module__ = "torch"
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.calls: list[str] = []
+
+    def detach(self) -> FakeTensor:
+        self.calls.append("detach")
+        return self
+
+    def cpu(self) -> FakeTensor:
+        self.calls.append("cpu")
+        return self
+
+    def numpy(self) -> np.ndarray:
+        self.calls.append("numpy")
+        return self.array
+
+
+def test_reads_are_channels_first_numpy() -> None:
+    layer = make_layer()
+    out = layer[RES, 0:16, 0:16, 0:2]
+    assert isinstance(out, np.ndarray)
+    assert out.shape == (1, 16, 16, 2)
+    assert out.dtype == np.uint8
+
+
+def test_torch_tensors_are_recognised_without_importing_torch() -> None:
+    import sys
+
+    layer = make_layer()
+    data = np.arange(16 * 16 * 2, dtype=np.uint8).reshape(1, 16, 16, 2)
+    tensor = FakeTensor(data)
+    layer[RES, 0:16, 0:16, 0:2] = tensor
+    assert tensor.calls == ["detach", "cpu", "numpy"]
+    np.testing.assert_array_equal(layer[RES, 0:16, 0:16, 0:2], data)
+    assert "torch" not in sys.modules or hasattr(sys.modules["torch"], "Tensor")
+
+
+def test_write_procs_see_numpy_even_for_tensors() -> None:
+    seen: list[type] = []
+    layer = make_layer(write_procs=[lambda d: seen.append(type(d)) or d])
+    layer[RES, 0:16, 0:16, 0:2] = FakeTensor(np.zeros((1, 16, 16, 2), np.uint8))
+    assert seen == [np.ndarray]
+
+
+@pytest.mark.parametrize("value", [3, 3.0, True, np.uint8(3), np.array([3])])
+def test_scalar_writes_fill(value: Any) -> None:
+    layer = make_layer()
+    layer[RES, 0:16, 0:16, 0:2] = value
+    expected = 1 if value is True else 3
+    assert (layer[RES, 0:16, 0:16, 0:2] == expected).all()
+
+
+def test_scalar_that_does_not_fit_is_refused() -> None:
+    layer = make_layer()
+    with pytest.raises(ValueError, match="without losing data"):
+        layer[RES, 0:16, 0:16, 0:2] = 300
+    with pytest.raises(ValueError, match="fractional"):
+        layer[RES, 0:16, 0:16, 0:2] = 1.5
+    with pytest.raises(ValueError, match="outside"):
+        layer[RES, 0:16, 0:16, 0:2] = -1
+
+
+def test_shape_is_checked_against_the_index_before_any_processor() -> None:
+    calls: list[str] = []
+    layer = make_layer(write_procs=[lambda d: calls.append("proc") or d])
+    with pytest.raises(ValueError, match=r"spatial shape.*\(16, 16, 1\).*\(16, 16, 2\)"):
+        layer[RES, 0:16, 0:16, 0:2] = np.zeros((1, 16, 16, 1), np.uint8)
+    with pytest.raises(ValueError, match="channel"):
+        layer[RES, 0:16, 0:16, 0:2] = np.zeros((3, 16, 16, 2), np.uint8)
+    assert calls == []
+
+
+def test_safe_casts_are_done() -> None:
+    layer = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (64, 64, 80)),
+        resolutions=[RES],
+        chunk_size=(16, 16, 2),
+        dtype="float32",
+        default_desired_resolution=RES,
+    )
+    layer[RES, 0:16, 0:16, 0:2] = np.full((1, 16, 16, 2), 7, dtype=np.uint8)
+    out = layer[RES, 0:16, 0:16, 0:2]
+    assert out.dtype == np.float32
+    assert (out == 7).all()
+
+
+def test_readonly_layer() -> None:
+    layer = make_layer(readonly=True)
+    with pytest.raises(IOError, match="readonly"):
+        layer[RES, 0:16, 0:16, 0:2] = 1
+
+
+def test_data_resolution_needs_an_interpolation_mode() -> None:
+    with pytest.raises(ValueError, match="interpolation_mode"):
+        make_layer(data_resolution=(8, 8, 40))
+
+
+def test_with_changes_and_with_procs_keep_the_layer_kind() -> None:
+    layer = make_layer()
+    assert isinstance(layer.with_changes(readonly=True), VolumetricLayer)
+    changed = layer.with_changes(default_desired_resolution=(8, 8, 40))
+    assert changed.default_desired_resolution == Vec3D(8.0, 8.0, 40.0)
+    assert changed[BBox3D.from_coords((0, 0, 0), (64, 64, 80))].shape == (1, 8, 8, 2)
+    assert isinstance(layer.with_procs(read_procs=[lambda d: d]), VolumetricLayer)
+
+
+def test_build_volumetric_layer_needs_a_volumetric_backend() -> None:
+    with pytest.raises(TypeError, match="VolumetricBackend"):
+        build_volumetric_layer(object())  # type: ignore[arg-type]
+
+
+# -- resampling through data_resolution -------------------------------------------------------
+def test_o1_docs_example_upsamples_the_data_resolution() -> None:
+    layer = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (512 * 128, 512 * 128, 4000), (1, 1, 1)),
+        resolutions=[(128, 128, 40)],
+        chunk_size=(32, 32, 1),
+        index_resolution=(4, 4, 40),
+        default_desired_resolution=(64, 64, 40),
+        data_resolution=(128, 128, 40),
+        interpolation_mode="img",
+    )
+    idx = layer.scheme.to_index((slice(12000, 13024), slice(3616, 4640), slice(20, 21)))
+    assert idx.bbox.bounds[0] == (48000, 52096)
+    coarse = np.arange(32 * 32, dtype=np.uint8).reshape(1, 32, 32, 1)
+    loose = layer.backend.with_changes(enforce_chunk_aligned_writes=False)
+    loose.write(idx.with_resolution((128, 128, 40)), coarse)
+    out = layer[12000:13024, 3616:4640, 20:21]
+    assert out.shape == (1, 64, 64, 1)
+    np.testing.assert_array_equal(out, coarse.repeat(2, axis=1).repeat(2, axis=2))
+
+
+def test_equal_resolutions_skip_resampling() -> None:
+    layer = make_layer(data_resolution=RES, interpolation_mode="mask")
+    data = np.arange(16 * 16 * 2, dtype=np.uint8).reshape(1, 16, 16, 2)
+    layer[RES, 0:16, 0:16, 0:2] = data
+    # A mask resampling would have binarised the values (W20).
+    np.testing.assert_array_equal(layer[RES, 0:16, 0:16, 0:2], data)
+
+
+def test_reads_and_writes_resample_and_fills_pass_through() -> None:
+    layer = make_layer(data_resolution=(8, 8, 40), interpolation_mode="img")
+    fine = np.arange(32 * 32 * 2, dtype=np.uint8).reshape(1, 32, 32, 2) % 200
+    layer[RES, 0:32, 0:32, 0:2] = fine  # downsampled 2×2×1 into the 8 nm scale
+    stored = layer.backend.read(VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), (8, 8, 40)))
+    expected = np.floor(fine.reshape(1, 16, 2, 16, 2, 2).mean(axis=(2, 4)) + 0.5)
+    np.testing.assert_array_equal(stored, expected.astype(np.uint8))
+    # W17: a scalar write through data_resolution is a fill at the data resolution.
+    layer[RES, 0:32, 0:32, 0:2] = 9
+    stored = layer.backend.read(VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), (8, 8, 40)))
+    assert stored.min() == 9
+    assert stored.max() == 9
+    assert (layer[RES, 0:32, 0:32, 0:2] == 9).all()
+
+
+def test_user_processors_see_the_desired_resolution_on_both_paths() -> None:
+    """W19 fixed: resampling is the innermost stage on reads and writes alike."""
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    layer = make_layer(
+        data_resolution=(8, 8, 40),
+        interpolation_mode="segmentation",
+        read_procs=[lambda d: shapes.append(("read", d.shape)) or d],
+        write_procs=[lambda d: shapes.append(("write", d.shape)) or d],
+    )
+    layer[RES, 0:32, 0:32, 0:2] = np.ones((1, 32, 32, 2), np.uint8)
+    layer[RES, 0:32, 0:32, 0:2]
+    assert shapes == [("write", (1, 32, 32, 2)), ("read", (1, 32, 32, 2))]
+
+
+def test_write_that_is_not_whole_voxels_at_the_data_resolution_is_refused() -> None:
+    layer = make_layer(data_resolution=(8, 8, 40), interpolation_mode="img")
+    with pytest.raises(ValueError, match="not a whole number of voxels at the data resolution"):
+        layer[RES, 1:33, 0:32, 0:2] = 1
+
+
+def test_rounded_read_through_data_resolution_has_the_desired_shape() -> None:
+    layer = make_layer(
+        data_resolution=(8, 8, 40), interpolation_mode="img", allow_slice_rounding=True
+    )
+    out = layer[RES, 1:4, 0:2, 0:1]
+    assert out.shape == (1, 3, 2, 1)
+
+
+def test_joint_processor_can_place_the_interpolator_explicitly() -> None:
+    from lamina import DataResolutionInterpolator
+
+    interp = DataResolutionInterpolator((8, 8, 40), "img")
+    assert isinstance(interp, JointIndexDataProcessor)
+    layer = make_layer(read_procs=[interp], write_procs=[interp])
+    layer[RES, 0:32, 0:32, 0:2] = np.full((1, 32, 32, 2), 4, np.uint8)
+    coarse = layer.backend.read(VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), (8, 8, 40)))
+    assert (coarse == 4).all()
+    assert layer[RES, 0:32, 0:32, 0:2].shape == (1, 32, 32, 2)
+
+
+# -- the constant backend -------------------------------------------------------------------
+def test_constant_layer_reads_its_value_everywhere() -> None:
+    layer = build_constant_volumetric_layer(value=2.5, num_channels=2)
+    out = layer[Vec3D(7, 7, 7), -100:-90, 0:3, 5:6]
+    assert out.shape == (2, 10, 3, 1)
+    assert out.dtype == np.float32
+    assert (out == 2.5).all()
+    assert layer.readonly
+    assert "2.5" in layer.name  # W6: the name says the value
+
+
+def test_constant_backend_refuses_writes_changes_and_delete() -> None:
+    layer = build_constant_volumetric_layer(value=1)
+    backend = layer.backend
+    idx = VolumetricIndex.from_coords((0, 0, 0), (1, 1, 1), (1, 1, 1))
+    with pytest.raises(UnsupportedOperationError):
+        backend.write(idx, np.ones((1, 1, 1, 1), np.float32))
+    with pytest.raises(UnsupportedOperationError, match="does not support writes"):
+        layer.with_changes(readonly=False)[idx] = 1
+    with pytest.raises(KeyError, match="allow_cache"):
+        backend.with_changes(allow_cache=True)
+    assert backend.with_changes() is backend
+    with pytest.raises(IOError, match="readonly"):
+        layer.delete()
+
+
+def test_memory_backend_write_outside_bounds_writes_nothing() -> None:
+    backend = MemoryVolumetricBackend.from_bbox(
+        BBox3D.from_coords((0, 0, 0), (32, 32, 4)), [(1, 1, 1)], (16, 16, 2)
+    )
+    idx = VolumetricIndex.from_coords((16, 0, 0), (48, 16, 2), (1, 1, 1))
+    with pytest.raises(ValueError, match="outside the dataset bounds"):
+        backend.write(idx, 1)
+    assert not backend.read(VolumetricIndex.from_coords((0, 0, 0), (32, 32, 4), (1, 1, 1))).any()
