@@ -7,8 +7,9 @@ through the plugin registry the first time they are asked for.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from lamina._lazy import MISSING, resolve
 
 # Public name → module that defines it. Nothing is imported until the name is used.
 _LAZY: dict[str, str] = {
@@ -45,6 +46,14 @@ _LAZY: dict[str, str] = {
     "InvertProcessor": "lamina.volumetric.processors",
     "ROIMaskProcessor": "lamina.volumetric.processors",
     "VolumetricIndexChunker": "lamina.volumetric.chunker",
+    # the key-value scheme
+    "DBIndex": "lamina.keyvalue.index",
+    "DBBackend": "lamina.keyvalue.backend",
+    "KeyValueLayer": "lamina.keyvalue.layer",
+    "build_db_layer": "lamina.keyvalue.layer",
+    "MemoryKeyValueBackend": "lamina.keyvalue.memory",
+    "build_memory_db_layer": "lamina.keyvalue.memory",
+    "MissingKeyError": "lamina.keyvalue.scheme",
     # names and specs
     "build": "lamina.specs",
     "get_builder": "lamina.specs",
@@ -92,6 +101,8 @@ __all__ = [
     "Capabilities",
     "Command",
     "ConstantVolumetricBackend",
+    "DBBackend",
+    "DBIndex",
     "DataProcessor",
     "DataResolutionInterpolator",
     "IdentityScheme",
@@ -100,10 +111,13 @@ __all__ = [
     "IntVec3D",
     "InvertProcessor",
     "JointIndexDataProcessor",
+    "KeyValueLayer",
     "LaminaError",
     "Layer",
     "MemoryBackend",
+    "MemoryKeyValueBackend",
     "MemoryVolumetricBackend",
+    "MissingKeyError",
     "NameConflictError",
     "PathOpener",
     "PluginLoadError",
@@ -125,7 +139,9 @@ __all__ = [
     "__version__",
     "build",
     "build_constant_volumetric_layer",
+    "build_db_layer",
     "build_layer",
+    "build_memory_db_layer",
     "build_memory_layer",
     "build_memory_volumetric_layer",
     "build_volumetric_layer",
@@ -146,6 +162,11 @@ if TYPE_CHECKING:
         UnknownResolutionError,
         UnsupportedOperationError,
     )
+    from lamina.keyvalue.backend import DBBackend
+    from lamina.keyvalue.index import DBIndex
+    from lamina.keyvalue.layer import KeyValueLayer, build_db_layer
+    from lamina.keyvalue.memory import MemoryKeyValueBackend, build_memory_db_layer
+    from lamina.keyvalue.scheme import MissingKeyError
     from lamina.layer import Layer, build_layer
     from lamina.memory import MemoryBackend, build_memory_layer
     from lamina.plugins.contributions import Command, PathOpener
@@ -177,10 +198,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
+    value = resolve(_LAZY, name, globals())
+    if value is not MISSING:
         return value
     if name == "__version__":
         from lamina.plugins.manager import _core_version

@@ -13,6 +13,9 @@ from lamina.plugins.registrar import Registrar
 
 @hookimpl
 def lamina_register_builders(registry: Registrar) -> None:
+    from lamina.keyvalue.index import DBIndex
+    from lamina.keyvalue.layer import build_db_layer
+    from lamina.keyvalue.memory import build_memory_db_layer
     from lamina.layer import build_layer
     from lamina.memory import build_memory_layer
     from lamina.volumetric.constant import build_constant_volumetric_layer
@@ -33,10 +36,14 @@ def lamina_register_builders(registry: Registrar) -> None:
     registry.register("BBoxStrider", BBoxStrider, kind="geometry")
     registry.register("VolumetricIndex", VolumetricIndex, kind="index")
     registry.register("VolumetricIndex.from_coords", VolumetricIndex.from_coords, kind="index")
+    registry.register("build_db_layer", build_db_layer)
+    registry.register("build_memory_db_layer", build_memory_db_layer)
+    registry.register("DBIndex", DBIndex, kind="index")
 
 
 @hookimpl
 def lamina_register_backends(registry: Registrar) -> None:
+    from lamina.keyvalue.memory import MemoryKeyValueBackend
     from lamina.memory import MemoryBackend
     from lamina.volumetric.constant import ConstantVolumetricBackend
     from lamina.volumetric.memory import MemoryVolumetricBackend
@@ -44,6 +51,7 @@ def lamina_register_backends(registry: Registrar) -> None:
     registry.register("MemoryBackend", MemoryBackend)
     registry.register("MemoryVolumetricBackend", MemoryVolumetricBackend)
     registry.register("ConstantVolumetricBackend", ConstantVolumetricBackend)
+    registry.register("MemoryKeyValueBackend", MemoryKeyValueBackend)
 
 
 @hookimpl

@@ -15,7 +15,10 @@ zarr-python's store tests::
         def is_stored(self, backend, idx): ...
 
 (``VolumetricBackendTests`` is the suite of volumetric backends: implement
-``make_backend(volume, path)`` instead of the ``backend`` fixture.)
+``make_backend(volume, path)`` instead of the ``backend`` fixture;
+``KeyValueBackendTests`` is the suite of key-value backends: implement
+``make_backend(path)`` and the row-level raw hooks ``raw_get_row``, ``raw_put_row`` and
+``raw_row_keys``.)
 
 Every contract test then runs on your backend; optional abilities are skipped or
 checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from the
@@ -24,13 +27,17 @@ checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from
 
 from lamina.testing.contracts import BackendContract, ObjectBackendTests
 from lamina.testing.host import isolated_host
+from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
 from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
 
 __all__ = [
+    "VALUE_SAMPLES",
     "BackendContract",
+    "KeyValueBackendTests",
     "ObjectBackendTests",
     "TestVolume",
     "VolumetricBackendTests",
+    "assert_values_equal",
     "isolated_host",
     "random_data",
 ]

@@ -9,8 +9,9 @@ Names are imported on first use.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from lamina._lazy import MISSING, resolve
 
 _LAZY: dict[str, str] = {
     "Vec3D": "lamina.volumetric.geometry",
@@ -29,7 +30,7 @@ _LAZY: dict[str, str] = {
     "ConstantVolumetricBackend": "lamina.volumetric.constant",
     "build_constant_volumetric_layer": "lamina.volumetric.constant",
     "DataResolutionInterpolator": "lamina.volumetric.interpolation",
-    "InterpolationMode": "lamina.volumetric.interpolation",
+    "InterpolationMode": "lamina.volumetric.modes",
     "VolumetricIndexTranslator": "lamina.volumetric.processors",
     "VolumetricIndexScaler": "lamina.volumetric.processors",
     "VolumetricIndexOverrider": "lamina.volumetric.processors",
@@ -43,9 +44,7 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    value = resolve(_LAZY, name, globals())
+    if value is MISSING:
         raise AttributeError(f"module 'lamina.volumetric' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
     return value

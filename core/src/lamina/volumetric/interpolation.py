@@ -13,7 +13,7 @@ resampled as a tiny volume (W17).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import numpy as np
@@ -24,26 +24,13 @@ from lamina.volumetric.converters import to_float_vec3
 from lamina.volumetric.data import as_fill, fill_value
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
+from lamina.volumetric.modes import InterpolationMode
 
 __all__ = [
     "DataResolutionInterpolator",
     "InterpolationMode",
     "resample_read",
     "resample_write",
-]
-
-InterpolationMode = Literal[
-    "nearest",
-    "nearest-exact",
-    "linear",
-    "bilinear",
-    "bicubic",
-    "trilinear",
-    "area",
-    "img",
-    "field",
-    "mask",
-    "segmentation",
 ]
 
 

@@ -79,6 +79,8 @@ import numpy as np
 import numpy.typing as npt
 import tinybrain
 
+from lamina.volumetric.modes import InterpolationMode
+
 __all__ = [
     "InterpolationMode",
     "TorchUnavailableError",
@@ -88,19 +90,6 @@ __all__ = [
 
 NDArray = npt.NDArray[Any]
 
-InterpolationMode = Literal[
-    "nearest",
-    "nearest-exact",
-    "linear",
-    "bilinear",
-    "bicubic",
-    "trilinear",
-    "area",
-    "img",
-    "field",
-    "mask",
-    "segmentation",
-]
 
 _MODES: Final = frozenset(get_args(InterpolationMode))
 _AXES: Final = ("x", "y", "z")

@@ -1,0 +1,26 @@
+"""Lazy module attributes: a name → defining-module table, resolved on first use.
+
+Packages list their public names in a table instead of importing them, so importing
+the package stays cheap (``import lamina`` imports none of its submodules).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+__all__ = ["MISSING", "resolve"]
+
+MISSING: Any = object()
+
+
+def resolve(table: Mapping[str, str], name: str, namespace: MutableMapping[str, Any]) -> Any:
+    """Import ``name`` from the module ``table`` names, cache it in ``namespace``, return it;
+    ``MISSING`` when the table does not list it."""
+    module = table.get(name)
+    if module is None:
+        return MISSING
+    value = getattr(importlib.import_module(module), name)
+    namespace[name] = value
+    return value

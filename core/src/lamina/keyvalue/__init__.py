@@ -1,0 +1,41 @@
+"""The key-value index scheme: rows by string key, each a dict of columns (§2.J).
+
+The standard index (``DBIndex``), the user index forms and result shaping
+(``KeyValueScheme``), the layer (``KeyValueLayer``, ``build_db_layer``), the backend
+protocol (``DBBackend``) with the rules every key-value backend shares, and the core's
+in-memory backend (``MemoryKeyValueBackend``, ``build_memory_db_layer``). Names are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina._lazy import MISSING, resolve
+
+_LAZY: dict[str, str] = {
+    "DBIndex": "lamina.keyvalue.index",
+    "STAMP_FIELD": "lamina.keyvalue.index",
+    "KeyValueScheme": "lamina.keyvalue.scheme",
+    "MissingKeyError": "lamina.keyvalue.scheme",
+    "KeyValueLayer": "lamina.keyvalue.layer",
+    "build_db_layer": "lamina.keyvalue.layer",
+    "DBBackend": "lamina.keyvalue.backend",
+    "STAMP_LIMIT": "lamina.keyvalue.backend",
+    "batch_stamp_range": "lamina.keyvalue.backend",
+    "new_stamp": "lamina.keyvalue.backend",
+    "prepare_rows": "lamina.keyvalue.backend",
+    "MemoryKeyValueBackend": "lamina.keyvalue.memory",
+    "build_memory_db_layer": "lamina.keyvalue.memory",
+    "normalize_value": "lamina.keyvalue.values",
+    "values_equal": "lamina.keyvalue.values",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    value = resolve(_LAZY, name, globals())
+    if value is MISSING:
+        raise AttributeError(f"module 'lamina.keyvalue' has no attribute {name!r}")
+    return value

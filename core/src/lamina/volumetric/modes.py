@@ -1,0 +1,21 @@
+"""The interpolation modes a volumetric layer resamples with (layer-behaviour.md §2.D D6)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["InterpolationMode"]
+
+InterpolationMode = Literal[
+    "nearest",
+    "nearest-exact",
+    "linear",
+    "bilinear",
+    "bicubic",
+    "trilinear",
+    "area",
+    "img",
+    "field",
+    "mask",
+    "segmentation",
+]
