@@ -7,9 +7,11 @@ through the plugin registry the first time they are asked for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from lamina._lazy import MISSING, resolve
+
+# Not ``from typing import TYPE_CHECKING``: importing ``typing`` alone costs more than all
+# of ``import lamina`` (mypy treats this name as true all the same).
+TYPE_CHECKING = False
 
 # Public name → module that defines it. Nothing is imported until the name is used.
 _LAZY: dict[str, str] = {
@@ -151,6 +153,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from lamina.backend import Backend, Capabilities
     from lamina.errors import (
         LaminaError,
