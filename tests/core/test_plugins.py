@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,13 +226,63 @@ def test_module_attribute_resolves_registered_names(lamina_host: PluginHost) -> 
 
 def test_import_lamina_loads_no_plugin() -> None:
     code = (
-        "import sys, lamina;"
-        "import lamina.plugins.manager as m;"
-        "assert m._current_host is None, 'a plugin host was created';"
-        "print(sorted(k for k in sys.modules if k.startswith('lamina')))"
+        "import sys, lamina\n"
+        "loaded = sorted(k for k in sys.modules if k.startswith(('lamina', 'pluggy')))\n"
+        "import lamina.plugins.manager as m\n"
+        "print(loaded, m._current_host is None)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert "lamina.builtins" not in out
-    assert "pluggy" not in out
+    assert out.strip() == "['lamina', 'lamina._lazy'] True"
+
+
+def test_a_failed_strict_load_raises_the_same_error_again(plugin_dir: Path) -> None:
+    host = PluginHost(entry_points=[ep("plug_broken")], autoload=True, strict=True)
+    with pytest.raises(PluginLoadError, match="plug_broken") as first:
+        host.load()
+    with pytest.raises(PluginLoadError) as again:
+        host.lookup("names", "build_memory_layer")
+    assert again.value is first.value  # not a new complaint about the core
+    assert sum(r.distribution == "lamina" for r in host._records) == 1
+
+
+def test_replace_wins_whichever_distribution_loads_first() -> None:
+    class Replacer:
+        @hookimpl
+        def lamina_register_builders(self, registry):  # type: ignore[no-untyped-def]
+            registry.register("build_thing", lambda: "replacement", replace=True)
+
+    class Plain:
+        @hookimpl
+        def lamina_register_builders(self, registry):  # type: ignore[no-untyped-def]
+            registry.register("build_thing", lambda: "plain")
+
+    for order in (
+        ((Replacer, "a-replacer"), (Plain, "b-plain")),
+        ((Plain, "b-plain"), (Replacer, "a-replacer")),
+    ):
+        with isolated_host() as host:
+            for plugin, dist in order:
+                host.register_plugin(plugin(), distribution=dist)
+            assert lamina.get_builder("build_thing")() == "replacement"
+
+
+def test_a_broken_plugin_command_does_not_break_the_cli(
+    lamina_host: PluginHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lamina import Command
+    from lamina.cli import main
+
+    def broken(parser: Any) -> None:
+        raise RuntimeError("bad arguments")
+
+    class BrokenCommand:
+        @hookimpl
+        def lamina_register_commands(self, registry):  # type: ignore[no-untyped-def]
+            registry.register("broken", Command(help="x", add_arguments=broken, run=lambda a: 0))
+
+    lamina_host.register_plugin(BrokenCommand(), distribution="broken-dist")
+    with pytest.warns(RuntimeWarning, match="'broken' from broken-dist"):
+        assert main(["plugins"]) == 0
+    assert "broken-dist" in capsys.readouterr().out

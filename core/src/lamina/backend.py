@@ -14,7 +14,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import attrs
 
-__all__ = ["Backend", "Capabilities", "check_change_keys"]
+__all__ = ["Backend", "Capabilities", "ChangeKeyError", "check_change_keys"]
 
 IndexT = TypeVar("IndexT")
 DataT = TypeVar("DataT")
@@ -85,12 +85,14 @@ def check_change_keys(backend: object, changes: Iterable[str], allowed: Iterable
     allowed_set = set(allowed)
     unknown = sorted(set(changes) - allowed_set)
     if unknown:
-        raise _ChangeKeyError(
+        raise ChangeKeyError(
             f"{type(backend).__name__}.with_changes() got unknown key(s) {unknown}; "
             f"supported keys: {sorted(allowed_set)}"
         )
 
 
-class _ChangeKeyError(KeyError):
+class ChangeKeyError(KeyError):
+    """A ``with_changes`` key the backend does not know or honour (a ``KeyError``)."""
+
     def __str__(self) -> str:
         return str(self.args[0])

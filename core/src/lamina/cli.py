@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 
 from lamina.errors import LaminaError
@@ -62,7 +63,17 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
             help=command.help,
             description=command.description or command.help,
         )
-        command.add_arguments(sub)
+        try:
+            command.add_arguments(sub)
+        except Exception as exc:  # one broken plugin command must not break the CLI
+            warnings.warn(
+                f"lamina command {entry.name!r} from {entry.distribution} could not set up "
+                f"its arguments ({type(exc).__name__}: {exc}); it is unavailable",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            subparsers._name_parser_map.pop(entry.name, None)
+            continue
         sub.set_defaults(_run=command.run)
     return parser
 

@@ -64,6 +64,17 @@ def _to_procs(procs: Iterable[Any] | None) -> tuple[Any, ...]:
     return result
 
 
+def _to_index_procs(procs: Iterable[Any] | None) -> tuple[Any, ...]:
+    result = _to_procs(procs)
+    for proc in result:
+        if isinstance(proc, JointIndexDataProcessor):
+            raise TypeError(
+                f"{type(proc).__name__} is a joint index-data processor: put it in read_procs "
+                "or write_procs, not index_procs (index processors are callables idx -> idx)"
+            )
+    return result
+
+
 def _joint_positions(procs: Sequence[Any]) -> tuple[int, ...]:
     return tuple(i for i, p in enumerate(procs) if isinstance(p, JointIndexDataProcessor))
 
@@ -89,7 +100,7 @@ class Layer(Generic[IndexT, DataT]):
     backend: Backend[IndexT, Any]
     scheme: IndexScheme[IndexT] = attrs.field(factory=IdentityScheme)
     readonly: bool = False
-    index_procs: tuple[Any, ...] = attrs.field(default=(), converter=_to_procs)
+    index_procs: tuple[Any, ...] = attrs.field(default=(), converter=_to_index_procs)
     read_procs: tuple[Any, ...] = attrs.field(default=(), converter=_to_procs)
     write_procs: tuple[Any, ...] = attrs.field(default=(), converter=_to_procs)
     # Positions of the joint processors, worked out once so the hot path is a tuple walk.

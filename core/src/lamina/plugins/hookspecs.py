@@ -102,5 +102,5 @@ def lamina_register_executors(registry: Registrar) -> None:
 
     The factory is called as ``factory(workers=N, **options)`` and returns an object
     with the ``concurrent.futures.Executor`` interface (``submit``, ``shutdown``).
-    The core registers ``serial``, ``threads`` and ``processes``.
+    Chunked-processing flows look executors up here by name (``executor="dask"``).
     """

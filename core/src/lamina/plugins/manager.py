@@ -113,6 +113,7 @@ class PluginHost:
         self._lock = threading.RLock()
         self._loaded = False
         self._loading = False
+        self._failure: Exception | None = None
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self._registry = Registry()
@@ -137,6 +138,8 @@ class PluginHost:
     def load(self) -> None:
         """Discover and register every plugin once; later calls return at once."""
         with self._lock:  # re-entrant: a hook that looks a name up sees what is loaded so far
+            if self._failure is not None:
+                raise self._failure
             if self._loaded or self._loading:
                 return
             self._loading = True
@@ -147,6 +150,9 @@ class PluginHost:
                     for ep in self._discover():
                         self._load_entry_point(ep)
                 self._loaded = True
+            except Exception as exc:  # strict mode: the same error on every later use
+                self._failure = exc
+                raise
             finally:
                 self._loading = False
 

@@ -97,9 +97,11 @@ class Registry:
                 self._conflicts[key].append(entry)
                 return self._conflict_error(key)
             existing = space.get(entry.name)
-            if existing is None or entry.replace:
+            if existing is None or (entry.replace and not existing.replace):
                 space[entry.name] = entry
                 return None
+            if existing.replace and not entry.replace:
+                return None  # a deliberate replacement wins, whichever loaded first
             del space[entry.name]
             self._conflicts[key] = [existing, entry]
             return self._conflict_error(key)

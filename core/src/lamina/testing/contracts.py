@@ -222,6 +222,7 @@ class BackendContract:
             t.start()
         for t in threads:
             t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads), "a thread did not finish in 60 s"
         assert not errors, errors
 
     # -- delete -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Self, TypedDict, Unpack
 import numpy as np
 import numpy.typing as npt
 
-from lamina.backend import Backend, check_change_keys
+from lamina.backend import Backend, ChangeKeyError, check_change_keys
 from lamina.volumetric.data import check_volume_data, convert_dtype
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -115,9 +115,18 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
         """A copy with options changed; keys outside ``supported_changes`` raise ``KeyError``."""
 
     def check_changes(self, changes: dict[str, Any]) -> None:
-        """Raise ``KeyError`` for keys that are unknown or that this backend does not honour."""
-        unknown = set(changes) - CHANGE_KEYS
-        check_change_keys(self, unknown, ())
+        """Raise ``KeyError`` for keys this backend does not honour.
+
+        ``supported_changes`` may hold keys beyond ``VolumetricChanges`` (a plugin's own
+        options); a known volumetric key the backend does not honour is named as such.
+        """
+        refused = set(changes) - self.supported_changes
+        if refused & CHANGE_KEYS:
+            not_here = sorted(refused & CHANGE_KEYS)
+            raise ChangeKeyError(
+                f"{type(self).__name__} does not support with_changes({', '.join(not_here)}=...); "
+                f"supported keys: {sorted(self.supported_changes)}"
+            )
         check_change_keys(self, changes, self.supported_changes)
 
     # -- geometry shared by every backend --------------------------------------------------------

@@ -137,7 +137,16 @@ def convert_dtype(data: npt.NDArray[Any], dtype: Any, *, what: str = "data") -> 
                 problem = "it holds values with a fractional part"
         if problem is None and source.kind in "iuf":
             lo, hi = data.min(), data.max()
-            if lo < info.min or hi > info.max:
+            if source.kind == "f":
+                # Compare in floats against exact powers of two: iinfo.max itself rounds
+                # up to 2**bits as a float, so ``hi > info.max`` would let 2**64 through.
+                bits = 8 * target.itemsize
+                top = 2.0**bits if target.kind == "u" else 2.0 ** (bits - 1)
+                bottom = 0.0 if target.kind == "u" else -(2.0 ** (bits - 1))
+                out_of_range = bool(lo < bottom or hi >= top)
+            else:
+                out_of_range = bool(lo < info.min or hi > info.max)
+            if out_of_range:
                 problem = (
                     f"its values {_range_text(lo, hi)} are outside {target}'s range "
                     f"{_range_text(info.min, info.max)}"

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from lamina.processors import JointIndexDataProcessor, Mode
 from lamina.volumetric.converters import to_float_vec3
 from lamina.volumetric.data import as_fill, fill_value
-from lamina.volumetric.geometry import RawVec3D, Vec3D
+from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.modes import InterpolationMode
 
@@ -35,14 +35,18 @@ __all__ = [
 
 
 def _fit(data: npt.NDArray[Any], source: VolumetricIndex, target: VolumetricIndex) -> Any:
-    """Crop or zero-pad resampled ``data`` (covering ``source``) to ``target``'s voxels.
+    """Crop or zero-pad resampled ``data`` (read at ``source``) to ``target``'s voxels.
 
-    Only needed when slice rounding widened ``source``; otherwise shapes already match.
+    Only differs from ``data`` when slice rounding widened ``source`` to whole voxels at
+    the data resolution; the offset is measured from the voxels actually read.
     """
-    if tuple(data.shape[1:]) == tuple(target.shape):
-        return data
     res = target.resolution
-    offset = [round((source.bbox.start[d] - target.start[d] * res[d]) / res[d]) for d in range(3)]
+    offset = [
+        round((source.start[d] * source.resolution[d] - target.start[d] * res[d]) / res[d])
+        for d in range(3)
+    ]
+    if not any(offset) and tuple(data.shape[1:]) == tuple(target.shape):
+        return data
     out = np.zeros((data.shape[0], *target.shape), dtype=data.dtype)
     src, dst = [], []
     for d in range(3):
@@ -52,6 +56,16 @@ def _fit(data: npt.NDArray[Any], source: VolumetricIndex, target: VolumetricInde
         dst.append(slice(lo, hi))
     out[(slice(None), *dst)] = data[(slice(None), *src)]
     return out
+
+
+def data_index_for_read(idx: VolumetricIndex, data_resolution: Vec3D[float]) -> VolumetricIndex:
+    """The region to read at ``data_resolution`` for ``idx``: the voxels ``idx`` covers
+    (after its own rounding), widened to whole voxels at the data resolution if the index
+    allows rounding."""
+    if idx.allow_slice_rounding:
+        covered = BBox3D.from_coords(idx.start, idx.stop, idx.resolution)
+        return VolumetricIndex(data_resolution, covered, idx.chunk_id, True)
+    return idx.with_resolution(data_resolution)
 
 
 def resample_read(
@@ -87,12 +101,23 @@ def resample_write(
     """Data given for ``idx`` resampled to ``data_idx``; fills are re-broadcast."""
     if data_idx.resolution == idx.resolution:
         return data
-    value = fill_value(data)
-    if value is not None:
-        return as_fill(value, (data.shape[0], *data_idx.shape))
     from lamina.volumetric.resample import resample
 
-    out = resample(data, idx.resolution / data_idx.resolution, mode, mask_value_thr=mask_value_thr)
+    factor = idx.resolution / data_idx.resolution
+    value = fill_value(data)
+    if value is not None:
+        # Resample one block of the constant (so field scaling and mask thresholds apply
+        # exactly as to an array) and broadcast the result over the region.
+        block = [max(1, round(1 / f)) if f < 1 else 1 for f in factor]
+        probe = resample(
+            np.full((data.shape[0], *block), value, dtype=data.dtype),
+            factor,
+            mode,
+            mask_value_thr=mask_value_thr,
+        )
+        return as_fill(probe[:, :1, :1, :1], (data.shape[0], *data_idx.shape))
+
+    out = resample(data, factor, mode, mask_value_thr=mask_value_thr)
     if tuple(out.shape[1:]) != tuple(data_idx.shape):
         raise ValueError(
             f"resampling {tuple(data.shape)} from {idx.resolution.pformat()} to "
@@ -131,13 +156,14 @@ class DataResolutionInterpolator(JointIndexDataProcessor[Any, VolumetricIndex]):
     def process_index(self, idx: VolumetricIndex, mode: Mode) -> tuple[VolumetricIndex, Any]:
         if mode == "write":
             return data_index_for_write(idx, self.data_resolution), idx
-        return idx.with_resolution(self.data_resolution), idx
+        return data_index_for_read(idx, self.data_resolution), idx
 
     def process_data(self, data: Any, mode: Mode, state: Any) -> Any:
         idx: VolumetricIndex = state
-        data_idx = idx.with_resolution(self.data_resolution)
         if mode == "write":
+            data_idx = data_index_for_write(idx, self.data_resolution)
             return resample_write(data, idx, data_idx, self.interpolation_mode, self.mask_value_thr)
+        data_idx = data_index_for_read(idx, self.data_resolution)
         return resample_read(data, data_idx, idx, self.interpolation_mode, self.mask_value_thr)
 
 

@@ -16,7 +16,7 @@ interpolator).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 import attrs
 import numpy.typing as npt
@@ -24,16 +24,20 @@ import numpy.typing as npt
 from lamina.layer import Layer
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.converters import to_optional_float_vec3
+from lamina.volumetric.data import check_volume_data
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.interpolation import (
     InterpolationMode,
     as_resolution,
+    data_index_for_read,
     data_index_for_write,
     resample_read,
     resample_write,
 )
 from lamina.volumetric.scheme import VolumetricScheme
+
+_MODES = frozenset(get_args(InterpolationMode))
 
 __all__ = ["VolumetricLayer", "build_volumetric_layer"]
 
@@ -59,6 +63,11 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        if self.interpolation_mode is not None and self.interpolation_mode not in _MODES:
+            raise ValueError(
+                f"interpolation_mode must be one of {sorted(_MODES)}; "
+                f"got {self.interpolation_mode!r}"
+            )
         if self.data_resolution is not None and self.interpolation_mode is None:
             raise ValueError(
                 "data_resolution is given but interpolation_mode is not: say how to resample, "
@@ -74,12 +83,17 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
             ),
         )
 
+    def write_with_procs(self, idx: VolumetricIndex, data: Any) -> None:
+        """Write at a standard index; scalars, lists and tensors are accepted here too."""
+        self._check_writable()
+        super().write_with_procs(idx, check_volume_data(data, idx.shape, self.backend.num_channels))
+
     # -- the innermost stage: resampling ------------------------------------------------------
     def _read_from_backend(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         data_res = self.data_resolution
         if data_res is None or data_res == idx.resolution:
             return self.backend.read(idx)
-        data_idx = idx.with_resolution(data_res)
+        data_idx = data_index_for_read(idx, data_res)
         assert self.interpolation_mode is not None
         return resample_read(  # type: ignore[no-any-return]
             self.backend.read(data_idx), data_idx, idx, self.interpolation_mode, self.mask_value_thr

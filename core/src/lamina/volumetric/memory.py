@@ -253,11 +253,14 @@ class MemoryVolumetricBackend(VolumetricBackend):
         if "chunk_size_res" in changes:
             chunk = Vec3D.from_seq(changes["chunk_size_res"][0], "chunk_size").int()
         scales = self.scales
-        if {"voxel_offset_res", "dataset_size_res", "chunk_size_res"} & set(changes):
+        if {"voxel_offset_res", "dataset_size_res"} & set(changes):
+            # The new box applies to every scale, as in the reference (E12).
             scales = {
-                res: scales_from_bbox(bbox, [res], chunk or geo.chunk_size)[res]
-                for res, geo in self.scales.items()
+                res: scales_from_bbox(bbox, [res], geo.chunk_size)[res]
+                for res, geo in scales.items()
             }
+        if chunk is not None:  # only the chunking changes; extents stay as they are
+            scales = {res: attrs.evolve(geo, chunk_size=chunk) for res, geo in scales.items()}
         # A new name is a new, empty volume; otherwise the voxels are shared.
         shared = {} if "name" in changes else {"store": self._store}
         return MemoryVolumetricBackend(

@@ -45,6 +45,16 @@ def _optional3(value: Sequence[float | None] | None) -> tuple[float | None, ...]
     return items
 
 
+def _targets(value: Any) -> tuple[str, ...]:
+    """Layer-set keys: a sequence of str (a bare str would be split into letters)."""
+    if isinstance(value, str):
+        raise TypeError(f"targets must be a list of layer names; got the str {value!r}")
+    items = tuple(value)
+    if not all(isinstance(t, str) for t in items):
+        raise TypeError(f"targets must be layer names (str); got {items!r}")
+    return items
+
+
 @attrs.frozen
 class VolumetricIndexTranslator:
     """Shift the index by ``offset`` voxels counted at ``resolution`` (K1)."""
@@ -156,7 +166,7 @@ class ROIMaskProcessor(JointIndexDataProcessor[Mapping[str, Any], VolumetricInde
     start_coord: Vec3D[float] = attrs.field(converter=to_vec3)
     end_coord: Vec3D[float] = attrs.field(converter=to_vec3)
     resolution: Vec3D[float] = attrs.field(converter=to_vec3)
-    targets: tuple[str, ...] = attrs.field(converter=tuple)
+    targets: tuple[str, ...] = attrs.field(converter=_targets)
     upstream_pad: PadLike | None = None
     prob: float = 1.0
 

@@ -351,6 +351,16 @@ def _tinybrain_runs(data: NDArray, plans: tuple[_Axis, ...], mode: str) -> bool:
     return False
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but not its threads: start afresh."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
