@@ -10,6 +10,10 @@ two steps (weak point W31): ``process_index`` returns the new index *and* a per-
 state object, and the layer hands that state back to ``process_data`` of the same
 call. One processor (and so one layer) can therefore serve many threads at once.
 Porting a reference processor means returning what it stashed on ``self`` instead.
+
+Data reaching a write processor may be read-only: a scalar write arrives as a
+zero-stride ``np.broadcast_to`` view of the region (no memory per voxel). A processor
+that changes data in place should copy first (``data = data.copy()``) or return new data.
 """
 
 from __future__ import annotations

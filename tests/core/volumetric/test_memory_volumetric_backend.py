@@ -73,3 +73,17 @@ def test_unsupported_change_keys_are_refused() -> None:
         backend.with_changes(allow_cache=True)
     with pytest.raises(KeyError, match="chunk_siz"):
         backend.with_changes(chunk_siz=1)  # type: ignore[call-arg]
+
+
+def test_volume_type_is_declared_and_kept() -> None:
+    from lamina import build_memory_volumetric_layer
+
+    layer = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (8, 8, 8)), [(1, 1, 1)], (8, 8, 8), volume_type="segmentation"
+    )
+    assert layer.backend.volume_type == "segmentation"
+    assert layer.backend.with_changes(name="mem://other").volume_type == "segmentation"
+    plain = MemoryVolumetricBackend.from_bbox(
+        BBox3D.from_coords((0, 0, 0), (8, 8, 8)), [(1, 1, 1)], (8, 8, 8)
+    )
+    assert plain.volume_type is None

@@ -25,10 +25,25 @@ checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from
 ``pytest11`` plugin) gives a test an isolated plugin host.
 """
 
-from lamina.testing.contracts import BackendContract, ObjectBackendTests
-from lamina.testing.host import isolated_host
-from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
-from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lamina._lazy import MISSING, resolve
+
+# Imported on first use: lamina's pytest plugin imports this package in every pytest
+# session of an environment with lamina installed, so it must not pull in numpy & co.
+_LAZY: dict[str, str] = {
+    "BackendContract": "lamina.testing.contracts",
+    "ObjectBackendTests": "lamina.testing.contracts",
+    "isolated_host": "lamina.testing.host",
+    "VALUE_SAMPLES": "lamina.testing.keyvalue",
+    "KeyValueBackendTests": "lamina.testing.keyvalue",
+    "assert_values_equal": "lamina.testing.keyvalue",
+    "TestVolume": "lamina.testing.volumetric",
+    "VolumetricBackendTests": "lamina.testing.volumetric",
+    "random_data": "lamina.testing.volumetric",
+}
 
 __all__ = [
     "VALUE_SAMPLES",
@@ -41,3 +56,16 @@ __all__ = [
     "isolated_host",
     "random_data",
 ]
+
+if TYPE_CHECKING:
+    from lamina.testing.contracts import BackendContract, ObjectBackendTests
+    from lamina.testing.host import isolated_host
+    from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
+    from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
+
+
+def __getattr__(name: str) -> Any:
+    value = resolve(_LAZY, name, globals())
+    if value is MISSING:
+        raise AttributeError(f"module 'lamina.testing' has no attribute {name!r}")
+    return value

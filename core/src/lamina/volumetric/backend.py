@@ -85,6 +85,13 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
     def get_dataset_size(self, resolution: RawVec3D) -> Vec3D[int]:
         """The dataset size at ``resolution``, in voxels."""
 
+    @property
+    def volume_type(self) -> Literal["image", "segmentation"] | None:
+        """What the voxels are, where the format records it (precomputed ``type``, HDF5
+        ``info_type``); ``None`` when unknown. Flows and viewers choose the resampling mode
+        and the display from it (``img`` for images, ``segmentation`` for labels)."""
+        return None
+
     # -- options (reference F8); backends override what they support -----------------------
     @property
     def enforce_chunk_aligned_writes(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Unpack
+from typing import Any, Literal, Unpack
 
 import attrs
 import numpy as np
@@ -107,6 +107,9 @@ class MemoryVolumetricBackend(VolumetricBackend):
     _enforce_chunk_aligned_writes: bool = attrs.field(
         default=True, alias="enforce_chunk_aligned_writes"
     )
+    _volume_type: Literal["image", "segmentation"] | None = attrs.field(
+        default=None, alias="volume_type"
+    )
     _store: _BlockStore = attrs.field(
         default=attrs.Factory(lambda self: self._new_store(), takes_self=True),
         eq=False,
@@ -130,11 +133,18 @@ class MemoryVolumetricBackend(VolumetricBackend):
         dtype: Any = "uint8",
         num_channels: int = 1,
         name: str | None = None,
+        volume_type: Literal["image", "segmentation"] | None = None,
     ) -> MemoryVolumetricBackend:
         """A volume covering ``bbox`` (nm) at each resolution, with one chunk size."""
         scales = scales_from_bbox(bbox, resolutions, chunk_size)
         kwargs: dict[str, Any] = {} if name is None else {"name": name}
-        return cls(dtype=dtype, num_channels=num_channels, scales=scales, **kwargs)
+        return cls(
+            dtype=dtype,
+            num_channels=num_channels,
+            scales=scales,
+            volume_type=volume_type,
+            **kwargs,
+        )
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -156,6 +166,10 @@ class MemoryVolumetricBackend(VolumetricBackend):
     @property
     def enforce_chunk_aligned_writes(self) -> bool:
         return self._enforce_chunk_aligned_writes
+
+    @property
+    def volume_type(self) -> Literal["image", "segmentation"] | None:
+        return self._volume_type
 
     def _scale(self, resolution: RawVec3D) -> ScaleGeometry:
         res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
@@ -271,6 +285,7 @@ class MemoryVolumetricBackend(VolumetricBackend):
             enforce_chunk_aligned_writes=changes.get(
                 "enforce_chunk_aligned_writes", self._enforce_chunk_aligned_writes
             ),
+            volume_type=self._volume_type,
             **shared,
         )
 
@@ -287,6 +302,7 @@ def build_memory_volumetric_layer(
     dtype: Any = "uint8",
     num_channels: int = 1,
     name: str | None = None,
+    volume_type: Literal["image", "segmentation"] | None = None,
     default_desired_resolution: RawVec3D | None = None,
     index_resolution: RawVec3D | None = None,
     data_resolution: RawVec3D | None = None,
@@ -300,7 +316,13 @@ def build_memory_volumetric_layer(
 ) -> VolumetricLayer:
     """A volumetric layer over a new in-memory volume covering ``bbox`` at ``resolutions``."""
     backend = MemoryVolumetricBackend.from_bbox(
-        bbox, resolutions, chunk_size, dtype=dtype, num_channels=num_channels, name=name
+        bbox,
+        resolutions,
+        chunk_size,
+        dtype=dtype,
+        num_channels=num_channels,
+        name=name,
+        volume_type=volume_type,
     )
     return build_volumetric_layer(
         backend,
