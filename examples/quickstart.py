@@ -59,6 +59,37 @@ def volumetric_section() -> None:
     print(f"a write at 8 nm through data_resolution stored {stored.shape} voxels at 16 nm")
 
 
+def precomputed_section(out: Path) -> None:
+    print("== lamina-precomputed: a Neuroglancer precomputed volume on local disk")
+    import numpy as np
+
+    from lamina import BBox3D, Vec3D
+
+    path = out / "precomputed" / "image"
+    layer = lamina.build_cv_layer(
+        str(path),
+        info_scales=[(8, 8, 40), (16, 16, 40)],  # two resolutions, finest first
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_chunk_size=(64, 64, 8),
+        info_bbox=BBox3D.from_coords((0, 0, 0), (256, 256, 16), resolution=(8, 8, 40)),
+    )  # a second run finds the same info and writes none
+    fine, coarse = Vec3D(8, 8, 40), Vec3D(16, 16, 40)
+    image = np.arange(256 * 256 * 16, dtype=np.uint8).reshape(1, 256, 256, 16)
+    layer[fine, 0:256, 0:256, 0:16] = image
+    layer[coarse, 0:128, 0:128, 0:16] = image[:, ::2, ::2, :]  # the 16 nm scale
+    print(f"wrote {path} (raw, uncompressed chunks: any precomputed reader sees them)")
+    again = lamina.build_cv_layer(str(path), readonly=True)  # the info now exists
+    at_8 = again[fine, 0:256, 0:256, 0:16]
+    at_16 = again[coarse, 0:128, 0:128, 0:16]
+    print(
+        f"read back at 8 nm: {at_8.shape}, at 16 nm: {at_16.shape}; equal: "
+        f"{bool((at_8 == image).all() and (at_16 == image[:, ::2, ::2, :]).all())}"
+    )
+    lamina_cli(["info", str(path)])
+
+
 def jsondir_section(out: Path) -> None:
     print("== lamina-jsondir (example third-party plugin): a directory of JSON files")
     layer = lamina.build_jsondir_layer(out / "notes")
@@ -74,6 +105,8 @@ def main() -> int:
     installed = set(lamina.registered_names())
     if "build_jsondir_layer" in installed:
         jsondir_section(out)
+    if "build_cv_layer" in installed:
+        precomputed_section(out)
     print("== installed plugins (`lamina plugins`)")
     return lamina_cli(["plugins"])
 

@@ -64,6 +64,7 @@ _LAZY: dict[str, str] = {
     "hookimpl": "lamina.plugins.hookspecs",
     "Command": "lamina.plugins.contributions",
     "PathOpener": "lamina.plugins.contributions",
+    "open_path": "lamina.paths",
     # errors
     "LaminaError": "lamina.errors",
     "NameConflictError": "lamina.errors",
@@ -86,6 +87,7 @@ _SUBMODULES = frozenset(
         "keyvalue",
         "layer",
         "memory",
+        "paths",
         "plugins",
         "processors",
         "scheme",
@@ -149,6 +151,7 @@ __all__ = [
     "build_volumetric_layer",
     "get_builder",
     "hookimpl",
+    "open_path",
     "registered_names",
 ]
 
@@ -173,6 +176,7 @@ if TYPE_CHECKING:
     from lamina.keyvalue.scheme import MissingKeyError
     from lamina.layer import Layer, build_layer
     from lamina.memory import MemoryBackend, build_memory_layer
+    from lamina.paths import open_path
     from lamina.plugins.contributions import Command, PathOpener
     from lamina.plugins.hookspecs import hookimpl
     from lamina.processors import DataProcessor, IndexProcessor, JointIndexDataProcessor

@@ -69,5 +69,7 @@ def lamina_register_processors(registry: Registrar) -> None:
 @hookimpl
 def lamina_register_commands(registry: Registrar) -> None:
     from lamina.cli import plugins_command
+    from lamina.paths import INFO_COMMAND
 
     registry.register("plugins", plugins_command)
+    registry.register("info", INFO_COMMAND)

@@ -20,7 +20,6 @@ KNOWN_NAMES: dict[tuple[str, str], str] = {
     ("names", "build_volumetric_layer_set"): "lamina-layerset",
     ("names", "build_range_mapped_layer"): "lamina-rangemap",
     ("names", "view"): "lamina-view",
-    ("commands", "info"): "lamina-precomputed",
     ("commands", "view"): "lamina-view",
     ("commands", "preview"): "lamina-view",
     ("executors", "dask"): "lamina-dask",

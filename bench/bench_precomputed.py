@@ -1,0 +1,622 @@
+"""Precomputed volumes on local disk: lamina's ``build_cv_layer`` next to raw CloudVolume
+and TensorStore's ``neuroglancer_precomputed`` driver, in one run, on the same files.
+
+Run: ``python bench/bench_precomputed.py [--repeat N] [--quick] [--profile]`` with
+``lamina-precomputed``, ``cloud-volume`` and ``tensorstore`` installed. Prints one table;
+asserts nothing about time. Without a working ``lamina_precomputed.build_cv_layer`` the
+lamina rows are left out (and said so) and the rest still runs.
+
+The volume: 1024 x 1024 x 128 uint8 random voxels, one channel, resolution (8, 8, 40),
+raw encoding, uncompressed, 128 x 128 x 16 chunks, in a fresh temporary directory
+(``--quick``: 512 x 512 x 32, 10 cutouts, best of 3, for a smoke run: its ratios are
+noisy and not the ones the targets are about). It is written once with raw CloudVolume,
+then every library reads those same files:
+
+* full read of the whole volume;
+* 100 chunk-aligned 256 x 256 x 16 cutouts and 100 non-aligned 200 x 200 x 10 cutouts, at
+  random offsets drawn once from a fixed seed (the same offsets for every library);
+* a 1-voxel read, in µs per call (a fixed list of voxels in different chunks, cycled);
+* full write of the whole volume, each library into its own directory made with the same
+  info: lamina from the C-ordered ``(C, X, Y, Z)`` array; raw CloudVolume from its best
+  case, a Fortran-ordered ``(X, Y, Z, C)`` array, and from the C-ordered array's
+  ``(X, Y, Z, C)`` transpose; TensorStore from that same transpose (its axes are x, y, z,
+  channel);
+* peak memory of the full read, each library in a fresh subprocess: peak RSS above the
+  RSS just before the read (the kernel's high-water mark ``VmHWM``, reset through
+  ``/proc/self/clear_refs`` right before the read; ``ru_maxrss`` minus the RSS before if
+  that is not possible), and separately tracemalloc's peak (Python and numpy allocations
+  only: TensorStore's C++ buffers are not seen by it). Both after a 1-voxel warm-up read,
+  so that lazy imports are not counted.
+
+Timing: one untimed warm-up call per library (which is also where outputs are checked
+against the source array), then ``--repeat`` rounds, the libraries interleaved within each
+round; the best round counts. MB/s is 10^6 bytes of voxels per second. Raw CloudVolume is
+opened with ``bounded=False, fill_missing=True, progress=False, cache=False,
+lru_bytes=0, compress=False, delete_black_uploads=False, parallel=1``; lamina with its
+defaults (plain ``build_cv_layer(path)``); TensorStore with no cache pool, reading into
+Fortran-ordered ``(X, Y, Z, C)`` arrays like CloudVolume's (``read(order="F")``: its
+default C order costs a transpose, about 4x the time of a full read here). After the
+writes, every directory is read back with raw CloudVolume and compared with the source,
+and checked to hold no ``.gz`` chunk (which would mean a compressed write).
+
+``vs raw CV``: throughput over raw CloudVolume's (reads: the same row; writes: its best,
+Fortran-ordered write), µs per call and memory as a multiple of raw CloudVolume's. The
+targets (issue 4) are for lamina: >= 0.95x on every read row, >= 1.0x on the write,
+<= 1.1x per 1-voxel call, <= 1.3x peak memory. ``--profile`` adds cProfile listings of
+lamina's calls (sorted by cumulative time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import importlib.metadata
+import io
+import json
+import os
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RES = (8, 8, 40)
+CHUNK = (128, 128, 16)
+ALIGNED = (256, 256, 16)
+UNALIGNED = (200, 200, 10)
+CV_KWARGS: dict[str, Any] = {
+    "mip": 0,
+    "bounded": False,
+    "fill_missing": True,
+    "progress": False,
+    "cache": False,
+    "lru_bytes": 0,
+    "compress": False,
+    "delete_black_uploads": False,
+    "parallel": 1,
+}
+
+Slices = tuple[slice, slice, slice]
+Reader = Callable[[Slices], Any]
+
+CV = "raw CloudVolume"
+LAMINA = "lamina"
+TS = "TensorStore"
+
+
+@dataclass(frozen=True)
+class Config:
+    shape: tuple[int, int, int]
+    cutouts: int
+    voxel_calls: int
+    repeat: int
+    seed: int = 0
+
+
+FULL = Config(shape=(1024, 1024, 128), cutouts=100, voxel_calls=200, repeat=5)
+QUICK = Config(shape=(512, 512, 32), cutouts=10, voxel_calls=20, repeat=3)
+
+
+# --------------------------------------------------------------------------- libraries
+
+
+def cv_open(path: str) -> Any:
+    from cloudvolume import CloudVolume
+
+    return CloudVolume(f"file://{path}", **CV_KWARGS)
+
+
+def cv_reader(path: str) -> Reader:
+    vol = cv_open(path)
+
+    def read(sl: Slices) -> Any:
+        return vol[sl]
+
+    return read
+
+
+def ts_open(path: str) -> Any:
+    import tensorstore as ts
+
+    spec = {
+        "driver": "neuroglancer_precomputed",
+        "kvstore": {"driver": "file", "path": path},
+        "scale_index": 0,
+        "context": {"cache_pool": {"total_bytes_limit": 0}},
+    }
+    return ts.open(spec, read=True, write=True).result()
+
+
+def ts_reader(path: str) -> Reader:
+    arr = ts_open(path)
+
+    def read(sl: Slices) -> Any:
+        return arr[sl].read(order="F").result()
+
+    return read
+
+
+def lamina_layer(path: str) -> Any:
+    import lamina_precomputed
+
+    return lamina_precomputed.build_cv_layer(f"file://{path}")
+
+
+def lamina_reader(path: str) -> Reader:
+    from lamina import Vec3D
+
+    layer = lamina_layer(path)
+    res = Vec3D(*RES)
+
+    def read(sl: Slices) -> Any:
+        return layer[res, sl[0], sl[1], sl[2]]
+
+    return read
+
+
+def xyzc_as_cxyz(a: Any) -> np.ndarray[Any, Any]:
+    return np.asarray(a).transpose(3, 0, 1, 2)
+
+
+def cxyz(a: Any) -> np.ndarray[Any, Any]:
+    return np.asarray(a)
+
+
+READERS: dict[str, tuple[Callable[[str], Reader], Callable[[Any], np.ndarray[Any, Any]]]] = {
+    CV: (cv_reader, xyzc_as_cxyz),
+    LAMINA: (lamina_reader, cxyz),
+    TS: (ts_reader, xyzc_as_cxyz),
+}
+
+
+def lamina_problem() -> str | None:
+    """Why lamina's rows cannot run, or None if ``build_cv_layer`` is there."""
+    try:
+        import lamina_precomputed
+
+        lamina_precomputed.build_cv_layer  # noqa: B018
+    except (ImportError, AttributeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def versions() -> str:
+    names = ["numpy", "cloud-volume", "cloud-files", "tensorstore", "lamina", "lamina-precomputed"]
+    parts = []
+    for name in names:
+        try:
+            parts.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return f"python {sys.version.split()[0]}, " + ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- the volume
+
+
+def new_volume(path: str, shape: tuple[int, int, int]) -> Any:
+    """An empty raw, uncompressed volume at ``path`` (made by CloudVolume), opened."""
+    from cloudvolume import CloudVolume
+
+    info = CloudVolume.create_new_info(
+        num_channels=1,
+        layer_type="image",
+        data_type="uint8",
+        encoding="raw",
+        resolution=list(RES),
+        voxel_offset=[0, 0, 0],
+        volume_size=list(shape),
+        chunk_size=list(CHUNK),
+    )
+    vol = CloudVolume(f"file://{path}", info=info, **CV_KWARGS)
+    vol.commit_info()
+    return vol
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())
+
+
+def full(shape: Sequence[int]) -> Slices:
+    return (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+
+
+def cutouts(
+    rng: np.random.Generator, shape: Sequence[int], size: Sequence[int], n: int, step: Sequence[int]
+) -> list[Slices]:
+    """``n`` boxes of ``size`` inside ``shape``, offsets multiples of ``step``."""
+    boxes = []
+    for _ in range(n):
+        lo = [
+            int(rng.integers(0, (s - k) // st + 1)) * st
+            for s, k, st in zip(shape, size, step, strict=True)
+        ]
+        boxes.append(tuple(slice(a, a + k) for a, k in zip(lo, size, strict=True)))
+    return boxes  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Row:
+    case: str
+    lib: str
+    value: float  # seconds, or µs per call, or bytes (memory rows)
+    unit: str  # "s", "us", "bytes"
+    nbytes: int = 0  # voxel bytes moved, for MB/s
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def interleaved_best(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Best wall time of each function over ``repeat`` rounds, all run once per round."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def loop(read: Reader, boxes: Sequence[Slices]) -> Callable[[], None]:
+    def run() -> None:
+        for sl in boxes:
+            read(sl)
+
+    return run
+
+
+def check_reads(
+    lib: str, read: Reader, to_cxyz: Callable[[Any], Any], data: Any, boxes: Sequence[Slices]
+) -> None:
+    """The warm-up: read every box once and compare it with the source array."""
+    for sl in boxes:
+        got = to_cxyz(read(sl))
+        want = data[(slice(None), *sl)]
+        if got.shape != want.shape or not np.array_equal(got, want):
+            raise AssertionError(f"{lib}: wrong data for {sl} (shape {got.shape})")
+
+
+def read_rows(libs: Sequence[str], path: str, data: Any, cfg: Config, repeat: int) -> list[Row]:
+    rng = np.random.default_rng(cfg.seed)
+    shape = cfg.shape
+    aligned = cutouts(rng, shape, ALIGNED, cfg.cutouts, CHUNK)
+    unaligned = cutouts(rng, shape, UNALIGNED, cfg.cutouts, (1, 1, 1))
+    voxel_boxes = cutouts(rng, shape, (1, 1, 1), 8, (1, 1, 1))
+    voxels = [voxel_boxes[i % len(voxel_boxes)] for i in range(cfg.voxel_calls)]
+    readers = {lib: READERS[lib][0](path) for lib in libs}
+    x, y, z = shape
+    cases: list[tuple[str, Sequence[Slices], str]] = [
+        (f"full read {x}x{y}x{z}", [full(shape)], "1 call"),
+        (f"{cfg.cutouts} aligned 256x256x16 cutouts", aligned, "offsets multiples of the chunk"),
+        (f"{cfg.cutouts} non-aligned 200x200x10 cutouts", unaligned, "fixed random offsets"),
+    ]
+    rows = []
+    for case, boxes, note in cases:
+        for lib in libs:
+            check_reads(lib, readers[lib], READERS[lib][1], data, boxes)
+        best = interleaved_best({lib: loop(readers[lib], boxes) for lib in libs}, repeat)
+        nbytes = sum(int(np.prod([s.stop - s.start for s in sl])) for sl in boxes)
+        rows += [Row(case, lib, best[lib], "s", nbytes, note) for lib in libs]
+    case = "1-voxel read"
+    for lib in libs:
+        check_reads(lib, readers[lib], READERS[lib][1], data, voxel_boxes)
+    best = interleaved_best({lib: loop(readers[lib], voxels) for lib in libs}, repeat)
+    note = f"µs per call, {cfg.voxel_calls} calls over 8 voxels in different chunks"
+    rows += [Row(case, lib, best[lib] / len(voxels) * 1e6, "us", 0, note) for lib in libs]
+    return rows
+
+
+def write_rows(libs: Sequence[str], root: Path, data_c: Any, cfg: Config, repeat: int) -> list[Row]:
+    """Full writes, each into its own directory made with the same info."""
+    data_f = np.asfortranarray(data_c.transpose(1, 2, 3, 0))  # CloudVolume's best layout
+    data_t = data_c.transpose(1, 2, 3, 0)  # (X, Y, Z, C) view of the C-ordered array
+    assert data_t.flags.c_contiguous
+    assert data_f.flags.f_contiguous
+    sl = full(cfg.shape)
+    writers: dict[str, tuple[Callable[[], None], str]] = {}
+
+    def cv_write(name: str, arr: Any, note: str) -> None:
+        vol = new_volume(str(root / slug(name)), cfg.shape)
+
+        def write() -> None:
+            vol[sl] = arr
+
+        writers[name] = (write, note)
+
+    cv_write(f"{CV}, F-order", data_f, "Fortran-ordered (X,Y,Z,C): CloudVolume's best")
+    cv_write(f"{CV}, C-order", data_t, "(X,Y,Z,C) transpose of the C-ordered array")
+    if LAMINA in libs:
+        from lamina import Vec3D
+
+        new_volume(str(root / slug(LAMINA)), cfg.shape)
+        layer = lamina_layer(str(root / slug(LAMINA)))
+        res = Vec3D(*RES)
+
+        def lamina_write() -> None:
+            layer[res, sl[0], sl[1], sl[2]] = data_c
+
+        writers[LAMINA] = (lamina_write, "C-ordered (C,X,Y,Z)")
+    if TS in libs:
+        new_volume(str(root / slug(TS)), cfg.shape)
+        arr = ts_open(str(root / slug(TS)))
+
+        def ts_write() -> None:
+            arr[sl].write(data_t).result()
+
+        writers[TS] = (ts_write, "(X,Y,Z,C) transpose of the C-ordered array")
+
+    for write, _ in writers.values():
+        write()  # warm-up: the chunk files exist from here on, for every library
+    best = interleaved_best({name: w for name, (w, _) in writers.items()}, repeat)
+    for name in writers:
+        where = root / slug(name)
+        gz = list(where.rglob("*.gz"))
+        if gz:
+            raise AssertionError(f"{name}: wrote compressed chunks, e.g. {gz[0]}")
+        back = xyzc_as_cxyz(cv_open(str(where))[sl])
+        if not np.array_equal(back, data_c):
+            raise AssertionError(f"{name}: the written volume does not read back equal")
+    return [
+        Row("full write", name, best[name], "s", data_c.nbytes, note)
+        for name, (_, note) in writers.items()
+    ]
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _status_kib(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise KeyError(field_name)
+
+
+def memory_child(lib: str, path: str, method: str, shape: Sequence[int]) -> dict[str, Any]:
+    """Runs in a fresh interpreter: the peak memory of one full read by ``lib``."""
+    make, _ = READERS[lib]
+    read = make(path)
+    read((slice(0, 1), slice(0, 1), slice(0, 1)))  # lazy imports, first-call set-up
+    gc.collect()
+    if method == "tracemalloc":
+        tracemalloc.start()
+        out = read(full(shape))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return {"peak": peak, "nbytes": np.asarray(out).nbytes, "how": "tracemalloc peak"}
+    before = _status_kib("VmRSS")
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        how = "VmHWM after reset - VmRSS before"
+        hwm = True
+    except OSError:
+        how = "ru_maxrss after - VmRSS before"
+        hwm = False
+    out = read(full(shape))
+    after = _status_kib("VmHWM") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak": (after - before) * 1024, "nbytes": np.asarray(out).nbytes, "how": how}
+
+
+def memory_rows(libs: Sequence[str], path: str, cfg: Config) -> tuple[list[Row], str]:
+    rows = []
+    hows = set()
+    for lib in libs:
+        res: dict[str, Any] = {}
+        for method in ("rss", "tracemalloc"):
+            cmd = [sys.executable, __file__, "--memory-child", lib, path, method]
+            cmd += [str(s) for s in cfg.shape]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise RuntimeError(f"memory child for {lib} failed:\n{out.stderr}")
+            res[method] = json.loads(out.stdout.strip().splitlines()[-1])
+        hows.add(res["rss"]["how"])
+        nbytes = res["rss"]["nbytes"]
+        traced = res["tracemalloc"]["peak"]
+        note = f"tracemalloc peak {traced / 2**20:.1f} MiB" + (
+            " (C++ buffers not seen)" if lib == TS else ""
+        )
+        rows.append(
+            Row(
+                "peak memory of the full read",
+                lib,
+                res["rss"]["peak"],
+                "bytes",
+                nbytes,
+                note,
+                {"traced": traced},
+            )
+        )
+    return rows, "; ".join(sorted(hows))
+
+
+# --------------------------------------------------------------------------- table
+
+TARGETS = {"s": 0.95, "write": 1.0, "us": 1.1, "bytes": 1.3}
+
+
+def format_table(rows: Sequence[Row], mem_how: str) -> str:
+    baseline: dict[str, Row] = {}
+    for r in rows:
+        if r.lib == CV or r.lib == f"{CV}, F-order":
+            baseline[r.case] = r
+    head = (
+        f"{'case':36s} {'library':28s} {'best':>10s} {'MB/s':>8s} {'vs raw CV':>9s} "
+        f"{'target':>8s} {'met':>4s}  note"
+    )
+    lines = [head, "-" * 150]
+    last = None
+    for r in rows:
+        if last is not None and r.case != last:
+            lines.append("")
+        case = r.case if r.case != last else ""
+        last = r.case
+        base = baseline.get(r.case)
+        rate = "-"
+        if r.unit == "s":
+            best = f"{r.value:.4f} s"
+            rate = f"{r.nbytes / r.value / 1e6:.0f}"
+            ratio = base.value / r.value if base else None  # throughput ratio
+        elif r.unit == "us":
+            best = f"{r.value:.1f} µs"
+            ratio = r.value / base.value if base else None
+        else:
+            best = f"{r.value / 2**20:.1f} MiB"
+            ratio = r.value / base.value if base else None
+            r.note = f"{r.value / r.nbytes:.2f}x the {r.nbytes / 2**20:.0f} MiB result; {r.note}"
+        target = met = ""
+        if r.lib == LAMINA and ratio is not None:
+            key = "write" if r.case == "full write" else r.unit
+            goal = TARGETS[key]
+            higher = r.unit == "s"
+            target = f"{'>=' if higher else '<='}{goal:.2f}x"
+            met = "yes" if (ratio >= goal if higher else ratio <= goal) else "NO"
+        shown = f"{ratio:.2f}x" if ratio is not None else "-"
+        lines.append(
+            f"{case:36s} {r.lib:28s} {best:>10s} {rate:>8s} {shown:>9s} "
+            f"{target:>8s} {met:>4s}  {r.note}"
+        )
+    lines.append("")
+    lines.append(
+        "vs raw CV: throughput ratio for timed rows (higher is better; the write is compared "
+        "with CloudVolume's F-order write), multiple of raw CV for µs and memory (lower is "
+        f"better). Memory: {mem_how}, each library in a fresh subprocess."
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def profile_lamina(path: str, write_path: str, data_c: Any, cfg: Config, top: int) -> str:
+    """cProfile listings of lamina's calls, one per case, sorted by cumulative time."""
+    from lamina import Vec3D
+
+    rng = np.random.default_rng(cfg.seed)
+    aligned = cutouts(rng, cfg.shape, ALIGNED, cfg.cutouts, CHUNK)
+    unaligned = cutouts(rng, cfg.shape, UNALIGNED, cfg.cutouts, (1, 1, 1))
+    voxel = cutouts(rng, cfg.shape, (1, 1, 1), 8, (1, 1, 1))
+    read = lamina_reader(path)
+    layer = lamina_layer(write_path)
+    res = Vec3D(*RES)
+    sl = full(cfg.shape)
+
+    def write() -> None:
+        layer[res, sl[0], sl[1], sl[2]] = data_c
+
+    cases = [
+        ("full read", loop(read, [sl])),
+        ("aligned cutouts", loop(read, aligned)),
+        ("non-aligned cutouts", loop(read, unaligned)),
+        ("1-voxel reads", loop(read, voxel * max(1, cfg.voxel_calls // 8))),
+        ("full write", write),
+    ]
+    out = []
+    for name, fn in cases:
+        fn()  # warm-up
+        prof = cProfile.Profile()
+        prof.enable()
+        fn()
+        prof.disable()
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf)
+        by_package = own_time_by_package(stats)
+        stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+        stats.sort_stats("tottime").print_stats(min(top, 10))
+        out.append(f"=== lamina, {name} ===\n{by_package}\n{buf.getvalue().strip()}")
+    return "\n\n".join(out)
+
+
+PACKAGES = (
+    ("lamina_precomputed", "/lamina_precomputed/"),
+    ("lamina (core)", "/lamina/"),
+    ("cloudvolume", "/cloudvolume/"),
+    ("cloudfiles", "/cloudfiles/"),
+    ("numpy (Python part)", "/numpy/"),
+    ("C functions (numpy kernels, file I/O, ...)", "~"),
+)
+
+
+def own_time_by_package(stats: pstats.Stats) -> str:
+    """Profiled time spent in each package's own code (cProfile's tottime, summed)."""
+    totals: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = next((name for name, mark in PACKAGES if mark in filename), "other")
+        totals[where] = totals.get(where, 0.0) + tottime
+    everything = sum(totals.values()) or 1.0
+    lines = ["own time by package:"]
+    for where, sec in sorted(totals.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {where:44s} {sec:8.4f} s  {100 * sec / everything:5.1f} %")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, help="timed rounds, best counts (5; --quick: 3)")
+    parser.add_argument("--quick", action="store_true", help="small volume, for a smoke run")
+    parser.add_argument("--profile", action="store_true", help="cProfile lamina's calls")
+    parser.add_argument("--profile-lines", type=int, default=25, help="lines per listing")
+    parser.add_argument("--dir", help="where to put the volumes (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the volumes afterwards")
+    parser.add_argument("--memory-child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        lib, path, method, *shape = args.memory_child
+        print(json.dumps(memory_child(lib, path, method, [int(s) for s in shape])))
+        return
+
+    cfg = QUICK if args.quick else FULL
+    repeat = args.repeat or cfg.repeat
+    problem = lamina_problem()
+    libs = [CV, TS] if problem else [CV, LAMINA, TS]
+    root = Path(tempfile.mkdtemp(prefix="bench-precomputed-", dir=args.dir))
+    try:
+        print(versions())
+        print(
+            f"volume {'x'.join(map(str, cfg.shape))} uint8, chunks {'x'.join(map(str, CHUNK))}, "
+            f"raw, uncompressed, in {root}; best of {repeat} interleaved rounds; "
+            f"{os.cpu_count()} cores"
+        )
+        if problem:
+            print(f"lamina rows left out: lamina_precomputed.build_cv_layer unusable ({problem})")
+        rng = np.random.default_rng(cfg.seed)
+        data = rng.integers(0, 256, (1, *cfg.shape), dtype=np.uint8)  # (C, X, Y, Z), C order
+        src = str(root / "source")
+        new_volume(src, cfg.shape)[full(cfg.shape)] = np.asfortranarray(data.transpose(1, 2, 3, 0))
+        rows = read_rows(libs, src, data, cfg, repeat)
+        rows += write_rows(libs, root / "writes", data, cfg, repeat)
+        mem, how = memory_rows(libs, src, cfg)
+        rows += mem
+        print()
+        print(format_table(rows, how))
+        if args.profile:
+            print()
+            if problem:
+                print(f"--profile: no lamina to profile ({problem})")
+            else:
+                lamina_dir = str(root / "writes" / slug(LAMINA))
+                print(profile_lamina(src, lamina_dir, data, cfg, args.profile_lines))
+    finally:
+        if args.keep:
+            print(f"volumes kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

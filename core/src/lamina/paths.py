@@ -1,0 +1,128 @@
+"""Open any dataset by path, and describe it: ``lamina info PATH [--json]``.
+
+Plugins register *path openers* (``lamina.PathOpener``) through the path-opener hook;
+:func:`open_path` asks each in turn whether it recognises a path (``precomputed://…``,
+``s3://…``, ``file.h5:/dataset``) and opens it with the first that does, so commands
+such as ``lamina info`` accept every installed format. A path nothing recognises gets
+an error listing the known forms and, where the form belongs to a lamina plugin, the
+``pip install`` that adds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from lamina.errors import UnknownNameError
+from lamina.plugins.contributions import Command, PathOpener
+
+__all__ = ["INFO_COMMAND", "describe_layer", "open_path", "render_description"]
+
+
+def open_path(path: str, **options: Any) -> Any:
+    """Open ``path`` with the first registered path opener that recognises it."""
+    from lamina.plugins.known import distribution_for_path
+    from lamina.plugins.manager import get_host
+
+    entries = get_host().registry.entries("path_openers")
+    for entry in entries:
+        opener: PathOpener = entry.obj
+        if opener.recognises(path):
+            return opener.open(path, **options)
+    forms = [form for entry in entries for form in entry.obj.forms]
+    hint = ""
+    dist = distribution_for_path(path)
+    if dist is not None:
+        hint = f" Paths like this are opened by {dist}: pip install {dist}."
+    raise UnknownNameError(
+        f"no installed path opener recognises {path!r}.{hint} Recognised forms: "
+        f"{', '.join(forms) if forms else '(no path opener is installed)'}."
+    )
+
+
+def describe_layer(layer: Any) -> dict[str, Any]:
+    """A JSON-able description: the backend's ``describe()``, else its volumetric geometry."""
+    backend = getattr(layer, "backend", layer)
+    own = getattr(backend, "describe", None)
+    if callable(own):
+        return dict(own())
+    description: dict[str, Any] = {"path": backend.name, "format": type(backend).__name__}
+    from lamina.volumetric.backend import VolumetricBackend
+
+    if isinstance(backend, VolumetricBackend):
+        description["data_type"] = str(backend.dtype)
+        description["num_channels"] = backend.num_channels
+        scales = []
+        for res in backend.resolutions:
+            offset = backend.get_voxel_offset(res)
+            size = backend.get_dataset_size(res)
+            scales.append(
+                {
+                    "resolution": list(res),
+                    "voxel_offset": list(offset),
+                    "size": list(size),
+                    "chunk_size": list(backend.get_chunk_size(res)),
+                    "bounds_nm": [list(offset * res), list((offset + size) * res)],
+                }
+            )
+        description["scales"] = scales
+    return description
+
+
+def _vec(values: Any) -> str:
+    return "(" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + ")"
+
+
+def render_description(description: dict[str, Any]) -> str:
+    """The description for a person: one line per field, a block per scale."""
+    lines = [str(description.get("path", "?"))]
+    for key, value in description.items():
+        if key not in ("path", "scales"):
+            lines.append(f"  {key.replace('_', ' ')}: {value}")
+    scales = description.get("scales", [])
+    lines.append(f"  scales: {len(scales)}")
+    for scale in scales:
+        res = "x".join(f"{v:g}" for v in scale["resolution"])
+        head = f"    {res} nm"
+        if scale.get("key") is not None:
+            head += f" (key {scale['key']})"
+        lines.append(head)
+        lines.append(
+            f"      voxel offset {_vec(scale['voxel_offset'])}, size {_vec(scale['size'])}, "
+            f"chunk size {_vec(scale['chunk_size'])}"
+        )
+        lo, hi = scale["bounds_nm"]
+        lines.append(f"      bounds {_vec(lo)} - {_vec(hi)} nm")
+        extras = [f"encoding {scale['encoding']}"] if scale.get("encoding") else []
+        if scale.get("sharded"):
+            extras.append("sharded")
+        if extras:
+            lines.append("      " + ", ".join(extras))
+    return "\n".join(lines)
+
+
+def _add_info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="the dataset: precomputed://…, s3://…, a local directory…")
+    parser.add_argument("--json", action="store_true", help="print the description as JSON")
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    description = describe_layer(open_path(args.path))
+    if args.json:
+        print(json.dumps(description, indent=2))
+    else:
+        print(render_description(description))
+    return 0
+
+
+INFO_COMMAND = Command(
+    help="describe a dataset: scales, dtype, channels, chunk sizes, bounds, encoding",
+    description=(
+        "Describe the dataset at PATH: its scales (resolution, voxel offset, size, chunk "
+        "size, bounds, encoding), data type and channels. Any installed plugin's path "
+        "forms are accepted."
+    ),
+    add_arguments=_add_info_arguments,
+    run=_run_info,
+)

@@ -1,0 +1,61 @@
+"""lamina-precomputed: Neuroglancer precomputed volumes as lamina layers, via CloudVolume.
+
+``build_cv_layer(path, ...)`` builds a :class:`lamina.VolumetricLayer` over a volume on
+local disk, ``file://``, ``gs://``, ``s3://`` or ``mem://``; ``CVBackend`` is its
+backend; ``lamina info PATH`` describes a volume. Names are imported on first use, so
+``import lamina_precomputed`` does not import CloudVolume.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "build_cv_layer": "lamina_precomputed.builder",
+    "CVBackend": "lamina_precomputed.backend",
+    "DEFAULT_CV_KWARGS": "lamina_precomputed.backend",
+    "InfoSpec": "lamina_precomputed.info",
+    "InfoMismatchError": "lamina_precomputed.info",
+    "InfoNotFoundError": "lamina_precomputed.info",
+    "normalize_path": "lamina_precomputed.info",
+    "read_info": "lamina_precomputed.info",
+    "update_info": "lamina_precomputed.info",
+}
+
+__all__ = [
+    "DEFAULT_CV_KWARGS",
+    "CVBackend",
+    "InfoMismatchError",
+    "InfoNotFoundError",
+    "InfoSpec",
+    "build_cv_layer",
+    "normalize_path",
+    "read_info",
+    "update_info",
+]
+
+if TYPE_CHECKING:
+    from lamina_precomputed.backend import DEFAULT_CV_KWARGS, CVBackend
+    from lamina_precomputed.builder import build_cv_layer
+    from lamina_precomputed.info import (
+        InfoMismatchError,
+        InfoNotFoundError,
+        InfoSpec,
+        normalize_path,
+        read_info,
+        update_info,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lamina_precomputed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,62 @@
+"""Fixtures for the lamina-precomputed tests: S3 served by moto on loopback, helpers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+# CloudVolume reads this when it is imported: keep its disk cache (allow_cache=True)
+# out of the user's home directory.
+os.environ.setdefault("CLOUD_VOLUME_CACHE_DIR", tempfile.mkdtemp(prefix="lamina-cv-cache-"))
+
+_S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    # cloud-files reads os.environ["AWS_SESSION_TOKEN"] unconditionally.
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 for one test module; ``s3://`` paths go to it.
+
+    cloud-files honours ``AWS_ENDPOINT_URL_S3`` for plain ``s3://bucket/path`` paths;
+    spawned worker processes inherit the variables.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**_S3_ENV, "AWS_ENDPOINT_URL_S3": endpoint}.items():
+            mp.setenv(key, value)
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_root(s3_endpoint: str) -> str:
+    """A fresh bucket (a new name per module, so cloud-files' per-bucket connection
+    pools never point at a stopped server): ``s3://lamina-test-…``."""
+    import boto3
+
+    bucket = f"lamina-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    return f"s3://{bucket}"
+
+
+@pytest.fixture
+def mem_root() -> str:
+    """A fresh ``mem://`` prefix."""
+    return f"mem://lamina-test/{uuid.uuid4().hex[:12]}"

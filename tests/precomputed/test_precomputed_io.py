@@ -1,0 +1,281 @@
+"""IO (issue item 2): scales by resolution, layout, zeros, alignment, bounds, zero chunks,
+threads, and the memory layout handed to CloudVolume."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from lamina_precomputed import CVBackend, build_cv_layer
+from precomputed_support import raw_read, small_volume_params, stored_chunks
+
+from lamina import BBox3D, UnknownResolutionError, Vec3D, VolumetricIndex
+
+FINE = Vec3D(4, 4, 40)
+COARSE = Vec3D(8, 8, 40)
+
+
+@pytest.fixture
+def layer(tmp_path: Path) -> Any:
+    return build_cv_layer(tmp_path / "v", **small_volume_params())
+
+
+def idx(start: Any, stop: Any, res: Any = FINE) -> VolumetricIndex:
+    return VolumetricIndex.from_coords(start, stop, res)
+
+
+def test_the_index_resolution_picks_the_scale(layer: Any) -> None:
+    layer[FINE, 0:64, 0:64, 0:4] = 1
+    layer[COARSE, 0:32, 0:32, 0:4] = 2
+    assert (layer[FINE, 0:64, 0:64, 0:4] == 1).all()
+    assert (layer[COARSE, 0:32, 0:32, 0:4] == 2).all()
+    # index at 4 nm, read at 8 nm: the same region, half the voxels
+    at_index = build_cv_layer(layer.name, index_resolution=FINE, default_desired_resolution=COARSE)
+    assert at_index[0:64, 0:64, 0:4].shape == (1, 32, 32, 4)
+    assert (at_index[0:64, 0:64, 0:4] == 2).all()
+
+
+def test_data_resolution_resamples_from_the_stored_scale(layer: Any) -> None:
+    layer[COARSE, 0:32, 0:32, 0:4] = 5
+    upsampled = build_cv_layer(
+        layer.name, data_resolution=COARSE, interpolation_mode="img", readonly=True
+    )
+    out = upsampled[FINE, 0:64, 0:64, 0:4]
+    assert out.shape == (1, 64, 64, 4)
+    assert (out == 5).all()
+
+
+def test_an_unknown_resolution_names_the_path_and_the_scales(layer: Any) -> None:
+    with pytest.raises(UnknownResolutionError) as caught:
+        layer[Vec3D(16, 16, 40), 0:8, 0:8, 0:1]
+    message = str(caught.value)
+    assert layer.name in message
+    assert "(4, 4, 40), (8, 8, 40)" in message
+    with pytest.raises(UnknownResolutionError):
+        layer[Vec3D(16, 16, 40), 0:32, 0:32, 0:4] = 1
+
+
+def test_reads_are_channels_first_views_of_fortran_cutouts(tmp_path: Path) -> None:
+    layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_num_channels=3))
+    data = np.arange(3 * 64 * 32 * 4, dtype=np.uint8).reshape(3, 64, 32, 4)
+    layer[FINE, 0:64, 0:32, 0:4] = data
+    out = layer[FINE, 0:64, 0:32, 0:4]
+    assert out.shape == (3, 64, 32, 4)
+    np.testing.assert_array_equal(out, data)
+    assert type(out) is np.ndarray
+    # (C, X, Y, Z) with x fastest: the transpose of CloudVolume's (X, Y, Z, C) cutout,
+    # not a copy of it (W34).
+    assert out.base is not None
+    assert out.transpose(1, 2, 3, 0).flags.f_contiguous
+
+
+def test_a_read_keeps_at_most_one_copy_of_the_data(tmp_path: Path) -> None:
+    layer = build_cv_layer(
+        tmp_path / "v",
+        **small_volume_params(
+            info_chunk_size=(64, 64, 8),
+            info_bbox=BBox3D.from_coords((0, 0, 0), (256, 256, 16), FINE),
+            info_scales=[FINE],
+        ),
+    )
+    layer[FINE, 0:256, 0:256, 0:16] = np.ones((1, 256, 256, 16), np.uint8)
+    layer[FINE, 0:64, 0:64, 0:8]  # warm up: handles, imports
+    tracemalloc.start()
+    try:
+        out = layer[FINE, 0:256, 0:256, 0:16]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.nbytes == 256 * 256 * 16
+    # The output buffer plus a chunk or two being decoded; never two full copies.
+    assert peak < 1.5 * out.nbytes, (peak, out.nbytes)
+
+
+def test_missing_chunks_and_out_of_bounds_read_as_zeros(layer: Any) -> None:
+    layer[FINE, 0:32, 0:32, 0:4] = 7
+    out = layer[FINE, -16:48, -16:48, -2:6]
+    assert out.shape == (1, 64, 64, 8)
+    assert (out[:, 16:48, 16:48, 2:6] == 7).all()
+    out[:, 16:48, 16:48, 2:6] = 0
+    assert not out.any()
+    assert not layer[FINE, 500:600, 500:600, 100:101].any()
+
+
+# -- writes: alignment, bounds, zero chunks ----------------------------------------------------
+def test_writes_are_chunk_aligned_unless_opted_out(layer: Any, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not aligned to the chunk grid"):
+        layer[FINE, 1:33, 0:32, 0:4] = 1
+    assert not stored_chunks(layer.name, "4_4_40")
+    loose = build_cv_layer(layer.name, cv_kwargs={"non_aligned_writes": True})
+    assert not loose.backend.enforce_chunk_aligned_writes
+    loose[FINE, 1:33, 0:32, 0:4] = 1
+    out = layer[FINE, 0:40, 0:32, 0:4]
+    assert (out[:, 1:33] == 1).all()
+    assert not out[:, 0].any()
+    assert not out[:, 33:].any()
+
+
+def test_writes_outside_the_bounds_are_refused_before_anything_is_written(layer: Any) -> None:
+    with pytest.raises(ValueError, match=r"outside the dataset bounds.*autocrop"):
+        layer[FINE, 96:160, 0:32, 0:4] = 3  # x reaches 160; the dataset ends at 128
+    assert not stored_chunks(layer.name, "4_4_40")
+
+
+def test_autocrop_is_an_explicit_opt_in(layer: Any) -> None:
+    cropping = build_cv_layer(layer.name, cv_kwargs={"autocrop": True})
+    data = np.arange(64 * 32 * 4, dtype=np.uint8).reshape(1, 64, 32, 4) + 1
+    cropping[FINE, 96:160, -32:0, 0:4] = data  # wholly outside in y: nothing to write
+    assert not stored_chunks(layer.name, "4_4_40")
+    cropping[FINE, 96:160, 0:32, 0:4] = data
+    np.testing.assert_array_equal(layer[FINE, 96:128, 0:32, 0:4], data[:, :32])
+    assert {box[:2] for box in stored_chunks(layer.name, "4_4_40")} == {(96, 128)}
+
+
+def test_all_zero_chunks_are_stored_by_default(layer: Any) -> None:
+    layer[FINE, 0:32, 0:32, 0:4] = 5
+    layer[FINE, 0:32, 0:32, 0:4] = 0
+    assert stored_chunks(layer.name, "4_4_40") == [(0, 32, 0, 32, 0, 4)]
+    assert not layer[FINE, 0:32, 0:32, 0:4].any()
+    skipping = build_cv_layer(layer.name, cv_kwargs={"delete_black_uploads": True})
+    skipping[FINE, 0:32, 0:32, 0:4] = 0
+    assert stored_chunks(layer.name, "4_4_40") == []  # deleted: the documented opt-in
+    skipping[FINE, 32:64, 0:32, 0:4] = np.zeros((1, 32, 32, 4), np.uint8)
+    assert stored_chunks(layer.name, "4_4_40") == []
+
+
+def test_negative_values_into_uint64_are_refused(tmp_path: Path) -> None:
+    layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_data_type="uint64"))
+    with pytest.raises(ValueError, match="without losing data"):
+        layer[FINE, 0:32, 0:32, 0:4] = np.full((1, 32, 32, 4), -1, np.int64)
+    layer[FINE, 0:32, 0:32, 0:4] = np.full((1, 32, 32, 4), 2**40, np.int64)
+    assert (layer[FINE, 0:32, 0:32, 0:4] == 2**40).all()
+
+
+def test_many_threads_write_and_read_one_layer(layer: Any) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        try:
+            x, y = 32 * (i % 4), 32 * (i // 4)
+            data = np.full((1, 32, 32, 4), i + 1, np.uint8)
+            barrier.wait(timeout=30)
+            for _ in range(5):
+                layer[FINE, x : x + 32, y : y + 32, 0:4] = data
+                np.testing.assert_array_equal(layer[FINE, x : x + 32, y : y + 32, 0:4], data)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    expected = np.zeros((1, 128, 64, 4), np.uint8)
+    for i in range(8):
+        expected[:, 32 * (i % 4) : 32 * (i % 4) + 32, 32 * (i // 4) : 32 * (i // 4) + 32] = i + 1
+    np.testing.assert_array_equal(raw_read(layer.name, idx((0, 0, 0), (128, 64, 4))), expected)
+
+
+def test_each_thread_has_its_own_handles(layer: Any) -> None:
+    backend: CVBackend = layer.backend
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(backend._handle(0)))
+    thread.start()
+    thread.join()
+    assert seen[0] is not backend._handle(0)
+    assert backend._handle(0) is backend._handle(0)
+
+
+# -- the memory layout handed to CloudVolume ---------------------------------------------------
+@pytest.fixture
+def uploads(layer: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The arrays the backend hands to CloudVolume's upload."""
+    handle = layer.backend._handle(0)
+    seen: list[Any] = []
+    real = handle.image.upload
+
+    def spy(image: Any, offset: Any, mip: int, **kwargs: Any) -> Any:
+        seen.append(image)
+        return real(image, offset, mip, **kwargs)
+
+    monkeypatch.setattr(handle.image, "upload", spy)
+    return seen
+
+
+def test_c_ordered_writes_are_converted_once_to_fortran_order(
+    layer: Any, uploads: list[Any]
+) -> None:
+    data = np.ascontiguousarray(np.random.default_rng(0).integers(0, 255, (1, 64, 32, 4), np.uint8))
+    layer[FINE, 0:64, 0:32, 0:4] = data
+    (handed,) = uploads
+    assert handed.shape == (64, 32, 4, 1)
+    assert handed.flags.f_contiguous
+    np.testing.assert_array_equal(layer[FINE, 0:64, 0:32, 0:4], data)
+
+
+def test_x_fastest_writes_are_handed_over_without_a_copy(layer: Any, uploads: list[Any]) -> None:
+    xyzc = np.asfortranarray(np.random.default_rng(1).integers(0, 255, (64, 32, 4, 1), np.uint8))
+    data = xyzc.transpose(3, 0, 1, 2)  # (C, X, Y, Z), x fastest
+    layer[FINE, 0:64, 0:32, 0:4] = data
+    (handed,) = uploads
+    assert np.shares_memory(handed, xyzc)
+    assert handed.flags.f_contiguous
+
+
+def test_the_tiled_fortran_copy_is_exact() -> None:
+    from lamina_precomputed.backend import _to_fortran
+
+    data = np.random.default_rng(2).integers(0, 2**16, (2, 100, 70, 300), np.uint16)
+    xyzc = data.transpose(1, 2, 3, 0)
+    out = _to_fortran(xyzc)
+    assert out.flags.f_contiguous
+    np.testing.assert_array_equal(out, xyzc)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "fill", "non-aligned"])
+def test_large_writes_are_cut_into_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    import lamina_precomputed.backend as backend_module
+
+    for name in ("_SPLIT_BYTES", "_SLAB_BYTES", "_BLOCK_BYTES"):
+        monkeypatch.setattr(backend_module, name, 8192)  # a 256 KiB write: many pieces
+    layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_num_channels=2))
+    handle_uploads: list[tuple[Any, ...]] = []
+    real = CVBackend._upload_part
+
+    def spy(self: Any, mip: int, xyzc: Any, value: Any, offset: Any) -> None:
+        handle_uploads.append((xyzc.shape, offset))
+        real(self, mip, xyzc, value, offset)
+
+    monkeypatch.setattr(CVBackend, "_upload_part", spy)
+    rng = np.random.default_rng(3)
+    region = idx((0, 0, 0), (128, 128, 8))
+    if layout == "C":
+        data: Any = np.ascontiguousarray(rng.integers(0, 255, (2, 128, 128, 8), np.uint8))
+        expected = data
+    elif layout == "F":
+        data = np.asfortranarray(rng.integers(0, 255, (128, 128, 8, 2), np.uint8))
+        data = data.transpose(3, 0, 1, 2)
+        expected = data
+    elif layout == "fill":
+        data = 7
+        expected = np.full((2, 128, 128, 8), 7, np.uint8)
+    else:
+        layer = build_cv_layer(layer.name, cv_kwargs={"non_aligned_writes": True})
+        region = idx((5, 3, 1), (120, 128, 7))
+        data = np.ascontiguousarray(rng.integers(1, 255, (2, 115, 125, 6), np.uint8))
+        expected = data
+    layer[region] = data
+    assert len(handle_uploads) > 1
+    np.testing.assert_array_equal(raw_read(layer.name, region), expected)
+    if layout == "non-aligned":
+        around = raw_read(layer.name, idx((0, 0, 0), (128, 128, 8)))
+        around[:, 5:120, 3:128, 1:7] = 0
+        assert not around.any()
