@@ -90,6 +90,36 @@ def precomputed_section(out: Path) -> None:
     lamina_cli(["info", str(path)])
 
 
+def hdf5_section(out: Path) -> None:
+    print("== lamina-hdf5: the same kind of volume in an HDF5 file (z, y, x datasets)")
+    import h5py
+    import numpy as np
+
+    from lamina import BBox3D, Vec3D
+
+    path = out / "hdf5" / "image.h5"
+    path.unlink(missing_ok=True)
+    layer = lamina.build_h5_layer(
+        str(path),
+        "image",  # the volume's group; one dataset per scale inside it
+        info_scales=[(8, 8, 40), (16, 16, 40)],
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_chunk_size=(64, 64, 8),  # the HDF5 chunk shape (x, y, z)
+        info_bbox=BBox3D.from_coords((0, 0, 0), (256, 256, 16), resolution=(8, 8, 40)),
+        info_compression="gzip",
+    )
+    fine = Vec3D(8, 8, 40)
+    image = np.arange(256 * 256 * 16, dtype=np.uint8).reshape(1, 256, 256, 16)
+    layer[fine, 0:256, 0:256, 0:16] = image
+    with h5py.File(path, "r") as f:  # plain h5py: datasets are (z, y, x)
+        ds = f["image/8_8_40"]
+        print(f"plain h5py sees {ds.name} {ds.shape} (z, y, x), axes={ds.attrs['axes']!r}")
+        print(f"ds[3, 10, 20] == layer voxel (20, 10, 3): {ds[3, 10, 20] == image[0, 20, 10, 3]}")
+    lamina_cli(["info", f"{path}:/image"])
+
+
 def jsondir_section(out: Path) -> None:
     print("== lamina-jsondir (example third-party plugin): a directory of JSON files")
     layer = lamina.build_jsondir_layer(out / "notes")
@@ -107,6 +137,8 @@ def main() -> int:
         jsondir_section(out)
     if "build_cv_layer" in installed:
         precomputed_section(out)
+    if "build_h5_layer" in installed:
+        hdf5_section(out)
     print("== installed plugins (`lamina plugins`)")
     return lamina_cli(["plugins"])
 

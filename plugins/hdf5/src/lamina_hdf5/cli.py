@@ -1,0 +1,85 @@
+"""The HDF5 path opener (for ``lamina info`` & co). It imports nothing heavy: h5py is
+imported when a path is opened."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lamina.plugins.contributions import PathOpener
+
+__all__ = ["HDF5_OPENER", "recognises_hdf5"]
+
+_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+
+
+def recognises_hdf5(path: str) -> bool:
+    """``FILE.h5``, ``FILE.hdf5``, ``FILE.hdf`` (and ``.he5``), optionally followed by
+    ``:/GROUP``, or ``hdf5://FILE``."""
+    if path.startswith("hdf5://"):
+        return True
+    if "://" in path and not path.startswith("file://"):
+        return False
+    head = path.split(":/", 1)[0] if ":/" in path else path
+    return head.lower().endswith(_SUFFIXES)
+
+
+class H5FileDescription:
+    """A file holding several volumes, for ``lamina info FILE.h5``: ``describe()`` lists
+    every volume and, flattened, every scale (keyed ``VOLUME/SCALE``)."""
+
+    def __init__(self, path: str, volumes: list[Any]) -> None:
+        self.name = path
+        self.volumes = volumes
+
+    def describe(self) -> dict[str, Any]:
+        scales = []
+        for backend in self.volumes:
+            own = backend.describe()
+            for scale in own["scales"]:
+                scales.append(
+                    {
+                        **scale,
+                        "key": f"{backend.dataset}/{scale['key']}"
+                        if backend.dataset != scale["dataset"].lstrip("/")
+                        else backend.dataset,
+                        "volume": backend.dataset,
+                        "data_type": own["data_type"],
+                        "num_channels": own["num_channels"],
+                        "type": own["type"],
+                    }
+                )
+        return {
+            "path": self.name,
+            "format": "HDF5 file (lamina-hdf5)",
+            "volumes": [b.dataset for b in self.volumes],
+            "scales": scales,
+        }
+
+
+def open_hdf5(path: str, **options: Any) -> Any:
+    """The HDF5 volume at ``path`` as a layer (readonly unless asked otherwise); a file
+    with several volumes and no ``:/GROUP`` opens as a :class:`H5FileDescription`."""
+    from lamina_hdf5.builder import build_h5_layer
+    from lamina_hdf5.layout import split_path
+
+    if path.startswith("hdf5://"):
+        path = path[len("hdf5://") :]
+    options.setdefault("readonly", True)
+    file_path, inner = split_path(path)
+    if inner is None and not options.get("dataset") and os.path.isfile(file_path):
+        from lamina_hdf5.backend import H5Backend, open_file
+        from lamina_hdf5.layout import find_volumes
+
+        with open_file(file_path, "r") as f:
+            volumes = find_volumes(f)
+        if len(volumes) > 1:
+            return H5FileDescription(file_path, [H5Backend(file_path, v) for v in volumes])
+    return build_h5_layer(path, **options)
+
+
+HDF5_OPENER = PathOpener(
+    recognises=recognises_hdf5,
+    open=open_hdf5,
+    forms=("FILE.h5", "FILE.hdf5", "FILE.hdf", "FILE.h5:/GROUP", "hdf5://FILE"),
+)
