@@ -1,0 +1,837 @@
+"""``DynamoDBBackend``: a DynamoDB table as a lamina key-value backend, on boto3.
+
+One item per row, partition key :data:`~lamina_dynamodb.codec.KEY_ATTRIBUTE`; the
+storage format is described in :mod:`lamina_dynamodb.codec`. How each operation maps
+onto DynamoDB:
+
+* ``read``: ``BatchGetItem`` of at most 100 keys per request, strongly consistent,
+  projected onto the index's columns when it names some.
+* whole-row ``write`` (``idx.col_keys is None``): ``BatchWriteItem`` of at most 25
+  ``PutRequest`` items per request (a put replaces the item). Every row is encoded and
+  checked (400 KB item limit, nesting, key length) before the first request is sent.
+* projected ``write``: one ``UpdateItem`` per row, ``SET`` of the given fields and
+  ``if_not_exists`` on the stamp: atomic per row, so concurrent updates of other
+  columns of the same row are never lost. Prefer whole-row writes for bulk loads.
+* ``clear(idx)``: ``BatchWriteItem`` of 25 ``DeleteRequest`` items per request;
+  ``clear()`` scans the keys page by page and deletes each page the same way.
+* the batched requests of one call (and the ``UpdateItem`` requests of a projected
+  write) go up to ``max_concurrency`` at once, from a pool of threads.
+* ``keys``, ``query``, ``len`` and ``get_batch``: a paginated, strongly consistent
+  ``Scan``. Filters on str, int, bool and bytes values go to DynamoDB as a
+  ``FilterExpression`` (less data comes back); the exact match (types, ``1`` vs
+  ``1.0`` vs ``True``) is always decided here with the core's rule. ``get_batch``
+  counts the rows, then scans for the stamps of its batch (the core's stamp-range
+  scheme); each call reads the whole table, so a loop over every batch of a large
+  table costs one scan per batch.
+
+Retries: unprocessed items and keys, throttling (``ProvisionedThroughputExceeded``,
+``ThrottlingException``, ``RequestLimitExceeded``), 5xx errors and dropped
+connections are retried with exponential backoff and jitter. A request gives up after
+``max_attempts`` attempts in a row that process nothing; the error
+(:class:`~lamina_dynamodb.errors.DynamoDBBatchError`) names the rows that failed and
+the rows of the same call that were not sent. Every other row was processed: nothing
+is dropped silently.
+
+Clients: one boto3 client per process (per region, endpoint and timeout), created on
+first use from its own ``boto3.session.Session`` (sessions are not thread-safe,
+clients are) and shared by every backend and thread of the process. A backend pickles
+by its spec (table, region, endpoint, retry and concurrency settings) and a worker
+process makes its own client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from lamina.backend import Capabilities, check_change_keys
+from lamina.keyvalue.backend import (
+    STAMP_FIELD,
+    ColumnFilter,
+    DBBackend,
+    Row,
+    batch_stamp_range,
+    check_clear_index,
+    check_column_filter,
+    check_return_columns,
+    new_stamp,
+    prepare_rows,
+    project_row,
+    row_matches,
+)
+from lamina.keyvalue.index import DBIndex
+from lamina_dynamodb.codec import (
+    KEY_ATTRIBUTE,
+    MAX_KEY_BYTES,
+    check_item_size,
+    decode_item,
+    encode_item,
+    encode_value,
+    escape_name,
+    key_bytes,
+)
+from lamina_dynamodb.errors import DynamoDBBatchError, DynamoDBError, TableError
+
+__all__ = [
+    "MAX_BATCH_GET",
+    "MAX_BATCH_WRITE",
+    "RETRYABLE_ERROR_CODES",
+    "DynamoDBBackend",
+    "check_table_name",
+    "shared_client",
+]
+
+#: Items per ``BatchWriteItem`` request (DynamoDB's limit).
+MAX_BATCH_WRITE = 25
+#: Keys per ``BatchGetItem`` request (DynamoDB's limit).
+MAX_BATCH_GET = 100
+#: Error codes retried with backoff: throttling and DynamoDB's transient failures.
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+_UPDATE_FIELDS_PER_REQUEST = 100  # keeps an UpdateExpression well under its 4 KB limit
+_PROJECTION_LIMIT = 300  # more columns than this: fetch whole items, project here
+_IN_LIMIT = 100  # operands of a FilterExpression IN
+_FILTER_EXPRESSION_LIMIT = 3500  # characters; DynamoDB allows 4 KB
+_TABLE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+# Sleeps between retries; tests replace it to record the delays.
+_sleep = time.sleep
+
+
+# -- clients: one per process, shared by threads --------------------------------------------
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _reset_clients_after_fork() -> None:
+    global _clients_lock
+    _clients.clear()  # the parent's connections are not ours
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_clients_after_fork)
+
+
+def shared_client(
+    region: str | None = None, endpoint_url: str | None = None, timeout: float | None = None
+) -> Any:
+    """This process's boto3 DynamoDB client for ``region`` and ``endpoint_url``.
+
+    Created on first use (from a session of its own) and then shared by every backend
+    and thread: boto3 clients are thread-safe. ``timeout`` (seconds) sets the client's
+    connect and read timeouts (``None``: botocore's defaults). botocore's own retries are
+    off: the backend retries, with its own bound, and names what failed.
+    """
+    key = (os.getpid(), region, endpoint_url, timeout)
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _make_client(region, endpoint_url, timeout)
+    return client
+
+
+def _make_client(region: str | None, endpoint_url: str | None, timeout: float | None) -> Any:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    options: dict[str, Any] = {
+        "retries": {"mode": "standard", "total_max_attempts": 1},
+        # The backend builds every request itself; botocore's validation of each
+        # parameter costs more than the encoding and adds nothing.
+        "parameter_validation": False,
+        "max_pool_connections": 32,
+    }
+    if timeout is not None:
+        options["connect_timeout"] = timeout
+        options["read_timeout"] = timeout
+    session = boto3.session.Session()
+    try:
+        return session.client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=Config(**options)
+        )
+    except NoRegionError:
+        raise DynamoDBError(
+            "no AWS region for DynamoDB: pass region='us-east-1' (for example) or set "
+            "AWS_DEFAULT_REGION"
+        ) from None
+
+
+def check_table_name(table: Any) -> str:
+    """Return ``table`` if it is a valid DynamoDB table name, else raise ``ValueError``."""
+    if not isinstance(table, str):
+        raise ValueError(f"table must be a str (a DynamoDB table name); got {type(table).__name__}")
+    if not 3 <= len(table) <= 255 or not set(table) <= _TABLE_NAME_CHARS:
+        raise ValueError(
+            "table must be a DynamoDB table name: 3 to 255 characters among letters, "
+            f"digits, '_', '-' and '.'; got {table!r}"
+        )
+    return table
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _retry_reason(exc: Exception) -> str | None:
+    """Why ``exc`` is worth retrying (its code), or ``None`` if it is not."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, ClientError):
+        code = _error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in RETRYABLE_ERROR_CODES or int(status) >= 500:
+            return code or f"HTTP {status}"
+        return None
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return type(exc).__name__
+    return None
+
+
+def _dedupe(keys: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """Key → value with the last value of a repeated key (first position kept)."""
+    return dict(zip(keys, values, strict=True))
+
+
+class DynamoDBBackend(DBBackend):
+    """Rows of a DynamoDB table (see the module docstring for how operations map).
+
+    The table must exist with the partition key ``"~key"`` (type ``S``) and no sort
+    key: :func:`~lamina_dynamodb.builder.build_dynamodb_layer` creates it with
+    ``create=True`` and checks it otherwise. Constructing a backend sends nothing.
+
+    Args:
+        table: the table name.
+        region: the AWS region (``None``: boto3's default, e.g. ``AWS_DEFAULT_REGION``).
+        endpoint_url: a DynamoDB endpoint (moto, DynamoDB Local); ``None``: AWS (or
+            ``AWS_ENDPOINT_URL_DYNAMODB``).
+        max_attempts: attempts of one request, in a row without progress, before giving
+            up on it (at least 1).
+        base_delay: seconds of the first backoff; each retry doubles it (with jitter:
+            between half and all of it) up to ``max_delay``.
+        max_delay: the longest backoff, in seconds.
+        max_concurrency: batched requests (``BatchWriteItem``, ``BatchGetItem``,
+            ``UpdateItem``) of one call sent at once, from a pool of threads (1: one
+            after the other).
+    """
+
+    capabilities = Capabilities()
+
+    def __init__(
+        self,
+        table: str,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        max_attempts: int = 10,
+        base_delay: float = 0.05,
+        max_delay: float = 5.0,
+        max_concurrency: int = 4,
+    ) -> None:
+        self._table = check_table_name(table)
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError(f"region must be a non-empty str or None; got {region!r}")
+        if endpoint_url is not None and (not isinstance(endpoint_url, str) or not endpoint_url):
+            raise ValueError(f"endpoint_url must be a non-empty str or None; got {endpoint_url!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int of at least 1; got {max_attempts!r}")
+        if not 0 <= float(base_delay) <= float(max_delay):
+            raise ValueError(
+                "base_delay and max_delay must satisfy 0 <= base_delay <= max_delay; got "
+                f"{base_delay!r} and {max_delay!r}"
+            )
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(
+                f"max_concurrency must be an int of at least 1; got {max_concurrency!r}"
+            )
+        self._region = region
+        self._max_concurrency = max_concurrency
+        self._endpoint_url = endpoint_url
+        self._max_attempts = max_attempts
+        self._base_delay = float(base_delay)
+        self._max_delay = float(max_delay)
+
+    # -- spec -------------------------------------------------------------------------------
+    @property
+    def table(self) -> str:
+        """The table name."""
+        return self._table
+
+    @property
+    def region(self) -> str | None:
+        """The AWS region (``None``: boto3's default)."""
+        return self._region
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint (``None``: AWS)."""
+        return self._endpoint_url
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The arguments that rebuild this backend (it pickles by them)."""
+        return {
+            "table": self._table,
+            "region": self._region,
+            "endpoint_url": self._endpoint_url,
+            "max_attempts": self._max_attempts,
+            "base_delay": self._base_delay,
+            "max_delay": self._max_delay,
+            "max_concurrency": self._max_concurrency,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.spec,))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DynamoDBBackend):
+            return NotImplemented
+        return self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.spec.values()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.spec.items())
+        return f"DynamoDBBackend({args})"
+
+    @property
+    def name(self) -> str:
+        return f"dynamodb://{self._table}"
+
+    def with_changes(self, **changes: Any) -> DynamoDBBackend:
+        """Supported keys: ``table``, ``region``, ``endpoint_url``, ``max_attempts``,
+        ``base_delay``, ``max_delay``, ``max_concurrency``."""
+        check_change_keys(self, changes, self.spec)
+        return DynamoDBBackend(**{**self.spec, **changes})
+
+    def delete(self) -> None:
+        """Delete every row (the table itself is kept)."""
+        self.clear()
+
+    # -- requests ---------------------------------------------------------------------------
+    def _client(self, timeout: float | None = None) -> Any:
+        return shared_client(self._region, self._endpoint_url, timeout)
+
+    def _backoff(self, retry: int, deadline: float | None = None) -> None:
+        """Sleep before retry number ``retry`` (1, 2, ...): exponential, jittered."""
+        delay = min(self._max_delay, self._base_delay * 2 ** (retry - 1))
+        delay = delay / 2 + random.uniform(0, delay / 2)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"DynamoDB table {self._table!r}: out of time while retrying")
+            delay = min(delay, left)
+        _sleep(delay)
+
+    def _fail(self, exc: Exception, what: str) -> Exception:
+        """The error to raise for a non-retryable failure of a request."""
+        code = _error_code(exc)
+        if code == "ResourceNotFoundException":
+            where = f" in region {self._region!r}" if self._region else ""
+            where += f" at {self._endpoint_url}" if self._endpoint_url else ""
+            return TableError(
+                f"DynamoDB table {self._table!r} does not exist{where} ({what}); build the "
+                "layer with create=True to create it"
+            )
+        if isinstance(exc, DynamoDBError | TimeoutError):
+            return exc
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
+        return DynamoDBError(f"DynamoDB table {self._table!r}: {what} failed: {code}: {message}")
+
+    def _call(
+        self,
+        operation: str,
+        what: str,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Any:
+        """One request, retried on throttling and transient failures until ``deadline``
+        (``time.monotonic()``) if given; ``timeout`` picks a client whose connect and
+        read timeouts are that many seconds (rounded up)."""
+        client = self._client(None if timeout is None else float(math.ceil(timeout)))
+        retry = 0
+        while True:
+            try:
+                return getattr(client, operation)(**params)
+            except Exception as exc:
+                reason = _retry_reason(exc)
+                if reason is None:
+                    raise self._fail(exc, what) from exc
+                retry += 1
+                if retry >= self._max_attempts:
+                    raise DynamoDBError(
+                        f"DynamoDB table {self._table!r}: {what} failed after {retry} "
+                        f"attempt(s): {reason}"
+                    ) from exc
+                self._backoff(retry, deadline)
+
+    def _run_chunks(
+        self, operation: str, chunks: list[list[str]], work: Callable[[list[str]], Any]
+    ) -> list[Any]:
+        """``work(chunk)`` for every chunk of keys, up to ``max_concurrency`` at once.
+
+        When a chunk fails (:class:`_ChunkFailed`), no further chunk is started, the
+        ones under way finish, and a :class:`DynamoDBBatchError` names the failed keys
+        and those of the chunks never started. Any other error is raised as it is.
+        """
+        width = min(self._max_concurrency, len(chunks))
+        if width <= 1:
+            results = []
+            for i, chunk in enumerate(chunks):
+                try:
+                    results.append(work(chunk))
+                except _ChunkFailed as failed:
+                    unsent = [k for later in chunks[i + 1 :] for k in later]
+                    raise self._batch_error(operation, [failed], unsent) from failed.cause
+            return results
+        out: list[Any] = [None] * len(chunks)
+        failures: list[_ChunkFailed] = []
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="lamina-dynamodb") as pool:
+            running: dict[Future[Any], int] = {}
+            following = 0
+            while True:
+                while following < len(chunks) and len(running) < width and not (failures or errors):
+                    running[pool.submit(work, chunks[following])] = following
+                    following += 1
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    try:
+                        out[i] = future.result()
+                    except _ChunkFailed as failed:
+                        failures.append(failed)
+                    except BaseException as exc:
+                        errors.append(exc)
+        if errors:
+            raise errors[0]
+        if failures:
+            unsent = [k for later in chunks[following:] for k in later]
+            raise self._batch_error(operation, failures, unsent) from failures[0].cause
+        return out
+
+    def _batch_error(
+        self, operation: str, failures: list[_ChunkFailed], unsent: list[str]
+    ) -> DynamoDBBatchError:
+        failed = [k for f in failures for k in f.keys]
+        last = failures[-1]
+        return DynamoDBBatchError(
+            operation, self._table, failed, unsent, last.reason, last.attempts
+        )
+
+    def _batch_write(self, operation: str, requests: dict[str, dict[str, Any]]) -> None:
+        """Send ``requests`` (key → PutRequest/DeleteRequest) 25 per ``BatchWriteItem``."""
+        keys = list(requests)
+        client = self._client()
+        table = self._table
+
+        def send(chunk: list[str]) -> None:
+            pending = [requests[k] for k in chunk]
+            stalled = retry = 0
+            while True:
+                try:
+                    response = client.batch_write_item(RequestItems={table: pending})
+                except Exception as exc:
+                    reason = _retry_reason(exc)
+                    if reason is None:
+                        if _error_code(exc) == "ResourceNotFoundException":
+                            raise self._fail(exc, operation) from exc
+                        raise _ChunkFailed(
+                            [_request_key(r) for r in pending],
+                            f"{_error_code(exc) or type(exc).__name__}: {exc}",
+                            retry + 1,
+                            exc,
+                        ) from exc
+                    stalled += 1
+                else:
+                    left = response.get("UnprocessedItems", {}).get(table, [])
+                    if not left:
+                        return
+                    reason = f"{len(left)} unprocessed item(s)"
+                    stalled = stalled + 1 if len(left) >= len(pending) else 0
+                    pending = left
+                retry += 1
+                if stalled >= self._max_attempts:
+                    raise _ChunkFailed([_request_key(r) for r in pending], reason, retry)
+                self._backoff(retry)
+
+        chunks = [keys[i : i + MAX_BATCH_WRITE] for i in range(0, len(keys), MAX_BATCH_WRITE)]
+        self._run_chunks(operation, chunks, send)
+
+    def _batch_get(
+        self, keys: Sequence[str], columns: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        """Key → stored item of the stored ones among ``keys``, 100 per ``BatchGetItem``."""
+        params: dict[str, Any] = {"ConsistentRead": True}
+        if columns is not None and len(columns) <= _PROJECTION_LIMIT:
+            names = {"#k": KEY_ATTRIBUTE}
+            names.update({f"#c{i}": escape_name(c) for i, c in enumerate(columns)})
+            params["ProjectionExpression"] = ", ".join(names)
+            params["ExpressionAttributeNames"] = names
+        client = self._client()
+        table = self._table
+
+        def fetch(chunk: list[str]) -> list[dict[str, Any]]:
+            pending = [{KEY_ATTRIBUTE: {"S": k}} for k in chunk]
+            found: list[dict[str, Any]] = []
+            stalled = retry = 0
+            while True:
+                try:
+                    response = client.batch_get_item(
+                        RequestItems={table: {**params, "Keys": pending}}
+                    )
+                except Exception as exc:
+                    reason = _retry_reason(exc)
+                    if reason is None:
+                        raise self._fail(exc, "read") from exc
+                    stalled += 1
+                else:
+                    found.extend(response.get("Responses", {}).get(table, []))
+                    left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                    if not left:
+                        return found
+                    reason = f"{len(left)} unprocessed key(s)"
+                    stalled = stalled + 1 if len(left) >= len(pending) else 0
+                    pending = left
+                retry += 1
+                if stalled >= self._max_attempts:
+                    raise _ChunkFailed([k[KEY_ATTRIBUTE]["S"] for k in pending], reason, retry)
+                self._backoff(retry)
+
+        chunks = [list(keys[i : i + MAX_BATCH_GET]) for i in range(0, len(keys), MAX_BATCH_GET)]
+        return {
+            item[KEY_ATTRIBUTE]["S"]: item
+            for items in self._run_chunks("read", chunks, fetch)
+            for item in items
+        }
+
+    def _scan(
+        self,
+        what: str,
+        deadline: float | None = None,
+        projection: Sequence[str] | None = None,
+        filter_expression: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        count: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a strongly consistent scan (``Count`` pages if ``count``)."""
+        params: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        all_names = dict(names or {})
+        if count:
+            params["Select"] = "COUNT"
+        elif projection is not None:
+            proj = {"#k": KEY_ATTRIBUTE}
+            proj.update({f"#p{i}": escape_name(c) for i, c in enumerate(projection)})
+            all_names.update(proj)
+            params["ProjectionExpression"] = ", ".join(proj)
+        if filter_expression is not None:
+            params["FilterExpression"] = filter_expression
+            if values:
+                params["ExpressionAttributeValues"] = values
+        if all_names:
+            params["ExpressionAttributeNames"] = all_names
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"DynamoDB table {self._table!r}: {what} did not finish in time")
+            page = self._call("scan", what, deadline, timeout, **params)
+            yield page
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            params["ExclusiveStartKey"] = last
+
+    # -- rows -------------------------------------------------------------------------------
+    def read(self, idx: DBIndex) -> list[Row]:
+        """One row per indexed row, in index order; a row not stored reads as ``{}``."""
+        keys = [k for k in idx.row_col_keys if key_bytes(k) <= MAX_KEY_BYTES]
+        columns: list[str] | None = None
+        if idx.col_keys is not None:
+            columns = list(dict.fromkeys(c for cols in idx.rows_col_keys for c in cols))
+            if not columns:
+                return [{} for _ in range(idx.len)]
+        found = self._batch_get(keys, columns) if keys else {}
+        out: list[Row] = []
+        for key in idx.row_col_keys:
+            item = found.get(key)
+            out.append({} if item is None else decode_item(item, idx.projection(key))[0])
+        return out
+
+    def write(self, idx: DBIndex, data: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the rows (``idx.col_keys is None``) or update their columns.
+
+        Every row is checked and encoded before anything is sent; a row whose item
+        would exceed DynamoDB's 400 KB is refused
+        (:class:`~lamina_dynamodb.codec.ItemTooLargeError`).
+        """
+        rows = _dedupe(idx.row_keys, prepare_rows(idx, data))
+        if idx.col_keys is None:
+            requests = {
+                key: {"PutRequest": {"Item": encode_item(key, row, new_stamp())}}
+                for key, row in rows.items()
+            }
+            self._batch_write("write", requests)
+            return
+        table = self._table
+        updates = {key: _update_params(table, key, row) for key, row in rows.items() if row}
+
+        def update(chunk: list[str]) -> None:
+            (key,) = chunk
+            for params in updates[key]:
+                try:
+                    self._call("update_item", f"update of row {key!r}", **params)
+                except TableError:
+                    raise
+                except DynamoDBError as exc:
+                    raise _ChunkFailed([key], str(exc), None, exc) from exc
+
+        self._run_chunks("update", [[key] for key in updates], update)
+
+    def clear(self, idx: DBIndex | None = None) -> None:
+        """Delete the indexed rows whole (absent ones are ignored), or every row."""
+        if idx is not None:
+            check_clear_index(idx)
+            keys = [k for k in idx.row_col_keys if key_bytes(k) <= MAX_KEY_BYTES]
+            self._batch_write("delete", {k: _delete_request(k) for k in keys})
+            return
+        for page in self._scan("clear", projection=()):
+            keys = [item[KEY_ATTRIBUTE]["S"] for item in page.get("Items", [])]
+            self._batch_write("delete", {k: _delete_request(k) for k in keys})
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not key or key_bytes(key) > MAX_KEY_BYTES:
+            return False
+        response = self._call(
+            "get_item",
+            f"lookup of row {key!r}",
+            TableName=self._table,
+            Key={KEY_ATTRIBUTE: {"S": key}},
+            ConsistentRead=True,
+            ProjectionExpression="#k",
+            ExpressionAttributeNames={"#k": KEY_ATTRIBUTE},
+        )
+        return "Item" in response
+
+    def __len__(self) -> int:
+        return sum(int(page.get("Count", 0)) for page in self._scan("len", count=True))
+
+    def keys(self, column_filter: ColumnFilter | None = None, union: bool = True) -> list[str]:
+        checked = check_column_filter(column_filter)
+        plan = _filter_plan(checked, union)
+        if plan is None:
+            return []
+        expression, names, values = plan
+        filter_columns = tuple(checked)
+        out = []
+        for page in self._scan("keys", None, filter_columns, expression, names, values):
+            for item in page.get("Items", []):
+                if checked:
+                    row, _ = decode_item(item, filter_columns)
+                    if not row_matches(row, checked, union):
+                        continue
+                out.append(item[KEY_ATTRIBUTE]["S"])
+        return out
+
+    def query(
+        self,
+        column_filter: ColumnFilter | None = None,
+        return_columns: Iterable[str] = (),
+        union: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Row]:
+        """See ``DBBackend.query``; ``timeout`` (seconds) bounds the whole scan
+        (``TimeoutError`` when it runs out)."""
+        checked = check_column_filter(column_filter)
+        columns = check_return_columns(return_columns)
+        plan = _filter_plan(checked, union)
+        if plan is None:
+            return {}
+        expression, names, values = plan
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None; got {timeout!r}"
+            )
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        wanted = tuple(dict.fromkeys((*columns, *checked))) if columns else None
+        if wanted is not None and len(wanted) > _PROJECTION_LIMIT:
+            wanted = None
+        out: dict[str, Row] = {}
+        pages = self._scan("query", deadline, wanted, expression, names, values, timeout=timeout)
+        for page in pages:
+            for item in page.get("Items", []):
+                row, _ = decode_item(item, wanted)
+                if checked and not row_matches(row, checked, union):
+                    continue
+                out[item[KEY_ATTRIBUTE]["S"]] = project_row(row, columns or None)
+        return out
+
+    def get_batch(
+        self,
+        batch_number: int,
+        avg_rows_per_batch: int,
+        return_columns: Iterable[str] = (),
+    ) -> dict[str, Row]:
+        """Batch ``batch_number``: the rows whose stamp lies in the core's stamp range."""
+        columns = check_return_columns(return_columns)
+        with contextlib.suppress(IndexError):  # check the arguments before counting rows
+            batch_stamp_range(batch_number, avg_rows_per_batch, 0)
+        lo, hi = batch_stamp_range(batch_number, avg_rows_per_batch, len(self))
+        if hi <= lo:
+            return {}
+        names = {"#s": STAMP_FIELD}
+        values = {":lo": {"N": str(lo)}, ":hi": {"N": str(hi - 1)}}
+        projection = columns if columns and len(columns) <= _PROJECTION_LIMIT else None
+        out: dict[str, Row] = {}
+        pages = self._scan("get_batch", None, projection, "#s BETWEEN :lo AND :hi", names, values)
+        for page in pages:
+            for item in page.get("Items", []):
+                row, _ = decode_item(item, projection)
+                out[item[KEY_ATTRIBUTE]["S"]] = project_row(row, columns or None)
+        return out
+
+
+class _ChunkFailed(Exception):
+    """One chunk of a batched call failed: its keys not processed, why, after how many
+    attempts (``None``: not counted), and the error behind it."""
+
+    def __init__(
+        self,
+        keys: list[str],
+        reason: str,
+        attempts: int | None,
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.keys = keys
+        self.reason = reason
+        self.attempts = attempts
+        self.cause = cause
+
+
+def _rebuild(spec: dict[str, Any]) -> DynamoDBBackend:
+    return DynamoDBBackend(**spec)
+
+
+def _request_key(request: Mapping[str, Any]) -> str:
+    body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+    return str(body[KEY_ATTRIBUTE]["S"])
+
+
+def _delete_request(key: str) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": {KEY_ATTRIBUTE: {"S": key}}}}
+
+
+def _update_params(table: str, key: str, row: Row) -> list[dict[str, Any]]:
+    """The ``UpdateItem`` requests of a column update (one unless the row has more than
+    100 fields), checked against the item limits before anything is sent."""
+    encoded = encode_item(key, row, 0)  # checks nesting, key length and the fields' size
+    del encoded[KEY_ATTRIBUTE], encoded[STAMP_FIELD]
+    check_item_size(key, {KEY_ATTRIBUTE: {"S": key}, STAMP_FIELD: {"N": "0"}, **encoded})
+    fields = list(encoded.items())
+    requests = []
+    for start in range(0, len(fields), _UPDATE_FIELDS_PER_REQUEST):
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets = []
+        for i, (name, value) in enumerate(fields[start : start + _UPDATE_FIELDS_PER_REQUEST]):
+            names[f"#f{i}"] = name
+            values[f":v{i}"] = value
+            sets.append(f"#f{i} = :v{i}")
+        if start == 0:  # the stamp is kept, or drawn for a row this creates
+            names["#s"] = STAMP_FIELD
+            values[":s"] = {"N": str(new_stamp())}
+            sets.append("#s = if_not_exists(#s, :s)")
+        requests.append(
+            {
+                "TableName": table,
+                "Key": {KEY_ATTRIBUTE: {"S": key}},
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        )
+    return requests
+
+
+def _filter_value(value: Any) -> dict[str, Any] | None:
+    """The attribute value DynamoDB can compare ``value`` with, or ``None``."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool:
+        return encode_value(value)
+    if kind is int:
+        encoded = encode_value(value)
+        return encoded if "N" in encoded else None
+    return None  # floats, big ints and None are matched here, not by DynamoDB
+
+
+def _filter_plan(
+    checked: dict[str, tuple[Any, ...]], union: bool
+) -> tuple[str | None, dict[str, str], dict[str, Any]] | None:
+    """A server-side ``FilterExpression`` that keeps every row the filter matches (and
+    maybe more), its names and values; ``None`` when no row can match."""
+    if not checked:
+        return None, {}, {}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    clauses = []
+    for i, (column, wanted) in enumerate(checked.items()):
+        if not wanted:
+            if union:
+                continue  # this column matches no row; the others may
+            return None
+        name = f"#q{i}"
+        names[name] = escape_name(column)
+        natives = [_filter_value(w) for w in wanted]
+        plain = [v for v in natives if v is not None and "BOOL" not in v]
+        if any(v is None for v in natives) or len(plain) > _IN_LIMIT:
+            clauses.append(f"attribute_exists({name})")
+            continue
+        parts = []
+        if plain:
+            holders = []
+            for j, value in enumerate(plain):
+                holders.append(f":q{i}_{j}")
+                values[holders[-1]] = value
+            parts.append(f"{name} IN ({', '.join(holders)})")
+        for j, value in enumerate(v for v in natives if v is not None and "BOOL" in v):
+            values[f":b{i}_{j}"] = value
+            parts.append(f"{name} = :b{i}_{j}")
+        clauses.append("(" + " OR ".join(parts) + ")")
+    if not clauses:
+        return None
+    expression = (" OR " if union else " AND ").join(clauses)
+    if len(expression) > _FILTER_EXPRESSION_LIMIT:
+        return None, {}, {}  # too long to send: every row comes back and is matched here
+    return expression, names, values
