@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
 from lamina.volumetric.converters import to_int_vec3
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 
-__all__ = ["ScaleGeometry", "scale_geometry", "scales_from_bbox", "sorted_resolutions"]
+__all__ = [
+    "ScaleGeometry",
+    "refuse_info_without_scales",
+    "scale_geometry",
+    "scales_from_bbox",
+    "sorted_resolutions",
+]
 
 _EPS = 1e-5
 
@@ -83,3 +90,19 @@ def bbox_of(scales: Mapping[Vec3D[float], ScaleGeometry]) -> BBox3D:
     """The nm box of the finest scale."""
     res, geo = next(iter(scales.items()))
     return BBox3D.from_coords(geo.voxel_offset, geo.voxel_end, res)
+
+
+def refuse_info_without_scales(given: dict[str, Any], what: str) -> None:
+    """Raise when volume-creation arguments (``info_*``) come without ``info_scales``.
+
+    ``given`` maps argument names to values (``None``/``False`` meaning "not given");
+    ``what`` says what is used instead (``"the info at the path"``). Shared by every
+    builder that mirrors ``build_cv_layer``'s ``info_*`` parameters.
+    """
+    named = [name for name, value in given.items() if value is not None and value is not False]
+    if named:
+        raise ValueError(
+            f"{', '.join(named)} given without info_scales: the info_* parameters "
+            "describe the scales to create, so list them in info_scales (e.g. "
+            f"info_scales=[(4, 4, 40)]); without info_scales {what} is used as it is"
+        )

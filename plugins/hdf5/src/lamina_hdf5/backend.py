@@ -76,7 +76,7 @@ def _is_lock_error(exc: BaseException) -> bool:
 def open_file(path: str, mode: str, timeout: float = _LOCK_TIMEOUT_S) -> Any:
     """``h5py.File(path, mode)``, retrying while another process holds the file (HDF5's
     file locking refuses the open); other errors are raised at once."""
-    import h5py  # type: ignore[import-untyped]
+    import h5py
 
     deadline = time.monotonic() + timeout
     delay = 0.0005

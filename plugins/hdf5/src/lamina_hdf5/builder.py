@@ -9,6 +9,7 @@ from typing import Any
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
+from lamina.volumetric.scales import refuse_info_without_scales
 from lamina_hdf5.backend import H5Backend
 from lamina_hdf5.layout import VolumeSpec, reference_description, spec_from_parameters
 
@@ -65,30 +66,21 @@ def build_h5_layer(
     """
     spec: VolumeSpec | None = None
     if info_scales is None:
-        given = [
-            name
-            for name, value in (
-                ("info_reference_path", info_reference_path),
-                ("info_type", info_type),
-                ("info_data_type", info_data_type),
-                ("info_num_channels", info_num_channels),
-                ("info_chunk_size", info_chunk_size),
-                ("info_bbox", info_bbox),
-                ("info_compression", info_compression),
-                ("info_compression_level", info_compression_level),
-                ("info_reference_scale", info_reference_scale),
-            )
-            if value is not None
-        ]
-        if info_inherit_all_params:
-            given.append("info_inherit_all_params")
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} given without info_scales: the info_* parameters "
-                "describe the scales to create, so list them in info_scales (e.g. "
-                "info_scales=[(4, 4, 40)]); without info_scales the volume in the file is "
-                "used as it is"
-            )
+        refuse_info_without_scales(
+            {
+                "info_reference_path": info_reference_path,
+                "info_type": info_type,
+                "info_data_type": info_data_type,
+                "info_num_channels": info_num_channels,
+                "info_chunk_size": info_chunk_size,
+                "info_bbox": info_bbox,
+                "info_compression": info_compression,
+                "info_compression_level": info_compression_level,
+                "info_reference_scale": info_reference_scale,
+                "info_inherit_all_params": info_inherit_all_params,
+            },
+            "the volume in the file",
+        )
     else:
         reference = (
             None

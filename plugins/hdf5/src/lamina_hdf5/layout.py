@@ -269,7 +269,7 @@ def read_meta(
 
 
 def is_lamina_group(obj: Any) -> bool:
-    import h5py  # type: ignore[import-untyped]
+    import h5py
 
     return isinstance(obj, h5py.Group) and obj.attrs.get("lamina_layout") == LAYOUT_VERSION
 
