@@ -234,7 +234,7 @@ def test_import_lamina_loads_no_plugin() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "['lamina', 'lamina._lazy'] True"
+    assert out.strip() == "['lamina', 'lamina.lazy'] True"
 
 
 def test_a_failed_strict_load_raises_the_same_error_again(plugin_dir: Path) -> None:

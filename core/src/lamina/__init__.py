@@ -7,7 +7,7 @@ through the plugin registry the first time they are asked for.
 
 from __future__ import annotations
 
-from lamina._lazy import MISSING, resolve
+from lamina.lazy import MISSING, resolve
 
 # Not ``from typing import TYPE_CHECKING``: importing ``typing`` alone costs more than all
 # of ``import lamina`` (mypy treats this name as true all the same).
@@ -86,6 +86,7 @@ _SUBMODULES = frozenset(
         "flows",
         "keyvalue",
         "layer",
+        "lazy",
         "memory",
         "paths",
         "plugins",

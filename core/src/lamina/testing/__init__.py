@@ -27,9 +27,9 @@ checked according to ``backend.capabilities``. The ``lamina_host`` fixture (from
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from lamina._lazy import MISSING, resolve
+from lamina.lazy import module_getattr
 
 # Imported on first use: lamina's pytest plugin imports this package in every pytest
 # session of an environment with lamina installed, so it must not pull in numpy & co.
@@ -64,8 +64,4 @@ if TYPE_CHECKING:
     from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
 
 
-def __getattr__(name: str) -> Any:
-    value = resolve(_LAZY, name, globals())
-    if value is MISSING:
-        raise AttributeError(f"module 'lamina.testing' has no attribute {name!r}")
-    return value
+__getattr__ = module_getattr(__name__, _LAZY, globals())

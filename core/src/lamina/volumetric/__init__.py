@@ -9,9 +9,7 @@ Names are imported on first use.
 
 from __future__ import annotations
 
-from typing import Any
-
-from lamina._lazy import MISSING, resolve
+from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "Vec3D": "lamina.volumetric.geometry",
@@ -43,8 +41,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    value = resolve(_LAZY, name, globals())
-    if value is MISSING:
-        raise AttributeError(f"module 'lamina.volumetric' has no attribute {name!r}")
-    return value
+__getattr__ = module_getattr(__name__, _LAZY, globals())

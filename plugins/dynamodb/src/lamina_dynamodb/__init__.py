@@ -8,8 +8,9 @@ not import boto3.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "build_dynamodb_layer": "lamina_dynamodb.builder",
@@ -53,13 +54,7 @@ if TYPE_CHECKING:
     from lamina_dynamodb.errors import DynamoDBBatchError, DynamoDBError, TableError
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lamina_dynamodb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = module_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -8,8 +8,9 @@ over a lamina volume group or any 3-D/4-D dataset; ``H5Backend`` is its backend;
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "build_h5_layer": "lamina_hdf5.builder",
@@ -35,13 +36,7 @@ if TYPE_CHECKING:
     from lamina_hdf5.layout import H5InfoMismatchError, H5NotFoundError, VolumeSpec, split_path
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lamina_hdf5' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = module_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -8,8 +8,9 @@ backend; ``lamina info PATH`` describes a volume. Names are imported on first us
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "build_cv_layer": "lamina_precomputed.builder",
@@ -48,13 +49,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lamina_precomputed' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = module_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
