@@ -186,6 +186,24 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
             "non-aligned writes with backend.with_changes(enforce_chunk_aligned_writes=False)."
         )
 
+    def is_within_bounds(self, idx: VolumetricIndex) -> bool:
+        """Whether ``idx`` lies inside the dataset bounds at its resolution."""
+        bounds = self.get_bounds(idx.resolution)
+        return bool(idx.start >= bounds.start and idx.stop <= bounds.stop)
+
+    def assert_idx_within_bounds(self, idx: VolumetricIndex, remedy: str) -> None:
+        """Refuse a write reaching outside the dataset bounds (never a silent crop).
+
+        ``remedy`` is the backend's own advice, e.g. how to enlarge its bounds.
+        """
+        if self.is_within_bounds(idx):
+            return
+        raise ValueError(
+            f"the write to {idx.pformat()} at {idx.resolution.pformat()} nm reaches "
+            f"outside the dataset bounds of {self.name} "
+            f"({self.get_bounds(idx.resolution).pformat()}); nothing was written. {remedy}"
+        )
+
     def check_write(self, idx: VolumetricIndex, data: Any) -> npt.NDArray[Any]:
         """``data`` checked and converted for a write at ``idx``, before anything is written.
 

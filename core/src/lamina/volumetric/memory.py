@@ -226,15 +226,11 @@ class MemoryVolumetricBackend(VolumetricBackend):
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
         array = self.check_write(idx, data)
-        geo = self._scale(idx.resolution)
-        if not (idx.start >= geo.voxel_offset and idx.stop <= geo.voxel_end):
-            raise ValueError(
-                f"the write to {idx.pformat()} at {idx.resolution.pformat()} nm reaches "
-                f"outside the dataset bounds of {self._name} "
-                f"({self.get_bounds(idx.resolution).pformat()}); nothing was written. "
-                "Write inside the bounds, or enlarge them with "
-                "backend.with_changes(dataset_size_res=...) / voxel_offset_res=..."
-            )
+        self.assert_idx_within_bounds(
+            idx,
+            "Write inside the bounds, or enlarge them with "
+            "backend.with_changes(dataset_size_res=...) / voxel_offset_res=...",
+        )
         value = fill_value(array)
         res = idx.resolution
         size = self._store.block_sizes[res]

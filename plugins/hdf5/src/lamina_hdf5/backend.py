@@ -403,14 +403,11 @@ class H5Backend(VolumetricBackend):
         (no silent crop), under the lock file."""
         array = self.check_write(idx, data)
         meta = self.meta(idx.resolution)
-        bounds = self.get_bounds(idx.resolution)
-        if not idx.contained_in(bounds):
-            raise ValueError(
-                f"the write to {idx.pformat()} at resolution {idx.resolution.pformat()} "
-                f"reaches outside the dataset bounds {bounds.pformat()} of {self.name!r}; "
-                "nothing was written. Write inside the bounds (idx.intersection(bounds)), or "
-                "enlarge the volume (build_h5_layer with info_bbox and info_overwrite=True)"
-            )
+        self.assert_idx_within_bounds(
+            idx,
+            "Write inside the bounds (idx.intersection(bounds)), or enlarge the volume "
+            "(build_h5_layer with info_bbox and info_overwrite=True).",
+        )
         full = (self._num_channels, *idx.shape)
         if array.shape != full:
             array = np.broadcast_to(array, full)

@@ -364,13 +364,11 @@ class CVBackend(VolumetricBackend):
         start, stop = idx.start, idx.stop
         if not (start >= offset and stop <= end):
             if not self._kwargs["autocrop"]:
-                raise ValueError(
-                    f"the write to {idx.pformat()} at {idx.resolution.pformat()} nm reaches "
-                    f"outside the dataset bounds of {self._path} "
-                    f"({self.get_bounds(idx.resolution).pformat()}); nothing was written. "
+                self.assert_idx_within_bounds(
+                    idx,
                     "Write inside the bounds, enlarge them with backend.with_changes("
                     "voxel_offset_res=..., dataset_size_res=...), or opt into cropping "
-                    "with cv_kwargs={'autocrop': True}."
+                    "with cv_kwargs={'autocrop': True}.",
                 )
             lo = [max(start[d], offset[d]) for d in range(3)]
             hi = [min(stop[d], end[d]) for d in range(3)]
