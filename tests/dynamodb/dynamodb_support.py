@@ -21,7 +21,6 @@ import numpy as np
 
 REGION = "us-east-1"
 KEY = "~key"
-STAMP = "_id_nonunique"
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -157,19 +156,18 @@ def _from_plain(value: Any) -> Any:
 
 
 def encode_raw_item(key: str, row: dict[str, Any]) -> dict[str, Any]:
-    """The wire item of row ``key`` (``row`` may hold the stamp)."""
+    """The wire item of row ``key``."""
     from boto3.dynamodb.types import TypeSerializer
 
     ser = TypeSerializer()
     item = {KEY: {"S": key}}
     for field, value in row.items():
-        name = STAMP if field == STAMP else _esc(field)
-        item[name] = ser.serialize(_to_plain(value))
+        item[_esc(field)] = ser.serialize(_to_plain(value))
     return item
 
 
 def decode_raw_item(item: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a wire item, the stamp included, the key excluded."""
+    """The fields of a wire item, the key excluded."""
     from boto3.dynamodb.types import TypeDeserializer
 
     de = TypeDeserializer()

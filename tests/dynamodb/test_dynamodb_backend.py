@@ -28,7 +28,7 @@ from lamina_dynamodb.codec import MAX_NESTING
 
 import lamina
 from lamina.errors import ReadonlyLayerError
-from lamina.keyvalue.index import STAMP_FIELD, DBIndex
+from lamina.keyvalue.index import DBIndex
 from lamina.testing import assert_values_equal
 
 
@@ -90,7 +90,7 @@ def test_storage_format(backend: DynamoDBBackend) -> None:
             {"M": {"~~y": {"N": "1"}, "z": {"L": []}}},
         ]
     }
-    assert set(item[STAMP_FIELD]) == {"N"}
+    assert len(item) == len(row) + 1  # the key and one attribute per field: nothing hidden
     assert_values_equal(backend.read(_index(["r"])), [row])
     assert_values_equal(backend.query(), {"r": row})
 
@@ -116,7 +116,7 @@ def test_items_written_by_other_tools_are_read(backend: DynamoDBBackend) -> None
         },
     )
     assert backend.read(_index(["other"])) == [{"n": 1.5, "e": 1000, "ss": ["a"]}]
-    assert backend.get_batch(0, 10) == {}  # no stamp: in no batch
+    assert backend.get_batch(0, 10) == {"other": {"n": 1.5, "e": 1000, "ss": ["a"]}}
     assert backend.keys() == ["other"]
 
 
@@ -240,12 +240,11 @@ def test_column_updates_are_one_update_item_each(
     backend: DynamoDBBackend, client: raw.RecordingClient
 ) -> None:
     backend.write(_index(["a"]), [{"value": 1}])
-    stamp = _item(backend, "a")[STAMP_FIELD]
     wide = {f"c{i}": i for i in range(250)}  # more fields than one update expression holds
     backend.write(_index(["a", "b", "empty"], tuple(wide)), [wide, {"c0": 0}, {}])
     assert client.count("update_item") == 3 + 1  # a: 3 requests, b: 1, empty: none
     assert client.count("batch_write_item") == 1
-    assert _item(backend, "a")[STAMP_FIELD] == stamp  # kept
+    assert set(_item(backend, "a")) == {KEY_ATTRIBUTE, "value", *wide}  # nothing hidden
     assert backend.read(_index(["a"])) == [{"value": 1, **wide}]
     assert "empty" not in backend
 
@@ -266,9 +265,25 @@ def test_scans_paginate(backend: DynamoDBBackend, client: raw.RecordingClient) -
     assert sorted(backend.query(return_columns=("value",))) == keys
     batches = [backend.get_batch(b, 10) for b in range(5)]
     assert sorted(k for batch in batches for k in batch) == keys
+    # each batch is one segment of a parallel scan: DynamoDB partitions the items
+    segments = [(p["Segment"], p["TotalSegments"]) for p in client.of("scan") if "Segment" in p]
+    assert sorted(set(segments)) == [(b, 5) for b in range(5)]
     backend.clear()
     assert raw.raw_row_keys(None, backend.table) == set()
     assert all(p.get("ConsistentRead") for p in client.of("scan"))
+
+
+def test_get_batch_refuses_more_segments_than_dynamodb_allows(
+    backend: DynamoDBBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.write(_index(["a", "b", "c"]), [{"value": 1}] * 3)
+    with pytest.raises(IndexError, match="3 batch"):
+        backend.get_batch(3, 1)
+    assert sorted(backend.get_batch(0, 3)) == ["a", "b", "c"]
+    # a table of 2,000,001 rows, as far as get_batch can tell
+    monkeypatch.setattr(type(backend), "__len__", lambda self: 2_000_001)
+    with pytest.raises(ValueError, match=r"avg_rows_per_batch=1 .*1,000,000.*at least 3"):
+        backend.get_batch(0, 1)
 
 
 def test_pagination_over_megabyte_pages(backend: DynamoDBBackend) -> None:

@@ -60,7 +60,6 @@ def test_a_dbindex_is_the_standard_index() -> None:
         (("a", ()), "names no columns"),
         (("a", 5), "column name or a tuple"),
         (("a", ("x", 5)), "column name must be a str"),
-        (("a", "_id_nonunique"), "hidden batching stamp"),
     ],
 )
 def test_bad_forms_are_refused(user_idx: Any, match: str) -> None:

@@ -4,7 +4,6 @@ or update) and the batching rule (J8) that every key-value backend shares."""
 from __future__ import annotations
 
 import enum
-import itertools
 import math
 from typing import Any
 
@@ -12,13 +11,11 @@ import numpy as np
 import pytest
 
 from lamina.keyvalue.backend import (
-    STAMP_FIELD,
-    STAMP_LIMIT,
     apply_row_write,
-    batch_stamp_range,
+    batch_count,
     check_column_filter,
     check_return_columns,
-    new_stamp,
+    key_batch,
     prepare_rows,
     project_row,
     row_matches,
@@ -144,7 +141,6 @@ def test_filters_are_checked_and_normalised() -> None:
     for bad, match in [
         (["a"], "mapping"),
         ({"": [1]}, "must not be empty"),
-        ({STAMP_FIELD: [1]}, "hidden batching stamp"),
         ({"a": [[1]]}, "filter values are"),
         ({"a": [np.zeros(2)]}, "filter values are"),
     ]:
@@ -165,47 +161,42 @@ def test_row_matches_by_type_and_value() -> None:
     assert not row_matches(row, both, union=False)
 
 
-def test_projection_strips_the_stamp() -> None:
-    row = {"a": 1, "b": 2, STAMP_FIELD: 5}
-    assert project_row(row, None) == {"a": 1, "b": 2}
+def test_projection() -> None:
+    row = {"a": 1, "b": 2, "_id_nonunique": 5}  # no field name is special
+    assert project_row(row, None) == row
     assert project_row(row, ("b", "zz")) == {"b": 2}
     assert project_row(row, ()) == {}
     assert check_return_columns(()) == ()
     assert check_return_columns("a") == ("a",)
     assert check_return_columns(["a", "b"]) == ("a", "b")
-    with pytest.raises(ValueError, match="hidden batching stamp"):
-        check_return_columns([STAMP_FIELD])
 
 
 # -- batches (J8) ---------------------------------------------------------------------------------
-def test_stamps_are_in_range() -> None:
-    stamps = {new_stamp() for _ in range(1000)}
-    assert all(0 <= s < STAMP_LIMIT for s in stamps)
-    assert len(stamps) > 990  # random, not repeating
-
-
 @pytest.mark.parametrize(
     ("total", "size", "batches"),
     [(0, 10, 1), (1, 10, 1), (9, 10, 1), (10, 10, 1), (11, 10, 2), (101, 25, 5), (100, 1, 100)],
 )
-def test_batches_cover_the_stamp_range_exactly(total: int, size: int, batches: int) -> None:
-    ranges = [batch_stamp_range(b, size, total) for b in range(batches)]
-    assert ranges[0][0] == 0
-    assert ranges[-1][1] == STAMP_LIMIT
-    for (_, hi), (lo, _) in itertools.pairwise(ranges):
-        assert hi == lo  # contiguous, no overlap
-    widths = {hi - lo for lo, hi in ranges}
-    assert max(widths) - min(widths) <= 1  # equal parts
+def test_batch_count(total: int, size: int, batches: int) -> None:
+    assert all(batch_count(b, size, total) == batches for b in range(batches))
     with pytest.raises(IndexError, match=f"{batches} batch"):
-        batch_stamp_range(batches, size, total)
+        batch_count(batches, size, total)
     with pytest.raises(IndexError):
-        batch_stamp_range(-1, size, total)
+        batch_count(-1, size, total)
 
 
 def test_batch_arguments_are_checked() -> None:
     for batch, size in [(0, 0), (0, -5), (True, 1), (0, 2.0), ("1", 1)]:
         with pytest.raises(ValueError, match="batch"):
-            batch_stamp_range(batch, size, 10)  # type: ignore[arg-type]
+            batch_count(batch, size, 10)  # type: ignore[arg-type]
+
+
+def test_key_batch_is_a_fixed_hash_of_the_key() -> None:
+    # the same in every process and run (no PYTHONHASHSEED): pinned values
+    assert [key_batch(k, 7) for k in ("a", "b", "row-1")] == [4, 0, 1]
+    assert [key_batch(k, 1000) for k in ("a", "b", "row-1")] == [928, 668, 300]
+    assert key_batch("a", 1) == 0
+    assert {key_batch(f"k{i}", 5) for i in range(100)} == set(range(5))
+    assert all(0 <= key_batch(f"k{i}", 3) < 3 for i in range(100))
 
 
 def test_random_batches_have_about_the_asked_size() -> None:
@@ -221,33 +212,21 @@ def test_random_batches_have_about_the_asked_size() -> None:
 
 
 # -- the write rule ------------------------------------------------------------------------------
-def test_apply_row_write_replaces_whole_rows_with_a_fresh_stamp() -> None:
-    stored = {"a": 1, "b": 2, STAMP_FIELD: 5}
-    new = apply_row_write(stored, {"b": 3}, replace=True)
-    assert new is not None
-    assert {k: v for k, v in new.items() if k != STAMP_FIELD} == {"b": 3}
-    assert 0 <= new[STAMP_FIELD] < STAMP_LIMIT
-    assert stored == {"a": 1, "b": 2, STAMP_FIELD: 5}  # not changed in place
-    created = apply_row_write(None, {"x": 1}, replace=True)
-    assert created is not None
-    assert set(created) == {"x", STAMP_FIELD}
+def test_apply_row_write_replaces_whole_rows() -> None:
+    stored = {"a": 1, "b": 2}
+    assert apply_row_write(stored, {"b": 3}, replace=True) == {"b": 3}
+    assert stored == {"a": 1, "b": 2}  # not changed in place
+    assert apply_row_write(None, {"x": 1}, replace=True) == {"x": 1}
     with pytest.raises(ValueError, match="empty row"):
         apply_row_write(stored, {}, replace=True)
 
 
-def test_apply_row_write_updates_columns_and_keeps_the_stamp() -> None:
-    stored = {"a": 1, "b": 2, STAMP_FIELD: 5}
-    assert apply_row_write(stored, {"b": 3, "c": 4}, replace=False) == {
-        "a": 1,
-        "b": 3,
-        "c": 4,
-        STAMP_FIELD: 5,
-    }
+def test_apply_row_write_updates_columns() -> None:
+    stored = {"a": 1, "b": 2}
+    assert apply_row_write(stored, {"b": 3, "c": 4}, replace=False) == {"a": 1, "b": 3, "c": 4}
     assert apply_row_write(stored, {}, replace=False) == stored
     assert apply_row_write(None, {}, replace=False) is None  # nothing to create
-    created = apply_row_write(None, {"a": 1}, replace=False)
-    assert created is not None
-    assert set(created) == {"a", STAMP_FIELD}
+    assert apply_row_write(None, {"a": 1}, replace=False) == {"a": 1}
 
 
 def test_prepare_rows_refuses_empty_whole_rows_only() -> None:

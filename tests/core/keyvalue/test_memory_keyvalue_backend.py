@@ -70,7 +70,7 @@ def test_pickles_by_value() -> None:
     clone.write(_idx("r", "s"), [{"value": 0}, {"value": 1}])
     assert len(backend) == 1
     assert backend.read(_idx("r"))[0]["value"].tolist() == [0, 1, 2]
-    # stamps travel with the rows, so a clone cuts the same batches
+    # batches depend on the keys only, so a clone cuts the same batches
     backend.write(_idx(*"abcdefgh"), [{"value": 1}] * 8)
     clone = pickle.loads(pickle.dumps(backend))
     for b in range(9):

@@ -13,15 +13,13 @@ from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "DBIndex": "lamina.keyvalue.index",
-    "STAMP_FIELD": "lamina.keyvalue.index",
     "KeyValueScheme": "lamina.keyvalue.scheme",
     "MissingKeyError": "lamina.keyvalue.scheme",
     "KeyValueLayer": "lamina.keyvalue.layer",
     "build_db_layer": "lamina.keyvalue.layer",
     "DBBackend": "lamina.keyvalue.backend",
-    "STAMP_LIMIT": "lamina.keyvalue.backend",
-    "batch_stamp_range": "lamina.keyvalue.backend",
-    "new_stamp": "lamina.keyvalue.backend",
+    "batch_count": "lamina.keyvalue.backend",
+    "key_batch": "lamina.keyvalue.backend",
     "prepare_rows": "lamina.keyvalue.backend",
     "MemoryKeyValueBackend": "lamina.keyvalue.memory",
     "build_memory_db_layer": "lamina.keyvalue.memory",

@@ -48,46 +48,41 @@ Semantics every backend keeps (the contract suite
   ``union=True`` keeps rows matching *any* column, ``union=False`` rows matching
   *every* column. No filter matches every row. ``return_columns`` (empty: all)
   projects the returned rows.
-* **get_batch** (J8): every row carries a hidden random stamp, the int field
-  ``_id_nonunique`` in ``[0, STAMP_LIMIT)``. As in the reference ("every write stamps
-  the row"), a fresh stamp is drawn on every *whole-row* write (a replace is one
-  ``PutRequest``, with no read of the old stamp); a *projected* write keeps the
-  stamp of a stored row (and draws one for a row it creates). Batch ``b`` of
-  ``get_batch(b, n)`` holds the rows whose stamp lies in :func:`batch_stamp_range`:
-  the stamp range cut into ``max(1, ceil(len / n))`` equal parts. The batches are
-  therefore a partition of the rows *at one moment* (sizes are random, ``n`` on
-  average): a row rewritten whole between two ``get_batch`` calls may move to
-  another batch (and so be seen twice or not at all by a loop over the batches), as
-  may any row when the row count changes the number of batches. Rows only updated
-  through projected writes keep their batch. A batch number outside
-  ``[0, number of batches)`` is an ``IndexError``. The stamp never appears in what a
-  read, query or batch returns, and no write may carry it.
+* **get_batch** (J8): ``get_batch(b, n)`` returns batch ``b`` of a partition of the rows
+  into ``max(1, ceil(len / n))`` batches (:func:`batch_count`). Which batch a row is in
+  depends only on its key and the number of batches — a backend's native partition
+  (DynamoDB's parallel-scan segments) or :func:`key_batch`, a hash of the key. So
+  the batches partition the rows at one moment; a row keeps its batch when it is
+  rewritten (whole or by columns) and moves only when the row count changes the
+  number of batches. Sizes follow the key hash: ``n`` on average, not exactly. A
+  batch number outside ``[0, number of batches)`` is an ``IndexError``. (The
+  reference stamps every row with a hidden random field ``_id_nonunique`` instead:
+  one attribute more per stored item, rows that move on every rewrite, and rows
+  written by other tools in no batch — lamina stores no hidden field.)
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lamina.backend import Backend
-from lamina.keyvalue.index import STAMP_FIELD, DBIndex, check_column_name
+from lamina.keyvalue.index import DBIndex, check_column_name
 from lamina.keyvalue.values import normalize_value
 
 __all__ = [
-    "STAMP_FIELD",
-    "STAMP_LIMIT",
     "ColumnFilter",
     "DBBackend",
     "Row",
     "apply_row_write",
-    "batch_stamp_range",
+    "batch_count",
     "check_clear_index",
     "check_column_filter",
     "check_return_columns",
-    "new_stamp",
+    "key_batch",
     "prepare_rows",
     "project_row",
     "row_matches",
@@ -98,16 +93,7 @@ Row = dict[str, Any]
 #: ``column_filter`` of ``keys`` and ``query``: column → accepted values.
 ColumnFilter = Mapping[str, Any]
 
-#: Stamps are ints in ``[0, STAMP_LIMIT)`` (``sys.maxsize`` of 64-bit platforms, fixed so
-#: that every backend and platform cuts batches the same way).
-STAMP_LIMIT = 2**63 - 1
-
 _FILTER_SCALARS = (bool, int, float, str, bytes)
-
-
-def new_stamp() -> int:
-    """A fresh random batching stamp (from the OS, so forked workers do not repeat)."""
-    return secrets.randbelow(STAMP_LIMIT)
 
 
 def prepare_rows(idx: DBIndex, rows: Any) -> list[Row]:
@@ -115,7 +101,7 @@ def prepare_rows(idx: DBIndex, rows: Any) -> list[Row]:
 
     Raises ``ValueError`` (before anything is written) when ``rows`` is not a list of
     dicts, when the number of rows differs from the number indexed, when a field name is
-    not a non-empty str or is the hidden stamp, when a whole-row (unprojected) index is
+    not a non-empty str, when a whole-row (unprojected) index is
     given an empty row ``{}``, when a projected index is given a field outside the
     row's columns, or when a value cannot be stored.
     """
@@ -162,20 +148,19 @@ def prepare_rows(idx: DBIndex, rows: Any) -> list[Row]:
 
 
 def apply_row_write(stored: Mapping[str, Any] | None, row: Row, replace: bool) -> Row | None:
-    """The stored row (stamp included) after writing ``row``, or ``None`` if nothing is
-    to be stored (a projected ``{}`` on an absent row).
+    """The stored row after writing ``row``, or ``None`` if nothing is to be stored (a
+    projected ``{}`` on an absent row).
 
     ``row`` comes from :func:`prepare_rows`; ``replace`` is ``idx.col_keys is None``.
-    A replace is ``row`` with a fresh stamp; an update is the stored row with ``row``'s
-    fields set, keeping its stamp (or with a fresh one if it was absent). Neither
-    ``stored`` nor ``row`` is changed; values are not copied.
+    A replace is ``row`` itself; an update is the stored row with ``row``'s fields set.
+    Neither ``stored`` nor ``row`` is changed; values are not copied.
     """
     if replace:
         if not row:  # prepare_rows refuses it; never replace a row by nothing
             raise ValueError("an empty row cannot be written whole; delete the row instead")
-        return {**row, STAMP_FIELD: new_stamp()}
+        return dict(row)
     if stored is None:
-        return {**row, STAMP_FIELD: new_stamp()} if row else None
+        return dict(row) if row else None
     return {**stored, **row}
 
 
@@ -248,20 +233,19 @@ def check_return_columns(return_columns: Iterable[str]) -> tuple[str, ...]:
 
 
 def project_row(row: Mapping[str, Any], columns: Sequence[str] | None) -> Row:
-    """The user fields of a stored row (stamp stripped); only ``columns`` unless it is
-    ``None``. Values are not copied. (``return_columns=()`` means every field: pass
-    ``columns or None``.)"""
+    """The fields of a stored row; only ``columns`` unless it is ``None``. Values are not
+    copied. (``return_columns=()`` means every field: pass ``columns or None``.)"""
     if columns is not None:
         return {c: row[c] for c in columns if c in row}
-    return {k: v for k, v in row.items() if k != STAMP_FIELD}
+    return dict(row)
 
 
-def batch_stamp_range(batch_number: int, avg_rows_per_batch: int, total: int) -> tuple[int, int]:
-    """The stamps ``[lo, hi)`` of batch ``batch_number`` when ``total`` rows are stored.
+def batch_count(batch_number: int, avg_rows_per_batch: int, total: int) -> int:
+    """The number of batches, ``max(1, ceil(total / avg_rows_per_batch))``, when ``total``
+    rows are stored, after checking that ``batch_number`` is one of them.
 
-    There are ``max(1, ceil(total / avg_rows_per_batch))`` batches of equal stamp width;
-    together they cover ``[0, STAMP_LIMIT)`` exactly. Raises ``IndexError`` for a batch
-    number outside that range and ``ValueError`` for a non-positive batch size.
+    Raises ``IndexError`` for a batch number outside ``[0, number of batches)`` and
+    ``ValueError`` for a batch number or size that is not an int, or a size below 1.
     """
     if isinstance(batch_number, bool) or not isinstance(batch_number, int):
         raise ValueError(f"batch_number must be an int; got {type(batch_number).__name__}")
@@ -278,9 +262,14 @@ def batch_stamp_range(batch_number: int, avg_rows_per_batch: int, total: int) ->
             f"{avg_rows_per_batch} on average make {num_batches} batch(es), "
             f"numbered 0 to {num_batches - 1}"
         )
-    lo = batch_number * STAMP_LIMIT // num_batches
-    hi = (batch_number + 1) * STAMP_LIMIT // num_batches
-    return lo, hi
+    return num_batches
+
+
+def key_batch(key: str, num_batches: int) -> int:
+    """The batch of row ``key`` among ``num_batches``: a 64-bit BLAKE2 hash of the key,
+    modulo the count — the same in every process, platform and run (unlike ``hash``)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % num_batches
 
 
 class DBBackend(Backend[DBIndex, list[Row]]):
@@ -293,7 +282,7 @@ class DBBackend(Backend[DBIndex, list[Row]]):
     Implementations call :func:`prepare_rows` at the start of ``write``,
     :func:`check_clear_index` in ``clear``, :func:`check_column_filter` and
     :func:`check_return_columns` in ``keys``/``query``/``get_batch``, and
-    :func:`batch_stamp_range` in ``get_batch``, so that every backend refuses and
+    :func:`batch_count` in ``get_batch``, so that every backend refuses and
     selects exactly alike.
     """
 
@@ -306,10 +295,8 @@ class DBBackend(Backend[DBIndex, list[Row]]):
         """Store each row dict of ``data`` at the row of the same position.
 
         ``idx.col_keys is None``: the row dict *replaces* the stored row (fields not
-        given are gone; a fresh stamp is drawn; ``{}`` is refused). Otherwise it
-        *updates* the stored row: its fields are set, the other stored fields and the
-        stamp are kept. Everything is checked (:func:`prepare_rows`) before anything
-        is written.
+        given are gone; ``{}`` is refused). Otherwise it *updates* the stored row: its
+        fields are set, the other stored fields are kept. Everything is checked (:func:`prepare_rows`) before anything is written.
         """
 
     @abc.abstractmethod
@@ -350,4 +337,4 @@ class DBBackend(Backend[DBIndex, list[Row]]):
         avg_rows_per_batch: int,
         return_columns: Iterable[str] = (),
     ) -> dict[str, Row]:
-        """Batch ``batch_number`` of the rows (see :func:`batch_stamp_range`), by key."""
+        """Batch ``batch_number`` of the rows (see :func:`batch_count`), by key."""

@@ -25,12 +25,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["STAMP_FIELD", "DBIndex", "RowColumns"]
-
-#: The hidden field in which every stored row keeps its random batching stamp (J8).
-#: No user row may carry it; reads strip it. Defined here so the index can refuse it as
-#: a column name without importing the backend module.
-STAMP_FIELD = "_id_nonunique"
+__all__ = ["DBIndex", "RowColumns"]
 
 
 def check_column_name(name: Any, what: str = "column") -> str:
@@ -39,11 +34,6 @@ def check_column_name(name: Any, what: str = "column") -> str:
         raise TypeError(f"a {what} name must be a str; got {type(name).__name__}: {name!r}")
     if not name:
         raise ValueError(f"a {what} name must not be empty")
-    if name == STAMP_FIELD:
-        raise ValueError(
-            f"{STAMP_FIELD!r} is the hidden batching stamp of every row and cannot be "
-            f"used as a {what} name"
-        )
     return name
 
 
@@ -138,8 +128,7 @@ class DBIndex:
 
     Args:
         row_col_keys: mapping row key → tuple of column names (lists are accepted and
-            stored as tuples). Row keys and column names are non-empty strings; the
-            hidden stamp field ``_id_nonunique`` is not a column name.
+            stored as tuples). Row keys and column names are non-empty strings.
         col_keys: the columns of a projected index, or ``None`` for whole rows.
     """
 

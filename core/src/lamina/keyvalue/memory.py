@@ -17,15 +17,15 @@ from typing import Any
 
 from lamina.backend import Capabilities, check_change_keys
 from lamina.keyvalue.backend import (
-    STAMP_FIELD,
     ColumnFilter,
     DBBackend,
     Row,
     apply_row_write,
-    batch_stamp_range,
+    batch_count,
     check_clear_index,
     check_column_filter,
     check_return_columns,
+    key_batch,
     prepare_rows,
     project_row,
     row_matches,
@@ -55,7 +55,7 @@ class MemoryKeyValueBackend(DBBackend):
     def __init__(self, name: str | None = None) -> None:
         self._name = f"mem://keyvalue-{next(_counter)}" if name is None else str(name)
         self._lock = threading.Lock()
-        # row key -> stored fields, the hidden stamp included
+        # row key -> stored fields
         self._rows: dict[str, Row] = {}
 
     def __repr__(self) -> str:
@@ -154,11 +154,11 @@ class MemoryKeyValueBackend(DBBackend):
     ) -> dict[str, Row]:
         columns = check_return_columns(return_columns)
         with self._lock:
-            lo, hi = batch_stamp_range(batch_number, avg_rows_per_batch, len(self._rows))
+            count = batch_count(batch_number, avg_rows_per_batch, len(self._rows))
             return {
                 key: _copy_row(row, columns or None)
                 for key, row in self._rows.items()
-                if lo <= row[STAMP_FIELD] < hi
+                if key_batch(key, count) == batch_number
             }
 
 

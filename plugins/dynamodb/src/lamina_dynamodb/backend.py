@@ -9,9 +9,9 @@ onto DynamoDB:
 * whole-row ``write`` (``idx.col_keys is None``): ``BatchWriteItem`` of at most 25
   ``PutRequest`` items per request (a put replaces the item). Every row is encoded and
   checked (400 KB item limit, nesting, key length) before the first request is sent.
-* projected ``write``: one ``UpdateItem`` per row, ``SET`` of the given fields and
-  ``if_not_exists`` on the stamp: atomic per row, so concurrent updates of other
-  columns of the same row are never lost. Prefer whole-row writes for bulk loads.
+* projected ``write``: one ``UpdateItem`` per row, ``SET`` of the given fields: atomic
+  per row, so concurrent updates of other columns of the same row are never lost.
+  Prefer whole-row writes for bulk loads.
 * ``clear(idx)``: ``BatchWriteItem`` of 25 ``DeleteRequest`` items per request;
   ``clear()`` scans the keys page by page and deletes each page the same way.
 * the batched requests of one call (and the ``UpdateItem`` requests of a projected
@@ -19,10 +19,14 @@ onto DynamoDB:
 * ``keys``, ``query``, ``len`` and ``get_batch``: a paginated, strongly consistent
   ``Scan``. Filters on str, int, bool and bytes values go to DynamoDB as a
   ``FilterExpression`` (less data comes back); the exact match (types, ``1`` vs
-  ``1.0`` vs ``True``) is always decided here with the core's rule. ``get_batch``
-  counts the rows, then scans for the stamps of its batch (the core's stamp-range
-  scheme); each call reads the whole table, so a loop over every batch of a large
-  table costs one scan per batch.
+  ``1.0`` vs ``True``) is always decided here with the core's rule.
+* ``get_batch(b, n)`` counts the rows (a ``COUNT`` scan), then reads segment ``b`` of a
+  DynamoDB *parallel scan* with one segment per batch: DynamoDB itself partitions the
+  items by a hash of their key, so a batch reads only its own items, a row keeps its
+  batch when rewritten, and items written by other tools are in the batches too.
+  DynamoDB allows at most 1,000,000 segments (``avg_rows_per_batch`` must keep the
+  batch count below that). Batch sizes follow DynamoDB's hashing (moto hashes into
+  256 buckets, so batches beyond the 256th are empty there).
 
 Retries: unprocessed items and keys, throttling (``ProvisionedThroughputExceeded``,
 ``ThrottlingException``, ``RequestLimitExceeded``), 5xx errors and dropped
@@ -53,15 +57,13 @@ from typing import Any
 
 from lamina.backend import Capabilities, check_change_keys
 from lamina.keyvalue.backend import (
-    STAMP_FIELD,
     ColumnFilter,
     DBBackend,
     Row,
-    batch_stamp_range,
+    batch_count,
     check_clear_index,
     check_column_filter,
     check_return_columns,
-    new_stamp,
     prepare_rows,
     project_row,
     row_matches,
@@ -70,7 +72,6 @@ from lamina.keyvalue.index import DBIndex
 from lamina_dynamodb.codec import (
     KEY_ATTRIBUTE,
     MAX_KEY_BYTES,
-    check_item_size,
     decode_item,
     encode_item,
     encode_value,
@@ -105,6 +106,7 @@ RETRYABLE_ERROR_CODES = frozenset(
 
 _UPDATE_FIELDS_PER_REQUEST = 100  # keeps an UpdateExpression well under its 4 KB limit
 _PROJECTION_LIMIT = 300  # more columns than this: fetch whole items, project here
+_MAX_SEGMENTS = 1_000_000  # DynamoDB's limit on TotalSegments of a parallel scan
 _IN_LIMIT = 100  # operands of a FilterExpression IN
 _FILTER_EXPRESSION_LIMIT = 3500  # characters; DynamoDB allows 4 KB
 _TABLE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -546,9 +548,13 @@ class DynamoDBBackend(DBBackend):
         values: dict[str, Any] | None = None,
         count: bool = False,
         timeout: float | None = None,
+        segment: tuple[int, int] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every page of a strongly consistent scan (``Count`` pages if ``count``)."""
+        """Every page of a strongly consistent scan (``Count`` pages if ``count``), of
+        the parallel-scan ``segment`` ``(number, total)`` when one is given."""
         params: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        if segment is not None:
+            params["Segment"], params["TotalSegments"] = segment
         all_names = dict(names or {})
         if count:
             params["Select"] = "COUNT"
@@ -586,7 +592,7 @@ class DynamoDBBackend(DBBackend):
         out: list[Row] = []
         for key in idx.row_col_keys:
             item = found.get(key)
-            out.append({} if item is None else decode_item(item, idx.projection(key))[0])
+            out.append({} if item is None else decode_item(item, idx.projection(key)))
         return out
 
     def write(self, idx: DBIndex, data: Sequence[Mapping[str, Any]]) -> None:
@@ -599,8 +605,7 @@ class DynamoDBBackend(DBBackend):
         rows = _dedupe(idx.row_keys, prepare_rows(idx, data))
         if idx.col_keys is None:
             requests = {
-                key: {"PutRequest": {"Item": encode_item(key, row, new_stamp())}}
-                for key, row in rows.items()
+                key: {"PutRequest": {"Item": encode_item(key, row)}} for key, row in rows.items()
             }
             self._batch_write("write", requests)
             return
@@ -658,7 +663,7 @@ class DynamoDBBackend(DBBackend):
         for page in self._scan("keys", None, filter_columns, expression, names, values):
             for item in page.get("Items", []):
                 if checked:
-                    row, _ = decode_item(item, filter_columns)
+                    row = decode_item(item, filter_columns)
                     if not row_matches(row, checked, union):
                         continue
                 out.append(item[KEY_ATTRIBUTE]["S"])
@@ -691,7 +696,7 @@ class DynamoDBBackend(DBBackend):
         pages = self._scan("query", deadline, wanted, expression, names, values, timeout=timeout)
         for page in pages:
             for item in page.get("Items", []):
-                row, _ = decode_item(item, wanted)
+                row = decode_item(item, wanted)
                 if checked and not row_matches(row, checked, union):
                     continue
                 out[item[KEY_ATTRIBUTE]["S"]] = project_row(row, columns or None)
@@ -703,21 +708,24 @@ class DynamoDBBackend(DBBackend):
         avg_rows_per_batch: int,
         return_columns: Iterable[str] = (),
     ) -> dict[str, Row]:
-        """Batch ``batch_number``: the rows whose stamp lies in the core's stamp range."""
+        """Batch ``batch_number``: segment ``batch_number`` of a parallel scan with one
+        segment per batch (DynamoDB partitions the items by a hash of their key)."""
         columns = check_return_columns(return_columns)
         with contextlib.suppress(IndexError):  # check the arguments before counting rows
-            batch_stamp_range(batch_number, avg_rows_per_batch, 0)
-        lo, hi = batch_stamp_range(batch_number, avg_rows_per_batch, len(self))
-        if hi <= lo:
-            return {}
-        names = {"#s": STAMP_FIELD}
-        values = {":lo": {"N": str(lo)}, ":hi": {"N": str(hi - 1)}}
+            batch_count(batch_number, avg_rows_per_batch, 0)
+        total = batch_count(batch_number, avg_rows_per_batch, len(self))
+        if total > _MAX_SEGMENTS:
+            raise ValueError(
+                f"avg_rows_per_batch={avg_rows_per_batch} cuts the table into {total:,} "
+                f"batches, more than DynamoDB's {_MAX_SEGMENTS:,} parallel-scan segments; "
+                f"use avg_rows_per_batch of at least {math.ceil(len(self) / _MAX_SEGMENTS)}"
+            )
         projection = columns if columns and len(columns) <= _PROJECTION_LIMIT else None
         out: dict[str, Row] = {}
-        pages = self._scan("get_batch", None, projection, "#s BETWEEN :lo AND :hi", names, values)
+        pages = self._scan("get_batch", None, projection, segment=(batch_number, total))
         for page in pages:
             for item in page.get("Items", []):
-                row, _ = decode_item(item, projection)
+                row = decode_item(item, projection)
                 out[item[KEY_ATTRIBUTE]["S"]] = project_row(row, columns or None)
         return out
 
@@ -756,9 +764,8 @@ def _delete_request(key: str) -> dict[str, Any]:
 def _update_params(table: str, key: str, row: Row) -> list[dict[str, Any]]:
     """The ``UpdateItem`` requests of a column update (one unless the row has more than
     100 fields), checked against the item limits before anything is sent."""
-    encoded = encode_item(key, row, 0)  # checks nesting, key length and the fields' size
-    del encoded[KEY_ATTRIBUTE], encoded[STAMP_FIELD]
-    check_item_size(key, {KEY_ATTRIBUTE: {"S": key}, STAMP_FIELD: {"N": "0"}, **encoded})
+    encoded = encode_item(key, row)  # checks nesting, key length and the fields' size
+    del encoded[KEY_ATTRIBUTE]
     fields = list(encoded.items())
     requests = []
     for start in range(0, len(fields), _UPDATE_FIELDS_PER_REQUEST):
@@ -769,10 +776,6 @@ def _update_params(table: str, key: str, row: Row) -> list[dict[str, Any]]:
             names[f"#f{i}"] = name
             values[f":v{i}"] = value
             sets.append(f"#f{i} = :v{i}")
-        if start == 0:  # the stamp is kept, or drawn for a row this creates
-            names["#s"] = STAMP_FIELD
-            values[":s"] = {"N": str(new_stamp())}
-            sets.append("#s = if_not_exists(#s, :s)")
         requests.append(
             {
                 "TableName": table,

@@ -6,7 +6,6 @@ low-level client (``{"S": ...}``, ``{"N": ...}``, ...):
 
 * the item's partition key is the attribute :data:`KEY_ATTRIBUTE` (``"~key"``,
   type ``S``): the row key;
-* the hidden batching stamp is the attribute ``_id_nonunique`` (type ``N``);
 * every field of the row is one top-level attribute, named after the field;
 * a name (field name or dict key) that starts with ``~`` is stored with one more
   ``~`` in front (``"~x"`` → ``"~~x"``), so that names starting with a single ``~``
@@ -40,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from lamina.errors import LaminaError
-from lamina.keyvalue.index import STAMP_FIELD
 
 __all__ = [
     "KEY_ATTRIBUTE",
@@ -161,10 +159,10 @@ def _tagged(fields: dict[str, Any], depth: int) -> dict[str, Any]:
     return {"M": fields}
 
 
-def encode_item(key: str, row: dict[str, Any], stamp: int | None) -> dict[str, Any]:
+def encode_item(key: str, row: dict[str, Any]) -> dict[str, Any]:
     """The DynamoDB item of row ``key`` holding the normalised fields ``row``.
 
-    ``stamp`` (the hidden batching stamp) is stored unless it is ``None``. Raises
+    Raises
     :class:`ItemTooLargeError` naming the row (and field) when the item would break
     DynamoDB's limits; nothing is sent by this function.
     """
@@ -178,8 +176,6 @@ def encode_item(key: str, row: dict[str, Any], stamp: int | None) -> dict[str, A
                 f"DynamoDB's limit of {MAX_NESTING} levels (floats, big ints and arrays "
                 "inside count as one more level); flatten the value"
             ) from None
-    if stamp is not None:
-        item[STAMP_FIELD] = {"N": str(stamp)}
     check_item_size(key, item)
     return item
 
@@ -197,7 +193,7 @@ def check_item_size(key: str, item: dict[str, Any]) -> int:
             (
                 (_attribute_size(name, value), name)
                 for name, value in item.items()
-                if name not in (KEY_ATTRIBUTE, STAMP_FIELD)
+                if name != KEY_ATTRIBUTE
             ),
             reverse=True,
         )
@@ -284,17 +280,11 @@ def decode_value(value: dict[str, Any]) -> Any:
     raise ValueError(f"unknown DynamoDB attribute type {kind!r}")
 
 
-def decode_item(
-    item: dict[str, Any], columns: tuple[str, ...] | None = None
-) -> tuple[dict[str, Any], int | None]:
-    """The fields of a stored item (only ``columns`` unless ``None``) and its stamp."""
+def decode_item(item: dict[str, Any], columns: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The fields of a stored item (only ``columns`` unless ``None``)."""
     row: dict[str, Any] = {}
-    stamp = None
     if columns is None:
         for name, value in item.items():
-            if name == STAMP_FIELD:
-                stamp = _number(value["N"])
-                continue
             field = unescape_name(name)
             if field is not None:
                 row[field] = decode_value(value)
@@ -303,6 +293,4 @@ def decode_item(
             value = item.get(escape_name(column))
             if value is not None:
                 row[column] = decode_value(value)
-        if STAMP_FIELD in item:
-            stamp = _number(item[STAMP_FIELD]["N"])
-    return row, stamp
+    return row
