@@ -282,3 +282,48 @@ def test_memory_backend_write_outside_bounds_writes_nothing() -> None:
     with pytest.raises(ValueError, match="outside the dataset bounds"):
         backend.write(idx, 1)
     assert not backend.read(VolumetricIndex.from_coords((0, 0, 0), (32, 32, 4), (1, 1, 1))).any()
+
+
+class _PairBackend(MemoryVolumetricBackend):
+    """A composite-style backend: its data is ``{"a": array, "b": array}`` (as a layer
+    set's is), so it overrides ``prepare_data``."""
+
+    def prepare_data(self, idx: VolumetricIndex, data: Any) -> Any:
+        if not isinstance(data, dict) or set(data) != {"a", "b"}:
+            raise ValueError(f"data must be {{'a': ..., 'b': ...}}; got {data!r}")
+        one = super().prepare_data
+        return {k: one(idx, v) for k, v in data.items()}
+
+    def read(self, idx: VolumetricIndex) -> Any:
+        one = super().read(idx)
+        return {"a": one, "b": one + 1}
+
+    def write(self, idx: VolumetricIndex, data: Any) -> None:
+        assert np.array_equal(data["b"], data["a"] + 1)
+        super().write(idx, data["a"])
+
+
+def test_backends_with_their_own_data_form_prepare_it() -> None:
+    bbox = BBox3D.from_coords((0, 0, 0), (32, 32, 40), RES)
+    backend = _PairBackend.from_bbox(bbox, [RES], chunk_size=(16, 16, 1), dtype="int32")
+    seen: list[Any] = []
+
+    def proc(data: Any) -> Any:
+        seen.append(data)
+        return data
+
+    layer = build_volumetric_layer(
+        backend, default_desired_resolution=RES, index_resolution=RES, write_procs=[proc]
+    )
+    layer[0:16, 0:16, 0:1] = {"a": 5, "b": 6}  # scalars become arrays per key
+    assert isinstance(seen[0], dict)
+    assert seen[0]["a"].shape == (1, 16, 16, 1)
+    assert int(seen[0]["b"].max()) == 6
+    out = layer[0:16, 0:16, 0:1]
+    assert int(out["a"].min()) == 5
+    assert int(out["b"].min()) == 6
+    with pytest.raises(ValueError, match="data must be"):
+        layer[0:16, 0:16, 0:1] = np.zeros((1, 16, 16, 1), dtype="int32")
+    idx = VolumetricIndex.from_coords((16, 16, 0), (32, 32, 1), RES)
+    layer.write_with_procs(idx, {"a": 1, "b": 2})
+    assert int(layer[idx]["a"].max()) == 1

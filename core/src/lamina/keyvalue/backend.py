@@ -296,7 +296,8 @@ class DBBackend(Backend[DBIndex, list[Row]]):
 
         ``idx.col_keys is None``: the row dict *replaces* the stored row (fields not
         given are gone; ``{}`` is refused). Otherwise it *updates* the stored row: its
-        fields are set, the other stored fields are kept. Everything is checked (:func:`prepare_rows`) before anything is written.
+        fields are set, the other stored fields are kept. Everything is checked
+        (:func:`prepare_rows`) before anything is written.
         """
 
     @abc.abstractmethod

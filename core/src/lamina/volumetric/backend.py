@@ -3,7 +3,9 @@ and in-memory volumes.
 
 A volumetric backend reads and writes ``(C, X, Y, Z)`` numpy arrays for a
 :class:`~lamina.volumetric.index.VolumetricIndex` at any of its resolutions, and
-describes each resolution's voxel offset, chunk size and dataset size. This module
+describes each resolution's voxel offset, chunk size and dataset size (a composite
+backend, such as a layer set, may read and write ``{name: array}`` dicts instead: it
+overrides :meth:`VolumetricBackend.prepare_data`). This module
 adds what every such backend shares: bounds, the chunk-alignment check with the
 reference system's detailed error (§2.F F10), chunk-aligned indices, the check and
 lossless conversion of write data, and a typed ``with_changes``.
@@ -203,6 +205,17 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
             f"outside the dataset bounds of {self.name} "
             f"({self.get_bounds(idx.resolution).pformat()}); nothing was written. {remedy}"
         )
+
+    def prepare_data(self, idx: VolumetricIndex, data: Any) -> Any:
+        """The user's write data at ``idx`` in the form this backend writes, checked before
+        any write processor runs (the layer calls it first).
+
+        Default: one ``(C, X, Y, Z)`` numpy array (scalars, lists and torch tensors
+        accepted; shape and channel count checked, see ``check_volume_data``). A
+        composite backend whose data is not one array (a layer set's ``{name: array}``)
+        overrides this, and ``read``/``write`` take that form instead.
+        """
+        return check_volume_data(data, idx.shape, self.num_channels)
 
     def check_write(self, idx: VolumetricIndex, data: Any) -> npt.NDArray[Any]:
         """``data`` checked and converted for a write at ``idx``, before anything is written.

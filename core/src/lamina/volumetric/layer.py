@@ -24,7 +24,6 @@ import numpy.typing as npt
 from lamina.layer import Layer
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.converters import to_optional_float_vec3
-from lamina.volumetric.data import check_volume_data
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.interpolation import (
@@ -84,9 +83,10 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
         )
 
     def write_with_procs(self, idx: VolumetricIndex, data: Any) -> None:
-        """Write at a standard index; scalars, lists and tensors are accepted here too."""
+        """Write at a standard index; scalars, lists and tensors are accepted here too
+        (``backend.prepare_data`` puts them in the backend's form)."""
         self._check_writable()
-        super().write_with_procs(idx, check_volume_data(data, idx.shape, self.backend.num_channels))
+        super().write_with_procs(idx, self.backend.prepare_data(idx, data))
 
     # -- the innermost stage: resampling ------------------------------------------------------
     def _read_from_backend(self, idx: VolumetricIndex) -> npt.NDArray[Any]:

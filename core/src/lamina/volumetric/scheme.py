@@ -122,8 +122,12 @@ class VolumetricScheme:
         )
 
     def prepare_write(self, user_idx: Any, idx: VolumetricIndex, data: Any, backend: Any) -> Any:
-        """Write data as a ``(C, X, Y, Z)`` numpy array (scalars as fills), checked
-        against the index's shape and the volume's channel count before any processor."""
+        """Write data in the backend's form (``backend.prepare_data``: a ``(C, X, Y, Z)``
+        numpy array, scalars as fills, for a plain volume), checked against the index's
+        shape and the volume's channel count before any processor."""
+        prepare = getattr(backend, "prepare_data", None)
+        if prepare is not None:
+            return prepare(idx, data)
         return check_volume_data(data, idx.shape, getattr(backend, "num_channels", None))
 
     def shape_read(self, user_idx: Any, idx: VolumetricIndex, data: Any) -> Any:
