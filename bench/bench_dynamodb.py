@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import multiprocessing
 import os
 import pstats
 import sys
@@ -42,6 +41,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from moto_server import moto_server
 
 REGION = "us-east-1"
 KEY = "~key"  # lamina_dynamodb.KEY_ATTRIBUTE: the raw table uses the same schema
@@ -61,19 +62,6 @@ for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
 
 
 # -- moto -----------------------------------------------------------------------------------
-def _serve(conn: Any) -> None:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    conn.send(server.get_host_and_port())
-    conn.recv()
-    server.stop()
-
-
 @contextmanager
 def moto(mode: str) -> Iterator[str | None]:
     """Yield the endpoint of moto in ``mode`` (``None`` in process)."""
@@ -83,18 +71,8 @@ def moto(mode: str) -> Iterator[str | None]:
         with mock_aws():
             yield None
         return
-    ctx = multiprocessing.get_context("spawn")
-    conn, child = ctx.Pipe()
-    process = ctx.Process(target=_serve, args=(child,), daemon=True)
-    process.start()
-    host, port = conn.recv()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        conn.send("stop")
-        process.join(10)
-        if process.is_alive():
-            process.kill()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _new_table(endpoint: str | None) -> str:
