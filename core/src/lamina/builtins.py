@@ -39,6 +39,14 @@ def lamina_register_builders(registry: Registrar) -> None:
     registry.register("build_db_layer", build_db_layer)
     registry.register("build_memory_db_layer", build_memory_db_layer)
     registry.register("DBIndex", DBIndex, kind="index")
+    # chunked-processing flows, for specs ({"@type": "copy", ...}; ``lamina run SPEC``)
+    from lamina.flows.blockwise import apply
+    from lamina.flows.copying import copy
+    from lamina.flows.pyramid import downsample
+
+    registry.register("copy", copy, kind="flow")
+    registry.register("downsample", downsample, kind="flow")
+    registry.register("apply", apply, kind="flow")
 
 
 @hookimpl
@@ -73,3 +81,17 @@ def lamina_register_commands(registry: Registrar) -> None:
 
     registry.register("plugins", plugins_command)
     registry.register("info", INFO_COMMAND)
+    from lamina.flows.cli import COPY_COMMAND, DOWNSAMPLE_COMMAND, RUN_COMMAND
+
+    registry.register("copy", COPY_COMMAND)
+    registry.register("downsample", DOWNSAMPLE_COMMAND)
+    registry.register("run", RUN_COMMAND)
+
+
+@hookimpl
+def lamina_register_executors(registry: Registrar) -> None:
+    from lamina.flows.executors import processes_executor, serial_executor, threads_executor
+
+    registry.register("serial", serial_executor)
+    registry.register("threads", threads_executor)
+    registry.register("processes", processes_executor)

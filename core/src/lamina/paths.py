@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from lamina.errors import UnknownNameError
-from lamina.plugins.contributions import Command, PathOpener
+from lamina.plugins.contributions import Command, PathOpener, VolumeTemplate
 
-__all__ = ["INFO_COMMAND", "describe_layer", "open_path", "render_description"]
+__all__ = [
+    "INFO_COMMAND",
+    "describe_layer",
+    "open_or_create_path",
+    "open_path",
+    "render_description",
+    "template_of",
+]
 
 
 def open_path(path: str, **options: Any) -> Any:
@@ -38,6 +46,64 @@ def open_path(path: str, **options: Any) -> Any:
     raise UnknownNameError(
         f"no installed path opener recognises {path!r}.{hint} Recognised forms: "
         f"{', '.join(forms) if forms else '(no path opener is installed)'}."
+    )
+
+
+def open_or_create_path(path: str, like: VolumeTemplate, **options: Any) -> Any:
+    """The volume at ``path`` opened for writing, or, when nothing is stored there yet, a
+    new one made like ``like`` by the first path opener that can create such paths."""
+    from lamina.plugins.manager import get_host
+
+    entries = get_host().registry.entries("path_openers")
+    for entry in entries:
+        opener: PathOpener = entry.obj
+        if opener.create is None:
+            continue
+        can_create = opener.can_create or opener.recognises
+        if not can_create(path):
+            continue
+        if opener.exists is not None and opener.exists(path):
+            return opener.open(path, **{"readonly": False, **options})
+        return opener.create(path, like)
+    if any(entry.obj.recognises(path) for entry in entries):
+        return open_path(path, **{"readonly": False, **options})
+    creators = [f for e in entries if e.obj.create is not None for f in e.obj.forms]
+    raise UnknownNameError(
+        f"nothing is stored at {path!r} and no installed plugin creates volumes at paths "
+        f"like it. Paths new volumes can be made at: {', '.join(creators) or '(none)'}."
+    )
+
+
+def template_of(
+    layer: Any,
+    resolutions: Sequence[Any] | None = None,
+    chunk_size: Sequence[int] | None = None,
+) -> VolumeTemplate:
+    """A :class:`VolumeTemplate` of a volumetric layer's volume (its finest scale's box
+    and chunking), with other ``resolutions`` or ``chunk_size`` if given."""
+    from lamina.volumetric.backend import VolumetricBackend
+
+    backend = getattr(layer, "backend", layer)
+    if not isinstance(backend, VolumetricBackend):
+        raise TypeError(f"a volumetric layer is needed; got {type(layer).__name__}")
+    finest = backend.resolutions[0]
+    bounds = backend.get_bounds(finest).bbox
+    chunk = backend.get_chunk_size(finest) if chunk_size is None else chunk_size
+    encoding = None
+    own = getattr(backend, "describe", None)
+    if callable(own):
+        scales = own().get("scales") or [{}]
+        encoding = scales[0].get("encoding")
+    res = backend.resolutions if resolutions is None else resolutions
+    return VolumeTemplate(
+        data_type=str(backend.dtype),
+        num_channels=backend.num_channels,
+        volume_type=backend.volume_type,
+        resolutions=tuple(tuple(float(v) for v in r) for r in res),  # type: ignore[misc]
+        bbox_start=tuple(float(v) for v in bounds.start),  # type: ignore[arg-type]
+        bbox_end=tuple(float(v) for v in bounds.end),  # type: ignore[arg-type]
+        chunk_size=tuple(int(v) for v in chunk),  # type: ignore[arg-type]
+        encoding=encoding,
     )
 
 

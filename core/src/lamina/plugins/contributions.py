@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Command", "PathOpener"]
+__all__ = ["Command", "PathOpener", "VolumeTemplate"]
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,33 @@ class Command:
 
 
 @attrs.frozen(kw_only=True)
+class VolumeTemplate:
+    """What a new volume should be like, for :attr:`PathOpener.create` (``lamina copy``
+    making a DST like its SRC). Plain values only, so hook modules import nothing heavy.
+
+    Attributes:
+        data_type: numpy dtype name (``"uint8"``).
+        num_channels: channels per voxel.
+        volume_type: ``"image"``, ``"segmentation"`` or ``None`` (unknown).
+        resolutions: every scale (nm, x, y, z), finest first.
+        bbox_start, bbox_end: the volume's box in nm.
+        chunk_size: voxels per storage chunk (x, y, z), for every scale.
+        encoding: the source's chunk encoding where the formats share one
+            (precomputed's ``"raw"``, ``"compressed_segmentation"``…); ``None``: the
+            format's default.
+    """
+
+    data_type: str
+    num_channels: int
+    volume_type: str | None
+    resolutions: tuple[tuple[float, float, float], ...]
+    bbox_start: tuple[float, float, float]
+    bbox_end: tuple[float, float, float]
+    chunk_size: tuple[int, int, int]
+    encoding: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class PathOpener:
     """Opens paths of one family (``precomputed://…``, ``*.h5``) as layers.
 
@@ -44,8 +71,17 @@ class PathOpener:
         recognises: whether this opener handles ``path``; cheap (no IO that can hang).
         open: opens ``path`` as a layer; keyword options are the command's options.
         forms: the path forms it accepts, for error messages (``"precomputed://PATH"``).
+        exists: whether a volume is stored at ``path`` (for openers that can create).
+        can_create: whether ``create`` makes volumes at paths like ``path`` (default:
+            the paths it recognises).
+        create: makes a new, empty, writable volume at ``path`` like a
+            :class:`VolumeTemplate` and returns its layer (``lamina copy SRC DST`` with a
+            DST that does not exist yet).
     """
 
     recognises: Callable[[str], bool]
     open: Callable[..., Any]
     forms: tuple[str, ...] = ()
+    exists: Callable[[str], bool] | None = None
+    can_create: Callable[[str], bool] | None = None
+    create: Callable[[str, VolumeTemplate], Any] | None = None

@@ -14,12 +14,14 @@ lossless conversion of write data, and a typed ``with_changes``.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, Self, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
 
 from lamina.backend import Backend, ChangeKeyError, check_change_keys
+from lamina.errors import UnsupportedOperationError
 from lamina.volumetric.data import check_volume_data, convert_dtype
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -137,6 +139,23 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
                 f"supported keys: {sorted(self.supported_changes)}"
             )
         check_change_keys(self, changes, self.supported_changes)
+
+    def add_resolutions(
+        self, resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None = None
+    ) -> Self:
+        """This volume with ``resolutions`` added as new, empty scales, stored so that
+        every process that opens the volume sees them (a pyramid's levels:
+        ``lamina.flows.downsample``).
+
+        Each new scale covers the finest scale's bounds (in nm; voxel offset floored,
+        size ceiled) with ``chunk_size`` (default: the finest scale's); resolutions the
+        volume has already are kept as they are. Backends that cannot add scales raise
+        :class:`~lamina.errors.UnsupportedOperationError` (the default).
+        """
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} ({self.name}) cannot add resolutions to its volume; "
+            "write the pyramid into a volume whose format can (precomputed, HDF5, in-memory)"
+        )
 
     # -- geometry shared by every backend --------------------------------------------------------
     def get_bounds(self, resolution: RawVec3D) -> VolumetricIndex:

@@ -29,7 +29,7 @@ from lamina.volumetric.data import fill_value
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
-from lamina.volumetric.scales import ScaleGeometry, bbox_of, scales_from_bbox
+from lamina.volumetric.scales import ScaleGeometry, bbox_of, scales_from_bbox, sorted_resolutions
 
 __all__ = ["MemoryVolumetricBackend", "build_memory_volumetric_layer"]
 
@@ -284,6 +284,25 @@ class MemoryVolumetricBackend(VolumetricBackend):
             volume_type=self._volume_type,
             **shared,
         )
+
+    def add_resolutions(
+        self, resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None = None
+    ) -> MemoryVolumetricBackend:
+        """See ``VolumetricBackend.add_resolutions``. The volume's storage is this
+        process's memory, so the scales are added to this backend in place (every layer
+        over it sees them) and it is returned."""
+        finest = self.scales[self.resolutions[0]]
+        chunk = finest.chunk_size if chunk_size is None else chunk_size
+        wanted = [r for r in sorted_resolutions(resolutions) if r not in self.scales]
+        added = scales_from_bbox(bbox_of(self.scales), wanted, chunk)
+        with self._store.lock:
+            for res, geo in added.items():
+                self._store.block_sizes.setdefault(res, geo.chunk_size)
+                self._store.blocks.setdefault(res, {})
+            merged = _as_scales({**self.scales, **added})  # finest first
+            self.scales.clear()
+            self.scales.update(merged)
+        return self
 
     def delete(self) -> None:
         with self._store.lock:

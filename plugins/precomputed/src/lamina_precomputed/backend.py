@@ -26,7 +26,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Unpack
 
@@ -37,13 +37,15 @@ from lamina.backend import Capabilities
 from lamina.errors import UnknownResolutionError
 from lamina.volumetric.backend import CHANGE_KEYS, VolumetricBackend, VolumetricChanges
 from lamina.volumetric.data import fill_value
-from lamina.volumetric.geometry import RawVec3D, Vec3D
+from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
+from lamina.volumetric.scales import scale_geometry, sorted_resolutions
 from lamina_precomputed.info import (
     InfoSpec,
     change_geometry,
     normalize_path,
     read_info,
+    res_to_key,
     scale_resolution,
     update_info,
 )
@@ -482,6 +484,43 @@ class CVBackend(VolumetricBackend):
         if path != self._path or geometry:
             info, _ = update_info(path, info, overwrite=True, keep_existing_scales=True)
         return CVBackend._from_parts(path, kwargs, info)
+
+    def add_resolutions(
+        self, resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None = None
+    ) -> CVBackend:
+        """This volume with ``resolutions`` added to its info (see
+        ``VolumetricBackend.add_resolutions``): each new scale is the finest one's
+        encoding and chunk size (or ``chunk_size``, unsharded), covering its bounds.
+        Existing scales are never changed; the info is written once."""
+        finest = self._info["scales"][self._mips[self._resolutions[0]]]
+        res0 = scale_resolution(finest)
+        offset = Vec3D.from_seq(finest["voxel_offset"], "voxel_offset")
+        bbox = BBox3D.from_coords(offset, offset + Vec3D.from_seq(finest["size"]), res0)
+        chunk = finest["chunk_sizes"][0] if chunk_size is None else list(chunk_size)
+        added = []
+        for res in sorted_resolutions(resolutions):
+            if res in self._mips:
+                continue
+            geo = scale_geometry(bbox, res, chunk)
+            scale = {
+                k: copy.deepcopy(v)
+                for k, v in finest.items()
+                if k not in ("key", "sharding", "voxel_offset", "size", "chunk_sizes")
+            }
+            scale.update(
+                key=res_to_key(res),
+                resolution=[int(v) if float(v).is_integer() else v for v in res],
+                chunk_sizes=[list(geo.chunk_size)],
+                voxel_offset=list(geo.voxel_offset),
+                size=list(geo.dataset_size),
+            )
+            added.append(scale)
+        if not added:
+            return self
+        info = copy.deepcopy(self._info)
+        info["scales"] = [*info["scales"], *added]
+        info, _ = update_info(self._path, info, overwrite=False, keep_existing_scales=True)
+        return CVBackend._from_parts(self._path, dict(self._kwargs), info)
 
     def delete(self) -> None:
         """Delete every object under the path, the info included."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lamina.plugins.contributions import PathOpener
+from lamina.plugins.contributions import PathOpener, VolumeTemplate
 
 __all__ = ["PRECOMPUTED_OPENER", "recognises_precomputed"]
 
 _REMOTE_PREFIXES = ("precomputed://", "file://", "gs://", "s3://", "mem://")
+_FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".json", ".yaml", ".yml")
 
 
 # -- the precomputed path opener ---------------------------------------------------------------
@@ -36,6 +37,43 @@ def open_precomputed(path: str, **options: Any) -> Any:
     return build_cv_layer(path, **options)
 
 
+def precomputed_exists(path: str) -> bool:
+    """Whether a precomputed volume (its ``info``) is stored at ``path``."""
+    from lamina_precomputed.info import normalize_path, read_info_or_none
+
+    return read_info_or_none(normalize_path(path)) is not None
+
+
+def can_create_precomputed(path: str) -> bool:
+    """Precomputed forms, and local paths that are not an HDF5 file or a file at all."""
+    if path.startswith(_REMOTE_PREFIXES):
+        return True
+    if "://" in path or path.lower().endswith(_FILE_SUFFIXES):
+        return False
+    return not os.path.isfile(os.path.expanduser(path))
+
+
+def create_precomputed(path: str, like: VolumeTemplate) -> Any:
+    """A new precomputed volume at ``path`` like the template (raw encoding unless the
+    template names a precomputed encoding), as a writable layer."""
+    from lamina.volumetric.geometry import BBox3D
+    from lamina_precomputed.builder import build_cv_layer
+
+    finest = like.resolutions[0]
+    return build_cv_layer(
+        path,
+        default_desired_resolution=finest,
+        index_resolution=finest,
+        info_type="segmentation" if like.volume_type == "segmentation" else "image",
+        info_data_type=like.data_type,
+        info_num_channels=like.num_channels,
+        info_chunk_size=like.chunk_size,
+        info_encoding=like.encoding or "raw",
+        info_scales=list(like.resolutions),
+        info_bbox=BBox3D.from_coords(like.bbox_start, like.bbox_end),
+    )
+
+
 PRECOMPUTED_OPENER = PathOpener(
     recognises=recognises_precomputed,
     open=open_precomputed,
@@ -47,4 +85,7 @@ PRECOMPUTED_OPENER = PathOpener(
         "mem://NAME",
         "DIR (a local directory holding an info file)",
     ),
+    exists=precomputed_exists,
+    can_create=can_create_precomputed,
+    create=create_precomputed,
 )

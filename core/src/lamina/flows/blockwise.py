@@ -1,0 +1,131 @@
+"""``apply``: a function block by block, from source layers into a destination layer.
+
+Each task reads every source over its chunk padded by ``context`` voxels, calls ``fn``
+with the padded numpy ``(C, X, Y, Z)`` arrays (positionally for a list of sources, by
+name for a mapping), crops the padded result back to the chunk and writes it. ``fn`` is
+a callable or the name of a registered processor (built with no arguments); to run on
+other processes (``processes``, ``dask``) it must pickle — a module-level function, a
+processor object or a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Unpack
+
+import attrs
+import numpy as np
+
+from lamina.flows.engine import RunSummary, run_chunks
+from lamina.flows.grid import task_grid, volumetric_backend
+from lamina.flows.options import RunOptions, check_executor_reaches
+from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
+from lamina.volumetric.index import VolumetricIndex
+
+__all__ = ["ApplyChunk", "apply"]
+
+
+def _resolve(fn: Any) -> Callable[..., Any]:
+    if isinstance(fn, str):
+        from lamina.specs import get_builder
+
+        found = get_builder(fn)
+        return found() if isinstance(found, type) else found
+    if not callable(fn):
+        raise TypeError(
+            f"fn must be a callable or the name of a registered processor; got "
+            f"{type(fn).__name__} {fn!r}"
+        )
+    return fn  # type: ignore[no-any-return]
+
+
+@attrs.frozen
+class ApplyChunk:
+    """One apply task: read the padded sources, call ``fn``, crop, write."""
+
+    fn: Any
+    sources: tuple[Any, ...] | dict[str, Any]
+    dst: Any
+    context: Vec3D[int]
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        fn = _resolve(self.fn)
+        padded = idx.padded(self.context)
+        if isinstance(self.sources, dict):
+            result = fn(**{name: layer[padded] for name, layer in self.sources.items()})
+        else:
+            result = fn(*(layer[padded] for layer in self.sources))
+        result = np.asarray(result)
+        want = tuple(padded.shape)
+        if result.ndim != 4 or tuple(result.shape[1:]) != want:
+            raise ValueError(
+                f"fn returned an array of shape {result.shape}; expected (C, {want[0]}, "
+                f"{want[1]}, {want[2]}): the padded (C, X, Y, Z) block of chunk "
+                f"{idx.pformat()} with context {self.context.pformat()}"
+            )
+        c = self.context
+        cropped = result[:, c[0] : c[0] + idx.shape[0], c[1] : c[1] + idx.shape[1]]
+        cropped = cropped[..., c[2] : c[2] + idx.shape[2]]
+        self.dst[idx] = cropped
+        return int(cropped.nbytes)
+
+
+def apply(
+    fn: Callable[..., Any] | str,
+    sources: Any,
+    dst: Any,
+    bbox: BBox3D | None = None,
+    resolution: RawVec3D | None = None,
+    chunk_size: RawVec3D | None = None,
+    context: int | RawVec3D = 0,
+    **run: Unpack[RunOptions],
+) -> RunSummary:
+    """Write ``fn(sources...)`` into ``dst`` over ``bbox`` at ``resolution``, chunk by chunk.
+
+    Args:
+        fn: ``fn(*padded_arrays) -> padded array`` (or ``fn(**{name: array})`` when
+            ``sources`` is a mapping), or a registered processor's name.
+        sources: a layer, a sequence of layers or a mapping name → layer.
+        dst: the volumetric layer written (its chunk grid shapes the tasks).
+        bbox: the region (nm); default: ``dst``'s bounds at ``resolution``.
+        resolution: default: ``dst``'s finest scale.
+        chunk_size: voxels of one task, a multiple of ``dst``'s chunk size.
+        context: voxels of padding around each chunk (one number or x, y, z).
+        run: how it runs (:class:`lamina.flows.options.RunOptions`).
+    """
+    _resolve(fn)  # fail early on a bad name
+    dst_backend = volumetric_backend(dst, "dst")
+    check_executor_reaches(run, dst_backend)
+    if isinstance(sources, Mapping):
+        layers: tuple[Any, ...] | dict[str, Any] = dict(sources)
+        names = list(layers)
+    elif isinstance(sources, Sequence) and not isinstance(sources, str):
+        layers = tuple(sources)
+        names = [str(i) for i in range(len(layers))]
+    else:
+        layers = (sources,)
+        names = ["0"]
+    if not layers:
+        raise ValueError("sources is empty: give at least one layer to read")
+    res = (
+        dst_backend.resolutions[0]
+        if resolution is None
+        else Vec3D.from_seq(resolution, "resolution").float()
+    )
+    pad = Vec3D(context, context, context) if isinstance(context, int) else Vec3D.from_seq(context)
+    pad = pad.int()
+    if not pad >= 0:
+        raise ValueError(f"context must be >= 0 voxels; got {pad.pformat()}")
+    region = dst_backend.get_bounds(res).bbox if bbox is None else bbox
+    tasks = task_grid(dst_backend, region, res, chunk_size)
+    operation = ApplyChunk(fn, layers, dst, pad)
+    description = {
+        "fn": fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn)),
+        "sources": names,
+        "dst": dst_backend.name,
+        "bbox": [list(region.start), list(region.end)],
+        "resolution": list(res),
+        "chunk_size": None if chunk_size is None else list(chunk_size),
+        "context": list(pad),
+    }
+    return run_chunks("apply", operation, tasks, description, **run)

@@ -1,0 +1,271 @@
+"""``lamina copy``, ``lamina downsample`` and ``lamina run``: the flows on the command line.
+
+Paths are opened by whichever installed plugin recognises them (the path-opener hook).
+Vectors are written ``4,4,40``; a box ``x0,y0,z0:x1,y1,z1`` in voxels at
+``--resolution``. Every option has a default. A progress bar shows chunks done, the
+throughput and the time left when standard error is a terminal (never with
+``--quiet``); every run ends with one summary line on standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lamina.plugins.contributions import Command
+
+__all__ = ["COPY_COMMAND", "DOWNSAMPLE_COMMAND", "RUN_COMMAND", "parse_box", "parse_vector"]
+
+_RUN_KEYS = ("executor", "workers", "resume", "scheduler", "retries", "journal_dir")
+
+
+def parse_vector(text: str, what: str = "vector") -> tuple[float, float, float]:
+    """``"4,4,40"`` → ``(4.0, 4.0, 40.0)``; a clear error naming ``what`` otherwise."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be three numbers x,y,z such as 4,4,40; got {text!r}"
+        )
+    return values
+
+
+def parse_int_vector(text: str, what: str = "size") -> tuple[int, int, int]:
+    values = parse_vector(text, what)
+    if not all(v.is_integer() and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be three positive integers; got {text!r}")
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def parse_box(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """``"x0,y0,z0:x1,y1,z1"`` → its two corners (voxels)."""
+    if text.count(":") != 1:
+        raise argparse.ArgumentTypeError(
+            f"--bbox must be x0,y0,z0:x1,y1,z1 (voxels at --resolution); got {text!r}"
+        )
+    start, stop = text.split(":")
+    return parse_vector(start, "--bbox start"), parse_vector(stop, "--bbox end")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--bbox",
+        type=parse_box,
+        help=f"the region x0,y0,z0:x1,y1,z1 in voxels at --resolution (default: all of {what})",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=lambda t: parse_vector(t, "--resolution"),
+        help="nm per voxel x,y,z (default: the finest scale)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=lambda t: parse_int_vector(t, "--chunk-size"),
+        help="voxels of one task, a multiple of the destination's chunk size "
+        "(default: about 512,512,64 of whole chunks)",
+    )
+    _add_engine_arguments(parser)
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        default=None,
+        help="where tasks run: serial (default), threads, processes, dask (lamina-dask), …",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel workers (default: the CPUs)"
+    )
+    parser.add_argument(
+        "--scheduler", default=None, help="a Dask scheduler's address (executor dask)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="skip the chunks an earlier run of the same command finished",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=None, help="attempts after a failure (default 3)"
+    )
+    parser.add_argument(
+        "--journal-dir",
+        default=None,
+        help="where run journals are kept (default: $LAMINA_JOURNAL_DIR or ./.lamina/journals)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    options["progress"] = False if args.quiet else None
+    return options
+
+
+def _region(args: argparse.Namespace, resolution: Any) -> Any:
+    """``--bbox`` (voxels at ``resolution``) in nm, or ``None``."""
+    if args.bbox is None:
+        return None
+    from lamina.volumetric.geometry import BBox3D
+
+    start, stop = args.bbox
+    return BBox3D.from_coords(start, stop, resolution)
+
+
+def _finest(layer: Any) -> Any:
+    return layer.backend.resolutions[0]
+
+
+def _finish(summary: Any) -> int:
+    print(summary.line())
+    return 0
+
+
+# -- lamina copy ------------------------------------------------------------------------------
+def _add_copy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="the volume read: precomputed://…, s3://…, file.h5:/dataset…")
+    parser.add_argument("dst", help="the volume written; made like SRC when it does not exist")
+    _add_run_arguments(parser, "SRC")
+    parser.add_argument(
+        "--dst-resolution",
+        type=lambda t: parse_vector(t, "--dst-resolution"),
+        help="write at this coarser resolution (default: --resolution)",
+    )
+    parser.add_argument(
+        "--dst-chunk-size",
+        type=lambda t: parse_int_vector(t, "--dst-chunk-size"),
+        help="the chunking of a new DST (default: SRC's)",
+    )
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    from lamina.flows.copying import copy
+    from lamina.paths import open_or_create_path, open_path, template_of
+
+    src = open_path(args.src)
+    resolution = args.resolution or _finest(src)
+    dst_resolution = args.dst_resolution or resolution
+    like = template_of(src, resolutions=[dst_resolution], chunk_size=args.dst_chunk_size)
+    dst = open_or_create_path(args.dst, like)
+    summary = copy(
+        src,
+        dst,
+        bbox=_region(args, resolution),
+        resolution=resolution,
+        dst_resolution=dst_resolution,
+        chunk_size=args.chunk_size,
+        **_run_options(args),
+    )
+    return _finish(summary)
+
+
+COPY_COMMAND = Command(
+    help="copy a volume (or a region) into another, chunk by chunk",
+    description=(
+        "Copy SRC into DST on DST's chunk grid: another format, chunking or coarser "
+        "resolution. DST is created like SRC when nothing is stored there yet "
+        "(--dst-chunk-size changes its chunking)."
+    ),
+    add_arguments=_add_copy_arguments,
+    run=_run_copy,
+)
+
+
+# -- lamina downsample -----------------------------------------------------------------------
+def _add_downsample_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="the volume: precomputed://…, a local directory, …")
+    _add_run_arguments(parser, "the volume")
+    parser.add_argument(
+        "--factor",
+        type=lambda t: parse_int_vector(t, "--factor"),
+        default=(2, 2, 1),
+        help="downsampling per level x,y,z (default 2,2,1)",
+    )
+    parser.add_argument("--levels", type=int, default=3, help="levels to add (default 3)")
+    parser.add_argument(
+        "--mode",
+        default=None,
+        help="img, segmentation, mask, … (default: the one the volume's type implies)",
+    )
+
+
+def _run_downsample(args: argparse.Namespace) -> int:
+    from lamina.flows.pyramid import downsample
+    from lamina.paths import open_path
+
+    layer = open_path(args.path, readonly=False)
+    resolution = args.resolution or _finest(layer)
+    summary = downsample(
+        layer,
+        from_resolution=resolution,
+        factor=args.factor,
+        levels=args.levels,
+        mode=args.mode,
+        bbox=_region(args, resolution),
+        chunk_size=args.chunk_size,
+        **_run_options(args),
+    )
+    return _finish(summary)
+
+
+DOWNSAMPLE_COMMAND = Command(
+    help="add a resolution pyramid to a volume (default: 3 levels of 2x2x1)",
+    description=(
+        "Add --levels scales of --factor each to the volume at PATH, computed from its "
+        "finest scale (or --resolution), one read per task."
+    ),
+    add_arguments=_add_downsample_arguments,
+    run=_run_downsample,
+)
+
+
+# -- lamina run ------------------------------------------------------------------------------
+def _add_run_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "spec",
+        help='a JSON or YAML file: {"@type": "copy" | "downsample" | "apply" | …, '
+        "the flow's arguments…}",
+    )
+    _add_engine_arguments(parser)
+
+
+def load_spec(path: str) -> Any:
+    """A spec file's contents: JSON, or YAML for ``.yaml``/``.yml``."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no spec file at {path!r}")
+    text = file.read_text()
+    if file.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text)
+    return json.loads(text)
+
+
+def _run_spec(args: argparse.Namespace) -> int:
+    from lamina.specs import TYPE_KEY, build
+
+    spec = load_spec(args.spec)
+    if not isinstance(spec, dict) or TYPE_KEY not in spec:
+        raise ValueError(f"{args.spec}: a spec is a mapping with {TYPE_KEY!r} naming the flow")
+    summary = build({**spec, **_run_options(args)})
+    if hasattr(summary, "line"):
+        return _finish(summary)
+    print(summary)
+    return 0
+
+
+RUN_COMMAND = Command(
+    help="run any flow from a JSON or YAML spec",
+    description=(
+        'Build and run SPEC, e.g. {"@type": "copy", "src": {"@type": "build_cv_layer", '
+        '"path": "…"}, "dst": {…}}. The run flags override the spec\'s.'
+    ),
+    add_arguments=_add_run_spec_arguments,
+    run=_run_spec,
+)

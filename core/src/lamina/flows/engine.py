@@ -1,0 +1,221 @@
+"""The engine under every flow: run one task per chunk on an executor, with retries,
+a resumable journal, a progress bar and a summary.
+
+:func:`run_chunks` takes an *operation* — a picklable callable ``operation(idx) -> int``
+that processes one chunk and returns the bytes it wrote — and the chunk indices, and
+runs them on the executor registered under ``executor`` (``serial``, ``threads``,
+``processes``, a plugin's ``dask``, …). Layers inside the operation travel to worker
+processes by pickling, that is by their specs.
+
+Faults: a task that raises is retried up to ``retries`` times (3 by default) after an
+exponential backoff with jitter; a pool whose worker process died (SIGKILL, out of
+memory: ``concurrent.futures.BrokenExecutor``) is replaced by a new one and its
+unfinished tasks run again there (each counts one attempt, so a task that keeps killing
+its worker still ends). Chunks that still fail end the run with
+:class:`ChunksFailedError`, which lists the box of each (voxels and nm) — the finished
+chunks are in the journal, and ``resume=True`` runs just the others.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from lamina.errors import LaminaError
+from lamina.flows.journal import Journal
+from lamina.volumetric.index import VolumetricIndex
+
+__all__ = ["ChunkFailure", "ChunksFailedError", "RunSummary", "run_chunks"]
+
+_BACKOFF_S = 0.2
+_MAX_BACKOFF_S = 10.0
+
+
+@attrs.frozen
+class RunSummary:
+    """What a run did: chunks run and skipped (resumed), bytes written, seconds."""
+
+    chunks: int
+    skipped: int
+    bytes: int
+    seconds: float
+
+    def line(self) -> str:
+        """One summary line, e.g. ``64 chunks, 2.1 MB in 0.8 s, 2.6 MB/s``."""
+        rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        skipped = f" ({self.skipped} already done, skipped)" if self.skipped else ""
+        return (
+            f"{self.chunks} chunks, {_megabytes(self.bytes)} in {self.seconds:.1f} s, "
+            f"{rate:.1f} MB/s{skipped}"
+        )
+
+    def __str__(self) -> str:
+        return self.line()
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@attrs.frozen
+class ChunkFailure:
+    """A chunk that failed every attempt: its number, index, last error and attempts."""
+
+    number: int
+    index: VolumetricIndex
+    error: str
+    attempts: int
+
+    def describe(self) -> str:
+        idx = self.index
+        return (
+            f"chunk {self.number}: {idx.start.pformat()}:{idx.stop.pformat()} voxels at "
+            f"{idx.resolution.pformat()} nm ({idx.bbox.pformat()}) — {self.error} "
+            f"(after {self.attempts} attempt{'s' if self.attempts != 1 else ''})"
+        )
+
+
+class ChunksFailedError(LaminaError):
+    """Some chunks failed every attempt; ``failures`` lists them (nothing else is lost:
+    every other chunk was written and is in the journal)."""
+
+    def __init__(self, flow: str, failures: Sequence[ChunkFailure], total: int, journal: Path):
+        self.failures = list(failures)
+        self.journal = journal
+        listed = "\n  ".join(f.describe() for f in self.failures[:20])
+        more = f"\n  … and {len(self.failures) - 20} more" if len(self.failures) > 20 else ""
+        super().__init__(
+            f"{flow}: {len(self.failures)} of {total} chunks failed:\n  {listed}{more}\n"
+            f"The other chunks are written (journal: {journal}). Fix the cause and run "
+            "again with resume=True (--resume) to do just these."
+        )
+
+
+def _progress_bar(total: int, initial: int, enabled: bool | None, label: str) -> Any:
+    from tqdm import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    tqdm.monitor_interval = 0  # no monitor thread (the processes executor forks)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="chunk",
+        desc=label,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format="{desc}: {n_fmt}/{total_fmt} chunks |{bar}| {postfix} [{elapsed}<{remaining}]",
+    )
+
+
+def _call(operation: Callable[[VolumetricIndex], int], idx: VolumetricIndex) -> int:
+    return int(operation(idx))
+
+
+def run_chunks(
+    flow: str,
+    operation: Callable[[VolumetricIndex], int],
+    chunks: Sequence[VolumetricIndex],
+    description: dict[str, Any],
+    *,
+    executor: str = "serial",
+    workers: int | None = None,
+    resume: bool = False,
+    scheduler: str | None = None,
+    retries: int = 3,
+    progress: bool | None = None,
+    journal_dir: str | Path | None = None,
+) -> RunSummary:
+    """Run ``operation`` on every chunk; see the module docstring.
+
+    Args:
+        flow: the flow's name (for messages and the journal's name).
+        operation: picklable ``operation(idx) -> bytes written``; must be idempotent.
+        chunks: the chunk indices, in order (their numbers are their positions).
+        description: what the run does, JSON-able (names the journal).
+        executor, workers, scheduler: the registered executor, its worker count and,
+            for executors with a cluster (``dask``), the scheduler's address.
+        resume: skip the chunks the journal of this same run lists as finished.
+        retries: how often a failing chunk is tried again (0: never).
+        progress: show a progress bar (``None``: when standard error is a terminal).
+        journal_dir: where journals live (see :mod:`lamina.flows.journal`).
+    """
+    from lamina.plugins.manager import get_host
+
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int >= 0; got {retries!r}")
+    factory = get_host().lookup("executors", executor)
+    options = {} if scheduler is None else {"scheduler": scheduler}
+    total = len(chunks)
+    journal = Journal.for_run({"flow": flow, **description}, journal_dir)
+    done = journal.start(total, resume)
+    todo: deque[int] = deque(n for n in range(total) if n not in done)
+    attempts = dict.fromkeys(todo, 0)
+    failures: list[ChunkFailure] = []
+    retry_heap: list[tuple[float, int]] = []
+    written = 0
+    start = time.perf_counter()
+    bar = _progress_bar(total, total - len(todo), progress, flow)
+    pool = factory(workers=workers, **options)
+    capacity = 2 * max(1, workers or 1) if executor != "serial" else 1
+    in_flight: dict[Future[int], int] = {}
+
+    def fail_or_retry(n: int, error: str) -> None:
+        attempts[n] += 1
+        if attempts[n] > retries:
+            failures.append(ChunkFailure(n, chunks[n], error, attempts[n]))
+            return
+        delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
+        heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
+
+    try:
+        while todo or in_flight or retry_heap:
+            now = time.monotonic()
+            while retry_heap and retry_heap[0][0] <= now:
+                todo.append(heapq.heappop(retry_heap)[1])
+            while todo and len(in_flight) < capacity:
+                n = todo.popleft()
+                in_flight[pool.submit(_call, operation, chunks[n])] = n
+            if not in_flight:
+                time.sleep(max(0.0, min(0.5, retry_heap[0][0] - now)) if retry_heap else 0)
+                continue
+            timeout = max(0.01, retry_heap[0][0] - now) if retry_heap else None
+            finished, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                n = in_flight.pop(future)
+                try:
+                    written += future.result()
+                except BrokenExecutor as exc:
+                    broken = True
+                    fail_or_retry(n, f"its worker process died ({type(exc).__name__})")
+                except Exception as exc:
+                    fail_or_retry(n, f"{type(exc).__name__}: {exc}")
+                else:
+                    journal.record(n)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{written / 1e6 / (time.perf_counter() - start):.1f} MB/s")
+            if broken:  # every task of the broken pool fails: collect them, start a new pool
+                for future in list(in_flight):
+                    n = in_flight.pop(future)
+                    fail_or_retry(n, "its worker process died")
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = factory(workers=workers, **options)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        journal.close()
+    summary = RunSummary(total - len(done), len(done), written, time.perf_counter() - start)
+    if failures:
+        raise ChunksFailedError(flow, sorted(failures, key=lambda f: f.number), total, journal.path)
+    return summary
