@@ -1,4 +1,5 @@
-"""lamina quickstart: build layers, read and write through processors, use every plugin.
+"""lamina quickstart: build layers, read and write through processors, use every plugin,
+and run the main job — copy a volume with a new chunking and build its pyramid.
 
 Run from the repository root (see README.md): ``python examples/quickstart.py [DIR]``.
 Writes only under DIR (default ``./quickstart-output``) and needs no network. Each
@@ -120,6 +121,38 @@ def hdf5_section(out: Path) -> None:
     lamina_cli(["info", f"{path}:/image"])
 
 
+def pipeline_section(out: Path) -> None:
+    print("== the main job: write a sample volume, copy it with a new chunking, build a pyramid")
+    import shutil
+
+    import numpy as np
+
+    from lamina import BBox3D
+
+    root = out / "pipeline"
+    shutil.rmtree(root, ignore_errors=True)  # a fresh run every time
+    sample = lamina.build_cv_layer(
+        str(root / "sample"),
+        info_scales=[(8, 8, 40)],
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_chunk_size=(64, 64, 16),
+        info_bbox=BBox3D.from_coords((0, 0, 0), (1024, 1024, 64), resolution=(8, 8, 40)),
+    )
+    x, y, z = np.meshgrid(np.arange(1024), np.arange(1024), np.arange(64), indexing="ij")
+    rng = np.random.default_rng(0)
+    image = (128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0) + 10 * np.sin(z / 5.0)).astype(
+        np.uint8
+    ) + rng.integers(0, 20, x.shape, dtype=np.uint8)
+    sample[(8, 8, 40), 0:1024, 0:1024, 0:64] = image[np.newaxis]
+    print(f"wrote the sample volume {root / 'sample'} (64 x 64 x 16 chunks)")
+    copy_args = ["copy", str(root / "sample"), str(root / "copy"), "--dst-chunk-size", "128,128,16"]
+    lamina_cli([*copy_args, "--chunk-size", "256,256,32", "--executor", "processes"])
+    lamina_cli(["downsample", str(root / "copy"), "--executor", "processes"])  # 3 levels, 2x2x1
+    lamina_cli(["info", str(root / "copy")])
+
+
 def jsondir_section(out: Path) -> None:
     print("== lamina-jsondir (example third-party plugin): a directory of JSON files")
     layer = lamina.build_jsondir_layer(out / "notes")
@@ -140,7 +173,10 @@ def main() -> int:
     if "build_h5_layer" in installed:
         hdf5_section(out)
     print("== installed plugins (`lamina plugins`)")
-    return lamina_cli(["plugins"])
+    lamina_cli(["plugins"])
+    if "build_cv_layer" in installed:
+        pipeline_section(out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,13 +30,26 @@ def _resolve(fn: Any) -> Callable[..., Any]:
         from lamina.specs import get_builder
 
         found = get_builder(fn)
-        return found() if isinstance(found, type) else found
-    if not callable(fn):
+        if not isinstance(found, type):
+            return found
+        try:
+            return found()  # type: ignore[no-any-return]
+        except TypeError as exc:
+            raise TypeError(
+                f"the processor {fn!r} cannot be built without arguments ({exc}); pass it "
+                f'built, e.g. lamina.build({{"@type": "{fn}", ...}}) or in a spec'
+            ) from None
+    if not callable(fn) and not _is_joint(fn):
         raise TypeError(
-            f"fn must be a callable or the name of a registered processor; got "
+            f"fn must be a callable, a processor or the name of a registered processor; got "
             f"{type(fn).__name__} {fn!r}"
         )
     return fn  # type: ignore[no-any-return]
+
+
+def _is_joint(fn: Any) -> bool:
+    """A joint index/data processor (``process_index`` + ``process_data``)."""
+    return hasattr(fn, "process_index") and hasattr(fn, "process_data")
 
 
 @attrs.frozen
@@ -51,7 +64,11 @@ class ApplyChunk:
     def __call__(self, idx: VolumetricIndex) -> int:
         fn = _resolve(self.fn)
         padded = idx.padded(self.context)
-        if isinstance(self.sources, dict):
+        if _is_joint(fn):  # a joint processor: its read step on the one source
+            (source,) = self.sources.values() if isinstance(self.sources, dict) else self.sources
+            _, state = fn.process_index(padded, "read")
+            result = fn.process_data(source[padded], "read", state)
+        elif isinstance(self.sources, dict):
             result = fn(**{name: layer[padded] for name, layer in self.sources.items()})
         else:
             result = fn(*(layer[padded] for layer in self.sources))
@@ -84,7 +101,8 @@ def apply(
 
     Args:
         fn: ``fn(*padded_arrays) -> padded array`` (or ``fn(**{name: array})`` when
-            ``sources`` is a mapping), or a registered processor's name.
+            ``sources`` is a mapping), a processor (a joint processor's read step runs
+            on the one source), or a registered processor's name.
         sources: a layer, a sequence of layers or a mapping name → layer.
         dst: the volumetric layer written (its chunk grid shapes the tasks).
         bbox: the region (nm); default: ``dst``'s bounds at ``resolution``.
@@ -93,7 +111,7 @@ def apply(
         context: voxels of padding around each chunk (one number or x, y, z).
         run: how it runs (:class:`lamina.flows.options.RunOptions`).
     """
-    _resolve(fn)  # fail early on a bad name
+    resolved = _resolve(fn)  # fail early on a bad name
     dst_backend = volumetric_backend(dst, "dst")
     check_executor_reaches(run, dst_backend)
     if isinstance(sources, Mapping):
@@ -107,6 +125,11 @@ def apply(
         names = ["0"]
     if not layers:
         raise ValueError("sources is empty: give at least one layer to read")
+    if _is_joint(resolved) and len(layers) != 1:
+        raise ValueError(
+            f"a processor takes one source; got {len(layers)} ({', '.join(names)}): pass a "
+            "function of several arrays instead"
+        )
     res = (
         dst_backend.resolutions[0]
         if resolution is None

@@ -54,7 +54,8 @@ class RunSummary:
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
         skipped = f" ({self.skipped} already done, skipped)" if self.skipped else ""
         return (
-            f"{self.chunks} chunks, {_megabytes(self.bytes)} in {self.seconds:.1f} s, "
+            f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}, "
+            f"{_megabytes(self.bytes)} in {self.seconds:.1f} s, "
             f"{rate:.1f} MB/s{skipped}"
         )
 
@@ -79,7 +80,7 @@ class ChunkFailure:
         idx = self.index
         return (
             f"chunk {self.number}: {idx.start.pformat()}:{idx.stop.pformat()} voxels at "
-            f"{idx.resolution.pformat()} nm ({idx.bbox.pformat()}) — {self.error} "
+            f"{idx.resolution.pformat()} nm ({idx.bbox.pformat((1, 1, 1))} nm) — {self.error} "
             f"(after {self.attempts} attempt{'s' if self.attempts != 1 else ''})"
         )
 

@@ -1,0 +1,212 @@
+"""The flows' engine: executors by name, retries, failures listing boxes, the journal and
+resume, pools rebuilt after a worker is killed, the progress bar and the summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from lamina import UnknownNameError, VolumetricIndex
+from lamina.flows import ChunksFailedError, RunSummary, run_chunks
+from lamina.flows.executors import SerialExecutor
+
+RES = (4, 4, 40)
+
+
+def _chunks(n: int) -> list[VolumetricIndex]:
+    return [
+        VolumetricIndex.from_coords((16 * i, 0, 0), (16 * i + 16, 16, 1), RES) for i in range(n)
+    ]
+
+
+@attrs.frozen
+class Recorder:
+    """Writes one marker file per call (works across processes): ``calls/<x>-<n>``."""
+
+    root: Path
+    fail_times: int = 0  # the first this many calls of each chunk raise
+    fail_always: frozenset[int] = frozenset()
+    kill_first: frozenset[int] = frozenset()  # chunks whose first call kills its process
+
+    def calls(self, x: int) -> int:
+        return len(list(self.root.glob(f"{x}-*")))
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        x = idx.start[0] // 16
+        n = self.calls(x)
+        (self.root / f"{x}-{n}").touch()
+        if x in self.kill_first and n == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if x in self.fail_always or n < self.fail_times:
+            raise RuntimeError(f"chunk {x} failed on call {n}")
+        return 100
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Recorder:
+    (tmp_path / "calls").mkdir()
+    return Recorder(tmp_path / "calls")
+
+
+def _run(op: Any, chunks: list[VolumetricIndex], tmp_path: Path, **kw: Any) -> RunSummary:
+    kw.setdefault("progress", False)
+    return run_chunks("test", op, chunks, {"case": "x"}, journal_dir=tmp_path / "j", **kw)
+
+
+@pytest.mark.parametrize("executor", ["serial", "threads", "processes"])
+def test_every_chunk_runs_once(executor: str, recorder: Recorder, tmp_path: Path) -> None:
+    summary = _run(recorder, _chunks(6), tmp_path, executor=executor, workers=2)
+    assert [recorder.calls(x) for x in range(6)] == [1] * 6
+    assert (summary.chunks, summary.skipped, summary.bytes) == (6, 0, 600)
+    assert summary.line().startswith("6 chunks, 0.0 MB in ")
+    assert summary.line().endswith(" MB/s")
+
+
+def test_a_task_failing_twice_then_succeeding(recorder: Recorder, tmp_path: Path) -> None:
+    flaky = attrs.evolve(recorder, fail_times=2)
+    summary = _run(flaky, _chunks(3), tmp_path, executor="threads", workers=2)
+    assert summary.chunks == 3
+    assert [recorder.calls(x) for x in range(3)] == [3, 3, 3]
+
+
+def test_a_task_that_always_fails_is_listed_and_resume_does_just_it(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    broken = attrs.evolve(recorder, fail_always=frozenset({2, 4}))
+    with pytest.raises(ChunksFailedError) as caught:
+        _run(broken, _chunks(6), tmp_path, executor="threads", workers=2, retries=2)
+    err = caught.value
+    assert [f.number for f in err.failures] == [2, 4]
+    assert all(f.attempts == 3 for f in err.failures)
+    text = str(err)
+    assert "2 of 6 chunks failed" in text
+    assert (
+        "chunk 2: (32, 0, 0):(48, 16, 1) voxels at (4, 4, 40) nm ((128, 0, 0) - (192, 64, 40) nm)"
+        in text
+    )
+    assert "RuntimeError: chunk 4 failed" in text
+    assert "resume=True" in text
+    assert [recorder.calls(x) for x in range(6)] == [1, 1, 3, 1, 3, 1]
+    # fixed, resumed: only the two failed chunks run again
+    summary = _run(recorder, _chunks(6), tmp_path, executor="threads", workers=2, resume=True)
+    assert (summary.chunks, summary.skipped) == (2, 4)
+    assert [recorder.calls(x) for x in range(6)] == [1, 1, 4, 1, 4, 1]
+    assert "(4 already done, skipped)" in summary.line()
+    # without resume the journal starts afresh: everything runs
+    _run(recorder, _chunks(6), tmp_path)
+    assert [recorder.calls(x) for x in range(6)] == [2, 2, 5, 2, 5, 2]
+
+
+def test_no_retry_with_retries_zero(recorder: Recorder, tmp_path: Path) -> None:
+    with pytest.raises(ChunksFailedError, match="after 1 attempt\\)"):
+        _run(attrs.evolve(recorder, fail_times=1), _chunks(1), tmp_path, retries=0)
+    with pytest.raises(ValueError, match="retries must be an int >= 0"):
+        _run(recorder, _chunks(1), tmp_path, retries=-1)
+
+
+def test_a_killed_worker_loses_no_chunk(recorder: Recorder, tmp_path: Path) -> None:
+    killer = attrs.evolve(recorder, kill_first=frozenset({1, 3}))
+    summary = _run(killer, _chunks(6), tmp_path, executor="processes", workers=2)
+    assert summary.chunks == 6
+    assert all(recorder.calls(x) >= 1 for x in range(6))
+    assert recorder.calls(1) >= 2
+    assert recorder.calls(3) >= 2  # killed once, then run again in a new pool
+
+
+def test_resume_after_an_interrupted_run(tmp_path: Path) -> None:
+    # a run in another process is killed (SIGKILL) half way; resume does the rest
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from pathlib import Path
+            from test_engine import Slow, _chunks
+            from lamina.flows import run_chunks
+            run_chunks("test", Slow(Path({str(tmp_path)!r}) / "calls"), _chunks(8),
+                       {{"case": "interrupted"}}, journal_dir={str(tmp_path / "j")!r},
+                       progress=False)
+            """
+        )
+    )
+    (tmp_path / "calls").mkdir()
+    proc = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.monotonic() + 60
+    journal = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "j").glob("test-*.jsonl")) if (tmp_path / "j").exists() else []
+        if found and len(found[0].read_text().splitlines()) >= 4:  # header + 3 chunks
+            journal = found[0]
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert journal is not None, "the run never recorded 3 chunks"
+    finished_before = len(journal.read_text().splitlines()) - 1
+    assert 3 <= finished_before < 8
+    slow = Slow(tmp_path / "calls")
+    summary = run_chunks(
+        "test",
+        slow,
+        _chunks(8),
+        {"case": "interrupted"},
+        journal_dir=tmp_path / "j",
+        resume=True,
+        progress=False,
+    )
+    assert summary.skipped == finished_before
+    assert summary.chunks == 8 - finished_before
+    ran = {int(p.name.split("-")[0]) for p in (tmp_path / "calls").iterdir()}
+    assert ran == set(range(8))
+
+
+@attrs.frozen
+class Slow:
+    root: Path
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        time.sleep(0.2)
+        (self.root / f"{idx.start[0] // 16}-{time.monotonic_ns()}").touch()
+        return 1
+
+
+def test_unknown_executor_names_the_registered_ones(recorder: Recorder, tmp_path: Path) -> None:
+    from lamina.plugins.manager import get_host
+
+    if "dask" not in {e.name for e in get_host().registry.entries("executors")}:
+        with pytest.raises(UnknownNameError, match=r"dask.*pip install lamina-dask"):
+            _run(recorder, _chunks(1), tmp_path, executor="dask")
+    with pytest.raises(UnknownNameError, match="threads"):
+        _run(recorder, _chunks(1), tmp_path, executor="thread")
+
+
+def test_serial_executor_reports_exceptions_on_the_future() -> None:
+    future = SerialExecutor().submit(lambda: 1 / 0)
+    assert isinstance(future.exception(), ZeroDivisionError)
+    assert SerialExecutor().submit(lambda: 5).result() == 5
+
+
+def test_workers_are_checked(recorder: Recorder, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive int"):
+        _run(recorder, _chunks(1), tmp_path, executor="threads", workers=0)
+
+
+def test_progress_bar_counts_chunks(
+    recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(recorder, _chunks(4), tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "4/4 chunks" in err
+    assert "MB/s" in err
+    _run(recorder, _chunks(4), tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
