@@ -62,7 +62,7 @@ class ApplyChunk:
     context: Vec3D[int]
 
     def __call__(self, idx: VolumetricIndex) -> int:
-        fn = _resolve(self.fn)
+        fn: Any = _resolve(self.fn)
         padded = idx.padded(self.context)
         if _is_joint(fn):  # a joint processor: its read step on the one source
             (source,) = self.sources.values() if isinstance(self.sources, dict) else self.sources
