@@ -83,6 +83,11 @@ def test_copy_refuses_what_it_cannot_do_before_writing() -> None:
         copy(src, dst, chunk_size=(48, 32, 4))
     with pytest.raises(ValueError, match=r"not on the chunk grid.*Use the aligned region"):
         copy(src, dst, bbox=BBox3D.from_coords((10, 0, 0), (64, 64, 8), R))
+    small = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (64, 64, 16), R), [R], chunk_size=(32, 32, 4)
+    )
+    with pytest.raises(ValueError, match=r"reaches outside .*nothing was written"):
+        copy(src, small)
     with pytest.raises(ValueError, match="keeps its data in this process"):
         copy(src, dst, executor="processes")
     with pytest.raises(TypeError, match="dst must be a volumetric layer"):

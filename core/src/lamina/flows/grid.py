@@ -67,6 +67,14 @@ def task_grid(
     region.shape  # noqa: B018 - raises when bbox is not whole voxels at resolution
     if region.bbox.is_empty:
         raise ValueError(f"the region {bbox.pformat()} is empty")
+    if not dst.is_within_bounds(region):
+        bounds = dst.get_bounds(res)
+        raise ValueError(
+            f"the region {region.pformat()} at {res.pformat()} nm reaches outside "
+            f"{dst.name} ({bounds.pformat()}); nothing was written. Give a region inside "
+            f"it (--bbox {','.join(map(str, bounds.start))}:{','.join(map(str, bounds.stop))}"
+            " covers all of it), or make the destination larger"
+        )
     size = _task_size(dst, res, task_size)
     aligned = dst.get_chunk_aligned_index(region, "expand")
     chunker = VolumetricIndexChunker(chunk_size=size)
