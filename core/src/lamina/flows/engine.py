@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from lamina.errors import LaminaError
+from lamina.flows.executors import default_workers
 from lamina.flows.journal import Journal
 from lamina.volumetric.index import VolumetricIndex
 
@@ -167,9 +168,10 @@ def run_chunks(
     written = 0
     start = time.perf_counter()
     bar = _progress_bar(total, total - len(todo), progress, flow)
-    pool = factory(workers=workers, **options)
-    capacity = 2 * max(1, workers or 1) if executor != "serial" else 1
+    parallel = workers if workers is not None else default_workers()
+    capacity = 2 * max(1, parallel) if executor != "serial" else 1
     in_flight: dict[Future[int], int] = {}
+    pool: Any = None
 
     def fail_or_retry(n: int, error: str) -> None:
         attempts[n] += 1
@@ -180,6 +182,11 @@ def run_chunks(
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
 
     try:
+        pool = factory(workers=workers, **options)
+        # an executor that knows its size (a cluster reached by address) may say so
+        own = getattr(pool, "parallelism", None)
+        if isinstance(own, int) and own > 0 and executor != "serial":
+            capacity = 2 * own
         while todo or in_flight or retry_heap:
             now = time.monotonic()
             while retry_heap and retry_heap[0][0] <= now:
@@ -213,7 +220,8 @@ def run_chunks(
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = factory(workers=workers, **options)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         journal.close()
     summary = RunSummary(total - len(done), len(done), written, time.perf_counter() - start)

@@ -1,0 +1,380 @@
+"""The ``dask`` executor: lamina's chunk tasks on a ``dask.distributed`` cluster.
+
+:func:`dask_executor` is the factory registered under ``"dask"``; the flows' engine
+(:func:`lamina.flows.engine.run_chunks`) calls it as ``dask_executor(workers=N)`` or
+``dask_executor(workers=N, scheduler="tcp://HOST:PORT")`` and gets a
+:class:`DaskExecutor`, a ``concurrent.futures.Executor``:
+
+* without ``scheduler`` it starts a :class:`distributed.LocalCluster` for the run —
+  ``workers`` worker processes (default: the usable CPUs) of one thread each, on
+  loopback, no dashboard, each resampling in one thread (``LAMINA_RESAMPLE_THREADS=1``),
+  each restarted by its nanny whenever it dies — and closes it at ``shutdown()``;
+* with ``scheduler`` it connects to that running cluster (within
+  ``$LAMINA_DASK_CONNECT_TIMEOUT`` seconds, 10 by default) and leaves it running at
+  ``shutdown()``; ``workers`` then only sets how many tasks the engine keeps in flight
+  (twice ``workers``; give it the cluster's number of worker threads).
+
+Every ``submit`` is a new dask task with a key of its own (``pure=False``): the engine
+submits the same call again to retry a chunk, and dask must run it again rather than
+hand back a cached result. Its result comes back as a plain
+``concurrent.futures.Future``, so the engine's ``concurrent.futures.wait`` works on it.
+
+Faults: a worker process that dies (SIGKILL, out of memory) is restarted by its nanny
+and dask runs the tasks it held elsewhere; a task that keeps killing workers ends in
+dask's ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths), an
+ordinary task error that the engine retries and, in the end, lists in
+``ChunksFailedError``. A task dask cancels while the client is connected is an ordinary
+error too (:class:`TaskCancelledError`); when the client has lost its scheduler, the
+task fails with :class:`SchedulerLostError`, a ``concurrent.futures.BrokenExecutor``,
+so the engine starts a new executor (a new local cluster, or a new connection to the
+scheduler) and runs the unfinished tasks again.
+
+Logs are quiet: the client, and a local cluster's scheduler, nannies and workers, log
+nothing below ``CRITICAL`` while the executor runs — a task's error, a worker that died,
+are the engine's to report (it retries, then lists the chunks that still failed).
+``LAMINA_DASK_LOG_LEVEL`` (e.g. ``warning``, ``info``) shows dask's own logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, Future, InvalidStateError
+from typing import Any, TypeVar
+
+from lamina.errors import LaminaError
+
+__all__ = [
+    "CONNECT_TIMEOUT_ENV",
+    "LOG_LEVEL_ENV",
+    "WORKER_ENVIRONMENT",
+    "DaskExecutor",
+    "DaskNotInstalledError",
+    "SchedulerLostError",
+    "SchedulerUnreachableError",
+    "TaskCancelledError",
+    "dask_executor",
+]
+
+T = TypeVar("T")
+
+#: Seconds to wait for an existing scheduler to answer (default 10).
+CONNECT_TIMEOUT_ENV = "LAMINA_DASK_CONNECT_TIMEOUT"
+#: The log level of a local cluster (default ``critical``).
+LOG_LEVEL_ENV = "LAMINA_DASK_LOG_LEVEL"
+#: Environment of a local cluster's worker processes: the processes are the
+#: parallelism, so each resamples in one thread.
+WORKER_ENVIRONMENT = {"LAMINA_RESAMPLE_THREADS": "1"}
+
+_DEFAULT_CONNECT_TIMEOUT_S = 10.0
+_CLOSE_TIMEOUT_S = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+class DaskNotInstalledError(LaminaError, ImportError):
+    """dask.distributed cannot be imported."""
+
+
+class SchedulerUnreachableError(LaminaError, OSError):
+    """The scheduler at the given address did not answer in time."""
+
+
+class TaskCancelledError(LaminaError, RuntimeError):
+    """Dask cancelled a task while the client was still connected (the engine retries it)."""
+
+
+class SchedulerLostError(LaminaError, BrokenExecutor):
+    """The client lost its scheduler: every task in flight is lost, a new executor is
+    needed (the engine starts one and runs them again)."""
+
+
+def import_distributed() -> Any:
+    """``distributed``, or :class:`DaskNotInstalledError` naming what to install."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskNotInstalledError(
+            f"the 'dask' executor needs dask.distributed, which cannot be imported ({exc}): "
+            "pip install lamina-dask (it installs dask[distributed])"
+        ) from exc
+    return distributed
+
+
+def _check_workers(workers: int | None) -> int | None:
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int or None; got {workers!r}")
+    return workers
+
+
+def _connect_timeout() -> float:
+    text = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not text:
+        return _DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{CONNECT_TIMEOUT_ENV} must be a number of seconds > 0; got {text!r}")
+    return value
+
+
+def _log_level() -> int:
+    text = os.environ.get(LOG_LEVEL_ENV, "").strip() or "critical"
+    level = logging.getLevelName(text.upper())
+    if not isinstance(level, int):
+        raise ValueError(
+            f"{LOG_LEVEL_ENV} must be a logging level (debug, info, warning, error, critical); "
+            f"got {text!r}"
+        )
+    return level
+
+
+class _QuietLogs:
+    """Raise the level of the stream handlers dask gives the ``distributed`` loggers of
+    this process (the client's, a local cluster's scheduler's and nannies') to ``level``
+    until :meth:`restore`."""
+
+    def __init__(self, level: int) -> None:
+        self._saved: list[tuple[logging.Handler, int]] = []
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+        for name in sorted(names):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.level < level:
+                    self._saved.append((handler, handler.level))
+                    handler.setLevel(level)
+
+    def restore(self) -> None:
+        for handler, level in self._saved:
+            handler.setLevel(level)
+        self._saved.clear()
+
+
+class DaskExecutor(Executor):
+    """A ``concurrent.futures.Executor`` over a ``distributed.Client``.
+
+    Args:
+        client: the connected client.
+        cluster: the cluster started for this executor (closed at ``shutdown``), or
+            ``None`` for a cluster someone else runs (left running).
+        address: the scheduler's address, for messages.
+    """
+
+    def __init__(
+        self, client: Any, cluster: Any = None, *, address: str, quiet: _QuietLogs | None = None
+    ) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.address = address
+        self._quiet = quiet
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Any, Future[Any]]] = {}
+        self._closed = False
+
+    @property
+    def parallelism(self) -> int | None:
+        """How many tasks the cluster runs at once (its worker threads), read by the
+        flows' engine to keep every worker busy; ``None`` if the scheduler cannot say."""
+        try:
+            threads = self.client.nthreads()
+        except Exception:  # the engine falls back to its own count
+            return None
+        total = sum(int(n) for n in threads.values())
+        return total or None
+
+    def __repr__(self) -> str:
+        owner = "local cluster" if self.cluster is not None else "existing cluster"
+        return f"DaskExecutor({self.address!r}, {owner})"
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` as a new dask task (never deduplicated)."""
+        call: Callable[..., T] = functools.partial(fn, **kwargs) if kwargs else fn
+        result: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"cannot submit to {self!r} after shutdown()")
+            task = self.client.submit(call, *args, pure=False)
+            self._pending[task.key] = (task, result)
+        task.add_done_callback(functools.partial(self._relay, result))
+        return result
+
+    def _relay(self, result: Future[Any], task: Any) -> None:
+        """Hand a finished dask future's outcome to its ``concurrent.futures`` twin (in
+        dask's callback thread)."""
+        with self._lock:
+            self._pending.pop(task.key, None)
+        if result.done():  # cancelled by shutdown()
+            return
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            if task.status == "finished":
+                value = task.result()
+            elif task.status == "error":
+                error = task.exception()
+                if error is not None:
+                    error = error.with_traceback(task.traceback())
+            else:
+                error = self._cancelled_error(task)
+        except BaseException as exc:  # fetching the result failed: the task's error
+            error = exc
+        finally:
+            task.release()
+        try:
+            if error is None:
+                result.set_result(value)
+            else:
+                result.set_exception(error)
+        except InvalidStateError:  # cancelled by shutdown() meanwhile
+            pass
+
+    def _cancelled_error(self, task: Any) -> BaseException:
+        status = getattr(self.client, "status", "unknown")
+        if status == "running":
+            return TaskCancelledError(
+                f"dask cancelled the task {task.key} (status {task.status!r}) on the "
+                f"scheduler at {self.address}"
+            )
+        return SchedulerLostError(
+            f"lost the dask scheduler at {self.address} (client {status!r}); task "
+            f"{task.key} did not finish"
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop: wait for the tasks in flight (``wait`` and not ``cancel_futures``) or
+        cancel them, disconnect, and close the cluster if this executor started it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._pending.values())
+        try:
+            if wait and not cancel_futures and pending:
+                from concurrent.futures import wait as wait_for
+
+                wait_for([result for _, result in pending])
+            else:
+                for _, result in pending:
+                    if result.cancel():
+                        result.set_running_or_notify_cancel()
+                if pending:
+                    self.client.cancel([task for task, _ in pending])
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            self.client.close(timeout=_CLOSE_TIMEOUT_S)
+        except Exception as exc:  # never hide the error that stopped the run
+            logger.warning("closing the dask client of %s failed: %s", self.address, exc)
+        if self.cluster is not None:
+            try:
+                self.cluster.close(timeout=_CLOSE_TIMEOUT_S)
+            except Exception as exc:
+                logger.warning("closing the local dask cluster %s failed: %s", self.address, exc)
+        if self._quiet is not None:
+            self._quiet.restore()
+
+
+def dask_executor(
+    workers: int | None = None, scheduler: str | None = None, **options: Any
+) -> DaskExecutor:
+    """The ``dask`` executor factory (see the module docstring).
+
+    Args:
+        workers: worker processes of the local cluster (default: the usable CPUs); with
+            ``scheduler``, only how many tasks the engine keeps in flight.
+        scheduler: the address of a running scheduler (``tcp://HOST:PORT``); ``None``
+            starts a local cluster for the run.
+    """
+    if options:
+        raise ValueError(
+            f"the 'dask' executor takes workers= and scheduler=, not {sorted(options)}"
+        )
+    workers = _check_workers(workers)
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ValueError(
+            f"scheduler must be a dask scheduler's address such as 'tcp://10.0.0.5:8786'; "
+            f"got {scheduler!r}"
+        )
+    distributed = import_distributed()
+    if scheduler is None:
+        return _local(distributed, workers)
+    return _connect(distributed, scheduler.strip())
+
+
+@functools.cache
+def _cluster_class(distributed: Any) -> Any:
+    """``distributed.LocalCluster``, except that it never closes a nanny whose worker died.
+
+    The nanny restarts its worker; but dask's ``SpecCluster`` closes the nanny for good
+    (and forgets the worker) when no worker of that name is back within
+    ``distributed.deploy.lost-worker-timeout`` (15 s) — on a loaded machine, or for a
+    worker killed again and again by a chunk too big for its memory. A cluster whose
+    workers are all gone leaves a run waiting forever; this one keeps its workers.
+    """
+    from distributed.deploy import cluster
+
+    plain: Any = cluster.Cluster  # its bookkeeping, without SpecCluster's closing
+
+    class LaminaLocalCluster(distributed.LocalCluster):  # type: ignore[misc]
+        def _update_worker_status(self, op: str, msg: Any) -> None:
+            if op == "remove":  # bookkeeping only: the nanny brings the worker back
+                plain._update_worker_status(self, op, msg)
+            else:
+                super()._update_worker_status(op, msg)
+
+    return LaminaLocalCluster
+
+
+def _local(distributed: Any, workers: int | None) -> DaskExecutor:
+    from lamina.flows.executors import default_workers
+
+    level = _log_level()
+    quiet = _QuietLogs(level)
+    try:
+        cluster = _cluster_class(distributed)(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            # the scheduler's HTTP endpoints (health, metrics) on a free loopback port,
+            # not on 8787, where another cluster may be
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=level,
+            env=dict(WORKER_ENVIRONMENT),
+        )
+        try:
+            client = distributed.Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    except BaseException:
+        quiet.restore()
+        raise
+    return DaskExecutor(client, cluster, address=str(cluster.scheduler_address), quiet=quiet)
+
+
+def _connect(distributed: Any, address: str) -> DaskExecutor:
+    timeout = _connect_timeout()
+    quiet = _QuietLogs(_log_level())
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        quiet.restore()
+        raise SchedulerUnreachableError(
+            f"cannot reach the dask scheduler at {address!r} within {timeout:g} s ({exc}). "
+            f"Is it running (dask scheduler; dask worker {address})? Leave the scheduler "
+            f"unset to start a local cluster; {CONNECT_TIMEOUT_ENV} sets the timeout"
+        ) from exc
+    except BaseException:
+        quiet.restore()
+        raise
+    return DaskExecutor(client, None, address=address, quiet=quiet)

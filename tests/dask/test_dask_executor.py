@@ -1,0 +1,200 @@
+"""The ``dask`` executor itself: registered through the executor hook without importing
+dask, ``concurrent.futures`` semantics on an existing cluster (which it leaves running),
+no deduplication of repeated calls, cancellation, and clear errors (dask missing, bad
+arguments, a scheduler that cannot be reached or is lost mid-run)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dask_support import volume
+from lamina_dask import (
+    DaskExecutor,
+    DaskNotInstalledError,
+    SchedulerLostError,
+    SchedulerUnreachableError,
+    dask_executor,
+)
+
+from lamina.flows import copy
+
+
+def _pid_and(value: Any, *, plus: int = 0) -> tuple[int, Any]:
+    return os.getpid(), value + plus
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _touch(path: str) -> int:
+    Path(path).mkdir(exist_ok=True)
+    (Path(path) / f"{time.monotonic_ns()}-{os.getpid()}").touch()
+    return 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_registered_without_importing_dask() -> None:
+    code = (
+        "import sys\n"
+        "from lamina.plugins.manager import get_host\n"
+        "factory = get_host().lookup('executors', 'dask')\n"
+        "print(factory.__module__)\n"
+        "heavy = sorted(m for m in ('dask', 'distributed', 'tornado') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split("\n")
+    assert out[0] == "lamina_dask.executor"
+    assert out[1] == "[]"
+
+
+def test_futures_on_an_existing_cluster(address: str, client: Any, tmp_path: Path) -> None:
+    executor = dask_executor(workers=2, scheduler=address)
+    assert isinstance(executor, DaskExecutor)
+    try:
+        futures = [executor.submit(_pid_and, n, plus=10) for n in range(6)]
+        failing = executor.submit(_fail, "boom")
+        done, _ = wait([*futures, failing], return_when=FIRST_COMPLETED, timeout=60)
+        assert done
+        done, not_done = wait([*futures, failing], timeout=60)
+        assert not not_done
+        results = [f.result() for f in futures]
+        assert [value for _, value in results] == list(range(10, 16))  # kwargs reach fn
+        assert {pid for pid, _ in results} <= set(client.run(os.getpid).values())
+        assert os.getpid() not in {pid for pid, _ in results}  # ran in worker processes
+        with pytest.raises(ValueError, match="boom"):
+            failing.result()
+        # the very same call, submitted again, runs again: no key deduplication
+        marks = str(tmp_path / "marks")
+        again = [executor.submit(_touch, marks) for _ in range(3)]
+        assert [f.result(timeout=60) for f in again] == [1, 1, 1]
+        assert len(list(Path(marks).iterdir())) == 3
+    finally:
+        executor.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(_pid_and, 1)
+    executor.shutdown()  # twice is fine
+    assert executor.client.status == "closed"
+    # the cluster someone else runs is left running
+    assert client.status == "running"
+    assert len(client.run(os.getpid)) == 2
+
+
+def test_shutdown_cancels_what_is_in_flight(address: str, client: Any) -> None:
+    executor = dask_executor(workers=1, scheduler=address)
+    slow = [executor.submit(time.sleep, 3) for _ in range(3)]
+    start = time.monotonic()
+    executor.shutdown(wait=True, cancel_futures=True)
+    assert time.monotonic() - start < 2.5  # did not wait for the sleeps (2 x 3 s at least)
+    assert all(f.cancelled() for f in slow)
+    done, _ = wait(slow, timeout=1)  # cancelled futures count as done for wait()
+    assert len(done) == 3
+    client.wait_for_workers(2, timeout=60)
+    assert client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3  # cluster free
+
+
+def test_arguments_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive int or None; got 0"):
+        dask_executor(workers=0)
+    with pytest.raises(ValueError, match="scheduler must be a dask scheduler's address"):
+        dask_executor(workers=1, scheduler="  ")
+    with pytest.raises(ValueError, match="takes workers= and scheduler=, not \\['threads'\\]"):
+        dask_executor(workers=1, threads=2)
+    monkeypatch.setenv("LAMINA_DASK_LOG_LEVEL", "chatty")
+    with pytest.raises(ValueError, match="LAMINA_DASK_LOG_LEVEL must be a logging level"):
+        dask_executor(workers=1, scheduler="tcp://127.0.0.1:9")
+
+
+def test_unreachable_scheduler_is_a_clear_error_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMINA_DASK_CONNECT_TIMEOUT", "1")
+    src = volume(tmp_path / "src", (32, 32, 8), (16, 16, 8))
+    dst = volume(tmp_path / "dst", (32, 32, 8), (16, 16, 8))
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(SchedulerUnreachableError) as caught:
+        copy(src, dst, executor="dask", scheduler=address)
+    assert time.monotonic() - start < 15
+    message = str(caught.value)
+    assert f"cannot reach the dask scheduler at {address!r} within 1 s" in message
+    assert isinstance(caught.value, OSError)
+    monkeypatch.setenv("LAMINA_DASK_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="LAMINA_DASK_CONNECT_TIMEOUT must be a number"):
+        dask_executor(scheduler=address)
+
+
+def test_lost_scheduler_breaks_the_executor_and_the_run_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler that goes away mid-run: the tasks in flight fail with
+    SchedulerLostError (a BrokenExecutor), the engine asks for a new executor, which
+    cannot reach the address any more: the run ends with that error, not a hang."""
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("LAMINA_DASK_CONNECT_TIMEOUT", "1")
+    # a scheduler without workers: the tasks wait there until it goes away
+    lonely = LocalCluster(
+        n_workers=0,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+    address = str(lonely.scheduler_address)
+    executor = dask_executor(workers=1, scheduler=address)
+    waiting = executor.submit(_pid_and, 1)
+    src = volume(tmp_path / "src", (32, 32, 8), (16, 16, 8))
+    dst = volume(tmp_path / "dst", (32, 32, 8), (16, 16, 8))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            copy(src, dst, executor="dask", scheduler=address, chunk_size=(16, 16, 8))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(lonely.scheduler.tasks) < 3 and time.monotonic() < deadline:  # run submitted
+        time.sleep(0.05)
+    lonely.close()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert isinstance(waiting.exception(timeout=30), SchedulerLostError)
+    assert isinstance(waiting.exception(), BrokenExecutor)
+    assert address in str(waiting.exception())
+    executor.shutdown()
+    (error,) = errors
+    assert isinstance(error, SchedulerUnreachableError)
+    assert address in str(error)
+
+
+def test_missing_dask_names_the_package_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    src = volume(tmp_path / "src", (32, 32, 8), (16, 16, 8))
+    dst = volume(tmp_path / "dst", (32, 32, 8), (16, 16, 8))
+    with pytest.raises(DaskNotInstalledError, match="pip install lamina-dask") as caught:
+        copy(src, dst, executor="dask", workers=2)
+    assert isinstance(caught.value, ImportError)
+    assert "dask.distributed" in str(caught.value)

@@ -1,0 +1,99 @@
+"""The flows (copy, downsample, apply) on dask over precomputed volumes on local files,
+checked voxel by voxel against numpy, on the session's cluster reached with
+``scheduler=`` (left running). A flow on a local cluster the executor starts for the run
+is in test_dask_faults (apply, with killed workers) and test_dask_cli (copy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dask_support import R, neighbours_in_x, volume
+
+import lamina
+from lamina import BBox3D, Vec3D
+from lamina.flows import apply, copy, downsample
+
+SHAPE = (128, 128, 16)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> tuple[Path, np.ndarray[Any, Any]]:
+    data = np.random.default_rng(7).integers(0, 255, (1, *SHAPE), dtype="uint8")
+    volume(tmp_path / "src", SHAPE, (16, 16, 8))[R, 0:128, 0:128, 0:16] = data
+    return tmp_path / "src", data
+
+
+def test_copy_on_an_existing_cluster(
+    source: tuple[Path, Any], tmp_path: Path, address: str, client: Any
+) -> None:
+    path, data = source
+    src = lamina.build_cv_layer(str(path))
+    dst = volume(tmp_path / "dst", SHAPE, (32, 32, 8))  # another chunking
+    summary = copy(src, dst, executor="dask", workers=2, chunk_size=(64, 64, 8), scheduler=address)
+    assert summary.chunks == 2 * 2 * 2
+    assert summary.bytes == data.nbytes
+    np.testing.assert_array_equal(
+        lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], data
+    )
+    assert client.status == "running"  # the cluster is left running
+
+
+def test_downsample_on_an_existing_cluster(
+    source: tuple[Path, Any], tmp_path: Path, address: str, client: Any
+) -> None:
+    path, data = source
+    layer = lamina.build_cv_layer(str(path))
+    summary = downsample(
+        layer,
+        levels=2,
+        chunk_size=(16, 16, 8),  # tasks on the coarsest level's grid: 2 x 2 x 2 of them
+        executor="dask",
+        workers=2,
+        scheduler=address,
+    )
+    assert summary.chunks == 8
+    reopened = lamina.build_cv_layer(str(path))
+    assert reopened.backend.resolutions == (R, Vec3D(16, 16, 40), Vec3D(32, 32, 40))
+
+    def halve(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:  # img mode: rounded means
+        c, x, y, z = a.shape
+        means = a.reshape(c, x // 2, 2, y // 2, 2, z).astype(float).mean(axis=(2, 4))
+        return np.floor(means + 0.5).astype(a.dtype)
+
+    level1 = halve(data)
+    np.testing.assert_array_equal(reopened[Vec3D(16, 16, 40), 0:64, 0:64, 0:16], level1)
+    np.testing.assert_array_equal(reopened[Vec3D(32, 32, 40), 0:32, 0:32, 0:16], halve(level1))
+    # the existing cluster is still there, both workers with it
+    assert client.status == "running"
+    assert len(client.run(os.getpid)) == 2
+
+
+def test_apply_with_context_on_an_existing_cluster(
+    source: tuple[Path, Any], tmp_path: Path, address: str
+) -> None:
+    path, data = source
+    src = lamina.build_cv_layer(str(path))
+    dst = volume(tmp_path / "dst", SHAPE, (16, 16, 8), dtype="uint16")
+    region = BBox3D.from_coords((16, 16, 0), (112, 112, 16), R)  # context stays inside src
+    summary = apply(
+        neighbours_in_x,
+        src,
+        dst,
+        bbox=region,
+        chunk_size=(32, 32, 8),
+        context=(1, 1, 0),
+        executor="dask",
+        workers=2,
+        scheduler=address,
+    )
+    assert summary.chunks == 3 * 3 * 2
+    wide = data.astype("uint16")
+    expected = np.zeros_like(wide)
+    expected[:, 16:112, 16:112] = wide[:, 15:111, 16:112] + wide[:, 17:113, 16:112]
+    np.testing.assert_array_equal(
+        lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], expected
+    )
