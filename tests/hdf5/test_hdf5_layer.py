@@ -95,6 +95,43 @@ def test_reads_are_views_of_c_order_zyx(tmp_path: Path) -> None:
     assert out.transpose(0, 3, 2, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize(
+    ("fill_time", "direct"),
+    [("never", False), ("ifset", True), ("alloc", True)],
+)
+def test_unwritten_chunks_read_as_zeros_whatever_the_fill_time(
+    tmp_path: Path, fill_time: str, direct: bool
+) -> None:
+    """lamina reads into uninitialised memory only where HDF5 writes every voxel itself;
+    with fill time "never" HDF5 may skip unallocated chunks, so h5py's zeroed read stays."""
+    from h5py import h5d, h5p, h5s, h5t
+    from lamina_hdf5 import handles
+
+    path = tmp_path / "fill.h5"
+    with h5py.File(path, "w") as f:
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_chunk((4, 32, 32))
+        dcpl.set_fill_time(getattr(h5d, f"FILL_TIME_{fill_time.upper()}"))
+        h5d.create(f.id, b"raw", h5t.NATIVE_UINT16, h5s.create_simple((8, 64, 64)), dcpl=dcpl)
+        f["raw"][0:4, 0:32, 0:32] = 7  # one chunk allocated, three not
+    layer = build_h5_layer(
+        path,
+        "raw",
+        resolution=(4, 4, 40),
+        axes="zyx",
+        index_resolution=(4, 4, 40),
+        default_desired_resolution=(4, 4, 40),
+    )
+    for _ in range(3):
+        dirty = np.full((8, 64, 64), 0xABCD, dtype=np.uint16)  # memory the read may reuse
+        del dirty
+        out = layer[0:64, 0:64, 0:8]
+        assert (out[:, 0:32, 0:32, 0:4] == 7).all()
+        assert int(out.sum()) == 7 * 32 * 32 * 4  # everything else reads as zeros
+    reader = handles.state(str(path.resolve())).datasets["raw"]
+    assert reader.direct is direct
+
+
 def test_multichannel_is_czyx(tmp_path: Path) -> None:
     path = tmp_path / "a.h5"
     layer = build_h5_layer(

@@ -118,3 +118,38 @@ def test_negative_slices_are_literal_coordinates() -> None:
     idx = VolumetricScheme().to_index((RES, slice(-4, -2), slice(0, 1), slice(0, 1)))
     assert idx.start == Vec3D(-4, 0, 0)
     assert idx.bbox.bounds[0] == (-16, -8)
+
+
+def test_plain_slices_fast_path_builds_the_general_index() -> None:
+    """``layer[x0:x1, y0:y1, z0:z1]`` takes a fast path when the index resolution is the
+    desired one; it must build exactly the index the general path builds."""
+    import random
+
+    from lamina.volumetric.geometry import BBox3D, Vec3D
+    from lamina.volumetric.index import VolumetricIndex
+    from lamina.volumetric.scheme import VolumetricScheme
+
+    rng = random.Random(7)
+    for res in [(4, 4, 40), (8, 8, 40), (1, 1, 1), (6, 6, 30)]:
+        scheme = VolumetricScheme(index_resolution=res, default_desired_resolution=res)
+        assert scheme._fast_res is not None
+        for _ in range(500):
+            starts = [rng.randint(-5000, 5000) for _ in range(3)]
+            stops = [s + rng.randint(0, 300) for s in starts]
+            slices = tuple(slice(a, b) for a, b in zip(starts, stops, strict=True))
+            fast = scheme.to_index(slices)
+            general = VolumetricIndex(
+                resolution=Vec3D(*res).float(), bbox=BBox3D.from_slices(slices, res)
+            )
+            assert fast == general
+            assert hash(fast) == hash(general)
+            assert repr(fast) == repr(general)
+            assert fast.start == general.start
+            assert fast.shape == general.shape
+            assert [type(v) for v in fast.start] == [type(v) for v in general.start]
+    # anything else takes the general path, with its errors
+    scheme = VolumetricScheme(index_resolution=(4, 4, 40), default_desired_resolution=(4, 4, 40))
+    with pytest.raises(ValueError, match="step"):
+        scheme.to_index((slice(0, 4, 2), slice(0, 4), slice(0, 4)))
+    with pytest.raises(ValueError, match=r"0\.5 voxels"):
+        scheme.to_index((slice(0.5, 4), slice(0, 4), slice(0, 4))).shape  # noqa: B018

@@ -20,6 +20,7 @@ from lamina.volumetric.geometry import (
     RawVec3D,
     Vec3D,
     _positive_res,
+    _tuple_new,
     _voxel,
     _voxel_extent,
 )
@@ -306,3 +307,23 @@ _set_allow_slice_rounding = VolumetricIndex.__dict__["allow_slice_rounding"].__s
 _set_start = VolumetricIndex.__dict__["_start"].__set__
 _set_stop = VolumetricIndex.__dict__["_stop"].__set__
 _set_shape = VolumetricIndex.__dict__["_shape"].__set__
+
+
+def _index_with_extent(
+    resolution: Vec3D[float],
+    bbox: BBox3D,
+    start: Vec3D[int],
+    stop: Vec3D[int],
+    allow_slice_rounding: bool,
+) -> VolumetricIndex:
+    """A ``VolumetricIndex`` whose voxel extent the caller has already computed exactly
+    (the scheme's fast path for plain slices): no validation, no division."""
+    idx = object.__new__(VolumetricIndex)
+    _set_resolution(idx, resolution)
+    _set_bbox(idx, bbox)
+    _set_chunk_id(idx, 0)
+    _set_allow_slice_rounding(idx, allow_slice_rounding)
+    _set_start(idx, start)
+    _set_stop(idx, stop)
+    _set_shape(idx, _tuple_new(Vec3D, (stop[0] - start[0], stop[1] - start[1], stop[2] - start[2])))
+    return idx

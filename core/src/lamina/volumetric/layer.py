@@ -59,6 +59,9 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
     interpolation_mode: InterpolationMode | None = None
     mask_value_thr: float = 0.0
     scheme: VolumetricScheme = attrs.field(init=False, repr=False, eq=False)
+    #: No index or read processors and no resampling: ``layer[...]`` goes straight to the
+    #: backend (the per-read path of small reads, where each call costs).
+    _direct: bool = attrs.field(init=False, default=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -81,6 +84,21 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
                 allow_slice_rounding=self.allow_slice_rounding,
             ),
         )
+        cls = type(self)
+        object.__setattr__(
+            self,
+            "_direct",
+            not self.index_procs
+            and not self.read_procs
+            and self.data_resolution is None
+            and cls.read_with_procs is Layer.read_with_procs
+            and cls._read_from_backend is VolumetricLayer._read_from_backend,
+        )
+
+    def __getitem__(self, user_idx: Any) -> Any:
+        if self._direct:  # what Layer.__getitem__ does here, less three calls
+            return self.backend.read(self.scheme.to_index(user_idx))
+        return super().__getitem__(user_idx)
 
     def write_with_procs(self, idx: VolumetricIndex, data: Any) -> None:
         """Write at a standard index; scalars, lists and tensors are accepted here too

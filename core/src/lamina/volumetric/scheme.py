@@ -29,8 +29,8 @@ import attrs
 
 from lamina.volumetric.converters import to_optional_float_vec3
 from lamina.volumetric.data import check_volume_data
-from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
-from lamina.volumetric.index import VolumetricIndex
+from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D, _make_bbox, _tuple_new
+from lamina.volumetric.index import VolumetricIndex, _index_with_extent
 
 __all__ = ["VolumetricScheme"]
 
@@ -62,6 +62,21 @@ class VolumetricScheme:
         default=None, converter=to_optional_float_vec3
     )
     allow_slice_rounding: bool = False
+    #: Set when slices may take the fast path of ``to_index`` (see ``_plain_slices_index``):
+    #: the index resolution, equal to the desired one, in whole nm per voxel.
+    _fast_res: Vec3D[float] | None = attrs.field(init=False, default=None, eq=False, repr=False)
+    #: Voxel coordinates below this bound have exact nm bounds (products below 2**53).
+    _fast_limit: int = attrs.field(init=False, default=0, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        res = self.index_resolution
+        if (
+            res is not None
+            and res == self.default_desired_resolution
+            and all(float(r).is_integer() for r in res)
+        ):
+            object.__setattr__(self, "_fast_res", self.default_desired_resolution)
+            object.__setattr__(self, "_fast_limit", 2**53 // int(max(res)))
 
     def _desired(self, res: RawVec3D | None, user_idx: Any) -> Vec3D[float]:
         if res is not None:
@@ -88,6 +103,10 @@ class VolumetricScheme:
 
     def to_index(self, user_idx: Any) -> VolumetricIndex:
         """The ``VolumetricIndex`` for any accepted form; ``ValueError`` otherwise."""
+        if self._fast_res is not None and type(user_idx) is tuple and len(user_idx) == 3:
+            fast = self._plain_slices_index(user_idx)
+            if fast is not None:
+                return fast
         if isinstance(user_idx, VolumetricIndex):
             if user_idx.allow_slice_rounding == self.allow_slice_rounding:
                 return user_idx
@@ -115,6 +134,46 @@ class VolumetricScheme:
                 bbox = self._slices_bbox(rest, res, user_idx)
                 return self._index(self._desired(res, user_idx), bbox)
         raise ValueError(f"a volumetric layer is indexed with {_FORMS}; got {user_idx!r}")
+
+    def _plain_slices_index(self, slices: tuple[Any, ...]) -> VolumetricIndex | None:
+        """``layer[x0:x1, y0:y1, z0:z1]`` with int bounds, no step and start <= stop, at an
+        index resolution that is the desired one and whole nm per voxel: the very index the
+        general path builds (nm bounds ``v * res`` are exact integers, so the voxel extent
+        is the slices themselves), without its checks and divisions. ``None`` for anything
+        else, which then takes the general path (and its errors)."""
+        sx, sy, sz = slices
+        if type(sx) is not slice or type(sy) is not slice or type(sz) is not slice:
+            return None
+        x0, x1, y0, y1, z0, z1 = sx.start, sx.stop, sy.start, sy.stop, sz.start, sz.stop
+        if (
+            type(x0) is not int
+            or type(x1) is not int
+            or type(y0) is not int
+            or type(y1) is not int
+            or type(z0) is not int
+            or type(z1) is not int
+            or sx.step is not None
+            or sy.step is not None
+            or sz.step is not None
+            or not (x0 <= x1 and y0 <= y1 and z0 <= z1)
+        ):
+            return None
+        limit = self._fast_limit
+        if not (-limit < x0 and x1 < limit and -limit < y0 and y1 < limit):
+            return None
+        if not (-limit < z0 and z1 < limit):
+            return None
+        res = self._fast_res
+        assert res is not None
+        rx, ry, rz = res
+        bbox = _make_bbox(((x0 * rx, x1 * rx), (y0 * ry, y1 * ry), (z0 * rz, z1 * rz)), "nm", res)
+        return _index_with_extent(
+            res,
+            bbox,
+            _tuple_new(Vec3D, (x0, y0, z0)),
+            _tuple_new(Vec3D, (x1, y1, z1)),
+            self.allow_slice_rounding,
+        )
 
     def _index(self, resolution: Vec3D[float], bbox: BBox3D) -> VolumetricIndex:
         return VolumetricIndex(

@@ -18,12 +18,14 @@ _LAZY: dict[str, str] = {
     "VolumeSpec": "lamina_hdf5.layout",
     "H5InfoMismatchError": "lamina_hdf5.layout",
     "H5NotFoundError": "lamina_hdf5.layout",
+    "H5LockTimeout": "lamina_hdf5.handles",
     "split_path": "lamina_hdf5.layout",
 }
 
 __all__ = [
     "H5Backend",
     "H5InfoMismatchError",
+    "H5LockTimeout",
     "H5NotFoundError",
     "VolumeSpec",
     "build_h5_layer",
@@ -33,6 +35,7 @@ __all__ = [
 if TYPE_CHECKING:
     from lamina_hdf5.backend import H5Backend
     from lamina_hdf5.builder import build_h5_layer
+    from lamina_hdf5.handles import H5LockTimeout
     from lamina_hdf5.layout import H5InfoMismatchError, H5NotFoundError, VolumeSpec, split_path
 
 

@@ -1,35 +1,41 @@
 """``H5Backend``: a volumetric backend over one HDF5 volume (a lamina group or a dataset).
 
-Handles: by default **none stay open between calls.** Every ``read`` and ``write`` opens the file,
-does its hyperslab IO and closes it, so between a layer's calls plain
-``h5py.File(path, "r")`` — in this process or another — opens the file and sees every
-completed write. Opening per call also means nothing is inherited across ``fork``,
-pickling carries only the spec, and ``delete()``, ``with_changes`` and interpreter exit
-have no handle to leak. With ``keep_open=True`` one read-only handle per process and
-file stays open between reads (closed by ``clear_cache()``, ``with_changes``,
-``delete()``, any lamina write to the file, and at exit; dropped in a forked child);
-plain ``h5py.File(path, "r")`` still works in this process, but another process's writer
-waits until it is closed.
+**Handles between calls** (the default, ``keep_open=True``): each process keeps one
+read-only handle per file open between reads. This handle holds no HDF5 lock and is
+independent of any ``h5py.File`` the user opens in this process (see
+:mod:`lamina_hdf5.handles`). So between a layer's calls, plain ``h5py.File(path, "r")``
+or ``"r+"``, in this process or another, opens the file. Another process's writer is
+never refused because of this handle. Each read takes a shared ``flock`` on the file,
+the lock HDF5 itself uses, and holds it only for that read. A writer with the file
+open (lamina, or plain h5py with its default locking) therefore makes the read wait,
+and a read never sees a partial write. The read then checks ``fstat`` of the file
+and reopens its handle if the file changed, so it sees every completed write. The
+handle is never used after ``fork``. It is closed by ``clear_cache()``,
+``with_changes``, ``delete()``, any lamina write to the file from this process, and at
+interpreter exit. The layer pickles by its spec. With ``keep_open=False``, every read
+opens the file with plain h5py and closes it again. This costs ~0.2 ms per call.
 
-Writers are serialised across threads and processes by a lock file ``FILE.lock``
-(``filelock``) plus an in-process lock; readers take only the in-process lock and,
-when another process holds the file for writing (HDF5 refuses to open it), retry
-until it is released, so a reader never sees a partial write.
+**Writes** are serialised across threads (an in-process lock) and across processes (the
+lock file ``FILE.lock``, through ``filelock``). For as long as a write has the file open,
+it holds an exclusive ``flock`` on it. lamina cannot protect readers from a writer that
+turns HDF5's locking off (``locking=False``, ``HDF5_USE_FILE_LOCKING=FALSE``): HDF5
+without SWMR has no way to.
 
 Reads return ``(C, X, Y, Z)`` as a transposed *view* of the C-order array read from
-the file (no copy). Writes hand h5py the inverse transposition; when the caller's array
-is itself such a view (the ``(C, X, Y, Z)`` view of a C-order ``(Z, Y, X)`` array) h5py
-gets a contiguous array and no copy is made; otherwise h5py makes one contiguous copy.
+the file, so no copy is made; the one copy is made for a region that reaches outside the
+dataset, where the part inside is copied into a zero-filled array. Where HDF5 writes
+every voxel itself, the array is read uninitialised, without h5py's zero fill (see
+:class:`lamina_hdf5.handles.DatasetReader`). Writes hand h5py the
+inverse transposition. When the caller's array is itself such a view (the
+``(C, X, Y, Z)`` view of a C-order ``(Z, Y, X)`` array), h5py gets a contiguous array and
+no copy is made. Otherwise h5py makes one contiguous copy.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, ClassVar, Literal, Unpack
 
 import numpy as np
@@ -40,6 +46,8 @@ from lamina.errors import UnknownResolutionError
 from lamina.volumetric.backend import VolumetricBackend, VolumetricChanges
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
+from lamina_hdf5 import handles
+from lamina_hdf5.handles import begin_read, end_read, exclusive, open_file, reading
 from lamina_hdf5.layout import (
     DEFAULT_GROUP,
     DatasetMeta,
@@ -53,79 +61,43 @@ from lamina_hdf5.layout import (
     split_path,
 )
 
-__all__ = ["H5Backend"]
-
-_LOCK_TIMEOUT_S = 120.0
-_local_locks: dict[str, threading.RLock] = {}
-_local_locks_guard = threading.Lock()
+__all__ = ["H5Backend", "open_file"]
 
 
-def _local_lock(path: str) -> threading.RLock:
-    with _local_locks_guard:
-        lock = _local_locks.get(path)
-        if lock is None:
-            lock = _local_locks[path] = threading.RLock()
-        return lock
+class _Plan:
+    """What a read at one resolution needs, precomputed: the dataset, its extent, how the
+    (x, y, z, c) selections go into the file's axis order and how the result becomes
+    ``(C, X, Y, Z)``."""
+
+    __slots__ = ("channels", "meta", "offset", "order", "path", "size", "to_cxyz")
+
+    def __init__(self, meta: DatasetMeta) -> None:
+        self.meta = meta
+        self.path = meta.path
+        self.offset = tuple(int(v) for v in meta.voxel_offset)
+        self.size = tuple(int(v) for v in meta.size)
+        self.channels = int(meta.num_channels)
+        #: picks the file's axes from (x, y, z, c) slices
+        self.order = itemgetter(*("xyzc".index(a) for a in meta.axes))
+        #: the file-order array as a ``(C, X, Y, Z)`` view
+        self.to_cxyz: Callable[[npt.NDArray[Any]], npt.NDArray[Any]] = _view_maker(meta.axes)
 
 
-def _is_lock_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("errno = 11" in text or "temporarily unavailable" in text)
+def _zyx_to_cxyz(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return array.T[None]  # None is np.newaxis
 
 
-def open_file(path: str, mode: str, timeout: float = _LOCK_TIMEOUT_S) -> Any:
-    """``h5py.File(path, mode)``, retrying while another process holds the file (HDF5's
-    file locking refuses the open); other errors are raised at once."""
-    import h5py
-
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
-        try:
-            return h5py.File(path, mode)
-        except OSError as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+def _view_maker(axes: str) -> Callable[[npt.NDArray[Any]], npt.NDArray[Any]]:
+    if axes == "zyx":  # lamina's own layout: the fastest form
+        return _zyx_to_cxyz
+    if "c" in axes:
+        perm = [axes.index(a) for a in "cxyz"]
+        return lambda a: a.transpose(perm)
+    spatial = [0, *(axes.index(a) + 1 for a in "xyz")]
+    return lambda a: a[np.newaxis].transpose(spatial)
 
 
-# Read handles kept open by ``keep_open=True`` backends: file -> (pid, File, datasets).
-_kept: dict[str, tuple[int, Any, dict[str, Any]]] = {}
-
-
-def _kept_dataset(path: str, dataset: str) -> Any:
-    """The dataset through this process's kept read-only handle (opened on first use;
-    a handle inherited across fork is dropped, never used). Call under the local lock."""
-    entry = _kept.get(path)
-    if entry is None or entry[0] != os.getpid():
-        entry = _kept[path] = (os.getpid(), open_file(path, "r"), {})
-    ds = entry[2].get(dataset)
-    if ds is None:
-        ds = entry[2][dataset] = entry[1][dataset]
-    return ds
-
-
-def close_kept(path: str | None = None) -> None:
-    """Close the kept read handles of ``path`` (every file when ``None``) in this process."""
-    for key in [path] if path is not None else list(_kept):
-        entry = _kept.pop(key, None) if key is not None else None
-        if entry is not None and entry[0] == os.getpid():
-            entry[1].close()
-
-
-atexit.register(close_kept)
-
-
-@contextmanager
-def write_lock(path: str) -> Iterator[None]:
-    """Exclusive across threads (in-process lock) and processes (``PATH.lock``); closes
-    this process's kept read handles of the file first (HDF5 refuses mixed flags)."""
-    from filelock import FileLock
-
-    with _local_lock(path), FileLock(path + ".lock", timeout=_LOCK_TIMEOUT_S):
-        close_kept(path)
-        yield
+_ALL = slice(None)
 
 
 class H5Backend(VolumetricBackend):
@@ -140,10 +112,10 @@ class H5Backend(VolumetricBackend):
         resolution, axes, voxel_offset: for datasets lamina did not write (x, y, z; the
             file's axis order), overriding their attributes.
         enforce_chunk_aligned_writes: refuse writes off the chunk grid.
-        keep_open: keep one read-only handle per process open between reads (fast small
-            reads). Only for files no other process writes meanwhile: HDF5's file locking
-            makes another process's writer wait until this process closes the handle
-            (``clear_cache()``, a write through lamina, ``delete()`` or exit).
+        keep_open: keep one read-only handle per process and file open between reads
+            (default). It holds no lock between calls and is checked against the file
+            before each read, so other processes' writes are seen and never refused (see
+            the module docstring). ``False``: every read opens and closes the file.
     """
 
     supported_changes: ClassVar[frozenset[str]] = frozenset(
@@ -162,13 +134,15 @@ class H5Backend(VolumetricBackend):
         axes: str | None = None,
         voxel_offset: RawVec3D | None = None,
         enforce_chunk_aligned_writes: bool = True,
-        keep_open: bool = False,
+        keep_open: bool = True,
     ) -> None:
         file_path, inner = split_path(path)
         self._keep_open = bool(keep_open)
+        #: reads through the cached handle (needs flock; else every read opens the file)
+        self._cached = self._keep_open and handles.FLOCK_AVAILABLE
         if dataset is not None:
             inner = str(dataset).strip("/") or None
-        self._file = file_path
+        self._set_file(file_path)
         self._enforce = bool(enforce_chunk_aligned_writes)
         self._open_args = {"resolution": resolution, "axes": axes, "voxel_offset": voxel_offset}
         if spec is not None:
@@ -181,9 +155,15 @@ class H5Backend(VolumetricBackend):
         self._load(inner)
 
     # -- opening --------------------------------------------------------------------------------
+    def _set_file(self, file_path: str) -> None:
+        self._file = file_path
+        #: the absolute path, symlinks resolved: the key of this process's handles and locks
+        self._abs = os.path.realpath(file_path)
+        self._st = handles.state(self._abs)
+
     def _create(self, spec: VolumeSpec, inner: str | None, overwrite: bool, keep: bool) -> str:
         os.makedirs(os.path.dirname(self._file) or ".", exist_ok=True)
-        with write_lock(self._file), open_file(self._file, "a") as f:
+        with exclusive(self._abs) as open_rw, open_rw("a") as f:
             if inner is None:
                 vols = [v for v in find_volumes(f) if is_lamina_group(f[v])]
                 inner = vols[0] if len(vols) == 1 else DEFAULT_GROUP
@@ -205,7 +185,7 @@ class H5Backend(VolumetricBackend):
                 f"no HDF5 file at {self._file}. To create a volume, pass info_scales with "
                 "the other info_* parameters (or info_reference_path)"
             )
-        with _local_lock(self._file), open_file(self._file, "r") as f:
+        with reading(self._abs, self._cached) as f:
             if inner is None:
                 vols = find_volumes(f)
                 if len(vols) != 1:
@@ -250,6 +230,7 @@ class H5Backend(VolumetricBackend):
             )
         self._inner = inner
         self._metas: dict[Vec3D[float], DatasetMeta] = {m.resolution: m for m in metas}
+        self._plans: dict[Vec3D[float], _Plan] = {m.resolution: _Plan(m) for m in metas}
         self._resolutions = tuple(m.resolution for m in metas)
         self._dtype = metas[0].dtype
         self._num_channels = metas[0].num_channels
@@ -269,9 +250,10 @@ class H5Backend(VolumetricBackend):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._file = state["file"]
+        self._set_file(state["file"])
         self._enforce = state["enforce"]
-        self._keep_open = state.get("keep_open", False)
+        self._keep_open = state.get("keep_open", True)
+        self._cached = self._keep_open and handles.FLOCK_AVAILABLE
         self._open_args = state["open_args"]
         self._load(state["inner"])
 
@@ -374,27 +356,68 @@ class H5Backend(VolumetricBackend):
     def read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         """``(C, X, Y, Z)`` at ``idx``; zeros outside the dataset. Only the hyperslab of the
         intersection is read."""
-        meta = self.meta(idx.resolution)
+        plan = self._plans.get(idx.resolution)
+        if plan is None:
+            plan = self._plans[self.meta(idx.resolution).resolution]
+        ox, oy, oz = plan.offset
+        sx, sy, sz = plan.size
+        x0, y0, z0 = idx.start
+        x1, y1, z1 = idx.stop
+        x0 -= ox
+        x1 -= ox
+        y0 -= oy
+        y1 -= oy
+        z0 -= oz
+        z1 -= oz
+        if x0 >= 0 and y0 >= 0 and z0 >= 0 and x1 <= sx and y1 <= sy and z1 <= sz:
+            # the common case, inside the dataset: one hyperslab, returned as a view
+            order = plan.order
+            if not self._cached:
+                sel = order((slice(x0, x1), slice(y0, y1), slice(z0, z1), _ALL))
+                return plan.to_cxyz(self._read_part(plan.path, sel))
+            start = order((x0, y0, z0, 0))
+            count = order((x1 - x0, y1 - y0, z1 - z0, plan.channels))
+            st = self._st
+            if st.pid != handles.pid:  # forked: never the parent's handles
+                st = self._st = handles.state(self._abs)
+            with st.lock:  # the hot path of _read_part, inlined
+                reader = begin_read(st, plan.path)
+                try:
+                    part = reader.read(start, count)
+                finally:
+                    end_read(st)
+            return plan.to_cxyz(part)
+        return self._read_partial(plan, idx)
+
+    def _read_part(self, dataset: str, sel: Any) -> npt.NDArray[Any]:
+        """``dataset[sel]`` of the file: through the cached handle (checked fresh under the
+        shared lock), or with ``keep_open=False`` through a handle opened for this call."""
+        st = self._st
+        if st.pid != handles.pid:  # forked: never the parent's handles
+            st = self._st = handles.state(self._abs)
+        with st.lock:
+            if not self._cached:
+                with open_file(self._abs, "r") as f:
+                    return f[dataset][sel]  # type: ignore[no-any-return]
+            reader = begin_read(st, dataset)
+            try:
+                return reader.dataset[sel]  # type: ignore[no-any-return]
+            finally:
+                end_read(st)
+
+    def _read_partial(self, plan: _Plan, idx: VolumetricIndex) -> npt.NDArray[Any]:
+        """A region reaching outside the dataset: the part inside (if any) is read and copied
+        into a zero-filled array, the only copy a read makes."""
+        meta = plan.meta
         start = idx.start - meta.voxel_offset
         stop = idx.stop - meta.voxel_offset
         shape = idx.shape
         lo = Vec3D(*(max(0, v) for v in start))
         hi = Vec3D(*(min(s, v) for s, v in zip(meta.size, stop, strict=True)))
         by = {"c": meta.num_channels, "x": shape[0], "y": shape[1], "z": shape[2]}
-        file_shape = tuple(by[a] for a in meta.axes)
-        if not all(a < b for a, b in zip(lo, hi, strict=True)):
-            return self._to_cxyz(meta, np.zeros(file_shape, dtype=self._dtype))
-        source = self._selection(meta, lo, hi)
-        if self._keep_open:
-            with _local_lock(self._file):
-                part = _kept_dataset(self._file, meta.path)[source]
-        else:
-            with _local_lock(self._file), open_file(self._file, "r") as f:
-                part = f[meta.path][source]  # one hyperslab; faster than read_direct
-        if lo == start and hi == stop:
-            out = part
-        else:  # the only copy: the part inside the dataset into a zero-filled array
-            out = np.zeros(file_shape, dtype=self._dtype)
+        out = np.zeros(tuple(by[a] for a in meta.axes), dtype=self._dtype)
+        if all(a < b for a, b in zip(lo, hi, strict=True)):
+            part = self._read_part(plan.path, self._selection(meta, lo, hi))
             out[self._selection(meta, lo - start, hi - start)] = part
         return self._to_cxyz(meta, out)
 
@@ -413,7 +436,7 @@ class H5Backend(VolumetricBackend):
             array = np.broadcast_to(array, full)
         target = self._from_cxyz(meta, array)
         sel = self._selection(meta, idx.start - meta.voxel_offset, idx.stop - meta.voxel_offset)
-        with write_lock(self._file), open_file(self._file, "r+") as f:
+        with exclusive(self._abs) as open_rw, open_rw("r+") as f:
             f[meta.path][sel] = target
 
     # -- changes and deletion ---------------------------------------------------------------------
@@ -459,20 +482,19 @@ class H5Backend(VolumetricBackend):
         )
 
     def clear_cache(self) -> None:
-        """Close this process's kept read handle of the file (``keep_open=True``); without
-        ``keep_open`` no handle stays open between calls."""
-        with _local_lock(self._file):
-            close_kept(self._file)
+        """Close this process's cached read handle of the file (the next read reopens it)."""
+        st = handles.state(self._abs)
+        with st.lock:
+            handles.close_state(st)
 
     def delete(self) -> None:
         """Delete the volume's group (or dataset); the file too when nothing else is left."""
-        self.clear_cache()
-        with write_lock(self._file):
-            if not os.path.isfile(self._file):
+        with exclusive(self._abs) as open_rw:  # closes this process's cached handle
+            if not os.path.isfile(self._abs):
                 return
-            with open_file(self._file, "r+") as f:
+            with open_rw("r+") as f:
                 if self._inner in f:
                     del f[self._inner]
                 empty = len(f.keys()) == 0
             if empty:
-                os.remove(self._file)
+                os.remove(self._abs)

@@ -45,7 +45,7 @@ def build_h5_layer(
     resolution: RawVec3D | None = None,
     axes: str | None = None,
     voxel_offset: RawVec3D | None = None,
-    keep_open: bool = False,
+    keep_open: bool = True,
     mask_value_thr: float = 0,
 ) -> VolumetricLayer:
     """Build a layer over an HDF5 file, with the volumetric parameters of ``build_cv_layer``.
@@ -61,8 +61,15 @@ def build_h5_layer(
 
     Keyword-only: ``resolution`` (nm, x, y, z), ``axes`` (the file's order, ``"zyx"``,
     ``"czyx"``, ``"xyzc"``…) and ``voxel_offset`` (x, y, z) for datasets lamina did not
-    write, overriding their attributes; ``keep_open`` (keep a read-only handle open per
-    process between reads; see ``H5Backend``); ``info_reference_scale``; ``mask_value_thr``.
+    write, overriding their attributes; ``info_reference_scale``; ``mask_value_thr``; and
+    ``keep_open``. With the default ``keep_open=True``, each process keeps one read-only
+    handle per file open between reads. That handle holds no lock between calls, is
+    independent of any ``h5py.File`` you open, is checked against the file before every
+    read (so it sees every completed write, and waits while a writer has the file open),
+    is never used after ``fork``, and is closed by ``clear_cache()``, ``with_changes``,
+    ``delete()``, any lamina write to the file and at exit (see
+    :mod:`lamina_hdf5.handles`). With ``keep_open=False`` every read opens and closes the
+    file.
     """
     spec: VolumeSpec | None = None
     if info_scales is None:

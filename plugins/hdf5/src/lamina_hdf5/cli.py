@@ -68,10 +68,11 @@ def open_hdf5(path: str, **options: Any) -> Any:
     options.setdefault("readonly", True)
     file_path, inner = split_path(path)
     if inner is None and not options.get("dataset") and os.path.isfile(file_path):
-        from lamina_hdf5.backend import H5Backend, open_file
+        from lamina_hdf5.backend import H5Backend
+        from lamina_hdf5.handles import reading
         from lamina_hdf5.layout import find_volumes
 
-        with open_file(file_path, "r") as f:
+        with reading(os.path.realpath(file_path), keep_open=False) as f:
             volumes = find_volumes(f)
         if len(volumes) > 1:
             return H5FileDescription(file_path, [H5Backend(file_path, v) for v in volumes])
