@@ -24,13 +24,13 @@ SHAPE = (256, 256, 32)
 def _volume(path: Path, chunk: tuple[int, int, int] = (64, 64, 8), **info: Any) -> Any:
     info.setdefault("info_type", "image")
     info.setdefault("info_data_type", "uint8")
+    info.setdefault("info_encoding", "raw")
     return lamina.build_cv_layer(
         str(path),
         default_desired_resolution=R,
         index_resolution=R,
         info_num_channels=1,
         info_chunk_size=chunk,
-        info_encoding="raw",
         info_scales=[R],
         info_bbox=BBox3D.from_coords((0, 0, 0), SHAPE, R),
         **info,
@@ -164,3 +164,9 @@ def test_cli_run_spec(suffix: str, source: tuple[Path, Any], tmp_path: Path) -> 
     missing = _lamina("run", "nope.json", cwd=tmp_path)
     assert missing.returncode == 1
     assert "no spec file at 'nope.json'" in missing.stderr
+
+
+def test_unknown_encodings_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="info_encoding must be one of raw, jpeg"):
+        _volume(tmp_path / "bad", info_encoding="raw (uncompressed)")
+    assert not (tmp_path / "bad").exists()

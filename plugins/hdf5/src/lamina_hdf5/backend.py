@@ -34,10 +34,11 @@ no copy is made. Otherwise h5py makes one contiguous copy.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, Unpack
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -202,7 +203,8 @@ class H5Backend(VolumetricBackend):
                     f"{', '.join(find_volumes(f)) or 'no volume'}. Pass info_scales "
                     "(and the other info_* parameters) to create one"
                 )
-            if is_lamina_group(obj):
+            self._is_group = is_lamina_group(obj)
+            if self._is_group:
                 if any(v is not None for v in self._open_args.values()):
                     raise ValueError(
                         f"{self._file}:/{inner} is a lamina volume whose datasets record "
@@ -460,6 +462,42 @@ class H5Backend(VolumetricBackend):
             )
         clone = object.__new__(H5Backend)
         clone.__setstate__({**self.__getstate__(), "enforce": enforce, "keep_open": keep})
+        return clone
+
+    def add_resolutions(
+        self, resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None = None
+    ) -> H5Backend:
+        """This volume with ``resolutions`` added as new, empty datasets of its group
+        (see ``VolumetricBackend.add_resolutions``): same dtype, channels, compression
+        and (unless ``chunk_size``) chunk shape as the finest scale, covering its bounds.
+        Only lamina volumes (groups) can grow; a plain dataset is refused."""
+        from lamina.errors import UnsupportedOperationError
+        from lamina.volumetric.scales import sorted_resolutions
+
+        if not self._is_group:
+            raise UnsupportedOperationError(
+                f"{self.name} is a single dataset, not a lamina volume (a group with one "
+                "dataset per scale): it cannot hold other resolutions. Copy it into a "
+                "lamina volume first (lamina copy FILE.h5:/DATASET OUT.h5:/VOLUME)"
+            )
+        wanted = [r for r in sorted_resolutions(resolutions) if r not in self._metas]
+        if not wanted:
+            return self
+        spec = attrs.evolve(
+            self.volume_spec(),
+            scales=(*self._resolutions, *wanted),
+            **({} if chunk_size is None else {"chunk_size": Vec3D.from_seq(chunk_size).int()}),
+        )
+        clone = H5Backend(
+            self._file,
+            self._inner,
+            spec=spec,
+            overwrite=False,
+            keep_existing_scales=True,
+            enforce_chunk_aligned_writes=self._enforce,
+            keep_open=self._keep_open,
+        )
+        self.clear_cache()
         return clone
 
     def volume_spec(self) -> VolumeSpec:

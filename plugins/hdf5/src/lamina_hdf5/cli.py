@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lamina.plugins.contributions import PathOpener
+from lamina.plugins.contributions import PathOpener, VolumeTemplate
 
 __all__ = ["HDF5_OPENER", "recognises_hdf5"]
 
@@ -79,8 +79,47 @@ def open_hdf5(path: str, **options: Any) -> Any:
     return build_h5_layer(path, **options)
 
 
+def _strip(path: str) -> str:
+    return path[len("hdf5://") :] if path.startswith("hdf5://") else path
+
+
+def hdf5_exists(path: str) -> bool:
+    """Whether the file exists and holds the volume ``path`` names (``FILE:/GROUP``; a
+    bare ``FILE`` when it holds any volume)."""
+    from lamina_hdf5.handles import reading
+    from lamina_hdf5.layout import find_volumes, split_path
+
+    file_path, inner = split_path(_strip(path))
+    if not os.path.isfile(file_path):
+        return False
+    with reading(os.path.realpath(file_path), keep_open=False) as f:
+        return inner in f if inner is not None else bool(find_volumes(f))
+
+
+def create_hdf5(path: str, like: VolumeTemplate) -> Any:
+    """A new lamina volume (group) at ``FILE.h5:/GROUP`` (default group ``volume``) like
+    the template, uncompressed, as a writable layer."""
+    from lamina.volumetric.geometry import BBox3D
+    from lamina_hdf5.builder import build_h5_layer
+
+    finest = like.resolutions[0]
+    return build_h5_layer(
+        _strip(path),
+        default_desired_resolution=finest,
+        index_resolution=finest,
+        info_type="segmentation" if like.volume_type == "segmentation" else "image",
+        info_data_type=like.data_type,
+        info_num_channels=like.num_channels,
+        info_chunk_size=like.chunk_size,
+        info_scales=list(like.resolutions),
+        info_bbox=BBox3D.from_coords(like.bbox_start, like.bbox_end),
+    )
+
+
 HDF5_OPENER = PathOpener(
     recognises=recognises_hdf5,
     open=open_hdf5,
     forms=("FILE.h5", "FILE.hdf5", "FILE.hdf", "FILE.h5:/GROUP", "hdf5://FILE"),
+    exists=hdf5_exists,
+    create=create_hdf5,
 )

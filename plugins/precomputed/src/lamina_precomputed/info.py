@@ -47,6 +47,19 @@ __all__ = [
 PrecomputedDType = Literal[
     "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "float32"
 ]
+#: The chunk encodings of the precomputed format that CloudVolume writes.
+PRECOMPUTED_ENCODINGS: tuple[str, ...] = (
+    "raw",
+    "jpeg",
+    "png",
+    "compressed_segmentation",
+    "compresso",
+    "crackle",
+    "fpzip",
+    "kempressed",
+    "zfpc",
+    "jxl",
+)
 PRECOMPUTED_DTYPES: tuple[str, ...] = (
     "uint8",
     "int8",
@@ -195,6 +208,11 @@ class InfoSpec:
             raise ValueError(f"info_type must be 'image' or 'segmentation'; got {self.type!r}")
         if not isinstance(self.num_channels, int) or self.num_channels < 1:
             raise ValueError(f"info_num_channels must be an int >= 1; got {self.num_channels!r}")
+        if self.encoding not in PRECOMPUTED_ENCODINGS:
+            raise ValueError(
+                f"info_encoding must be one of {', '.join(PRECOMPUTED_ENCODINGS)}; "
+                f"got {self.encoding!r}"
+            )
 
     @classmethod
     def from_optional_reference(
