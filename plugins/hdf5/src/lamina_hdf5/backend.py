@@ -483,11 +483,9 @@ class H5Backend(VolumetricBackend):
         wanted = [r for r in sorted_resolutions(resolutions) if r not in self._metas]
         if not wanted:
             return self
-        spec = attrs.evolve(
-            self.volume_spec(),
-            scales=(*self._resolutions, *wanted),
-            **({} if chunk_size is None else {"chunk_size": Vec3D.from_seq(chunk_size).int()}),
-        )
+        spec = self.volume_spec()
+        chunk = spec.chunk_size if chunk_size is None else Vec3D.from_seq(chunk_size).int()
+        spec = attrs.evolve(spec, scales=(*self._resolutions, *wanted), chunk_size=chunk)
         clone = H5Backend(
             self._file,
             self._inner,
