@@ -21,8 +21,9 @@ lamina executor's speed-up over lamina serial (target >= 1.6 from 1 to 2 workers
 
 Memory (``--memory``): each job in a fresh process per executor, on this volume and on
 one 8x larger (2048 x 2048 x 256); the peak resident memory of the busiest worker
-(``ru_maxrss`` of the process itself for ``serial``, of its children for ``processes``;
-dask workers report their own). Target: it grows by at most 10% when the volume grows 8x.
+(``VmHWM`` of the process itself for ``serial``, reset before the job; ``ru_maxrss`` of
+its children for ``processes`` and Igneous ``parallel=2``; dask workers report their
+own). Target: it grows by at most 10% when the volume grows 8x.
 
 Every lamina worker resamples in one thread (``LAMINA_RESAMPLE_THREADS=1`` is set here),
 so "serial" is one core, like Igneous with ``parallel=1``.
@@ -36,6 +37,7 @@ Speed is measured here, never asserted in tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -189,6 +191,10 @@ def measure_one(
     """Run one job here and report the peak RSS (MiB) of this process and its children."""
     dst = _empty_like(src, work, "mem-dst")
     target = _fresh(src, work, "mem-src") if job == "downsample" else src
+    # Linux carries the parent's peak RSS across fork + exec: reset this process's
+    # high-water mark so that VmHWM below is this job's own peak
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
     dask_peak = 0.0
     if side == "lamina" and executor == "dask":
         seconds, dask_peak = _dask_with_memory(job, workers, target, dst)
@@ -196,9 +202,20 @@ def measure_one(
         seconds = lamina_job(job, executor, workers, target, dst)
     else:
         seconds = igneous_job(job, workers, target, dst)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = _vm_hwm_mib()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": seconds, "self_mib": own, "children_mib": children, "dask_mib": dask_peak}
+
+
+def _vm_hwm_mib() -> float:
+    """This process's peak resident memory (MiB): VmHWM, else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _dask_with_memory(job: str, workers: int, src: Path, dst: Path) -> tuple[float, float]:
