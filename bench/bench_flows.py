@@ -15,7 +15,8 @@ lamina runs with ``serial``, ``threads`` x 2, ``processes`` x 2 and ``dask`` x 2
 lamina-dask is installed: a LocalCluster of 2 single-thread worker processes, started
 once before the rounds — the existing cluster a user scales out on — and reached with
 ``scheduler=``; its start-up time is printed, not timed); Igneous with
-``LocalTaskQueue(parallel=1)`` and ``parallel=2``. Best of ``--repeat``. Ratios:
+``LocalTaskQueue(parallel=1)`` and ``parallel=2``. Best of ``--repeat`` rounds after one
+untimed warm-up round (imports and first handles, in every process). Ratios:
 lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
 lamina executor's speed-up over lamina serial (target >= 1.6 from 1 to 2 workers).
 
@@ -315,7 +316,7 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
         cluster, startup = start_dask_cluster(2)
         print(f"dask LocalCluster of 2 workers started in {startup:.1f} s (not timed)")
     best: dict[tuple[str, str, str, int], float] = {}
-    for _ in range(repeat):  # rounds: every configuration once per round
+    for round_number in range(repeat + 1):  # rounds: every configuration once per round
         for job in ("copy", "downsample"):
             for side, executor, workers in configs:
                 dst = _empty_like(src, work, "dst")
@@ -326,6 +327,8 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
                     t = lamina_job(job, executor, workers, target, dst, address)
                 else:
                     t = igneous_job(job, workers, target, dst)
+                if round_number == 0:
+                    continue  # a warm-up round: imports, first handles, dask workers' imports
                 key = (job, side, executor, workers)
                 best[key] = min(best.get(key, t), t)
     if cluster is not None:
