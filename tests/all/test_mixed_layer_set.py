@@ -7,10 +7,7 @@ Runs in the tox env ``all``, where every distribution is installed.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 
 import lamina
 from lamina import BBox3D, Vec3D, VolumetricIndex
+from lamina.testing import plugin_listing
 
 RES = Vec3D(4.0, 4.0, 40.0)
 BBOX = BBox3D.from_coords((0, 0, 0), (64, 64, 8), RES)
@@ -153,13 +151,7 @@ def test_from_a_spec_with_members_of_every_plugin(tmp_path: Path) -> None:
 
 
 def test_listed_beside_the_other_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    records = {r["distribution"]: r for r in json.loads(out)}
+    records = plugin_listing()
     for dist in ("lamina-layerset", "lamina-precomputed", "lamina-hdf5"):
         assert records[dist]["error"] is None, records[dist]
     assert "build_volumetric_layer_set" in records["lamina-layerset"]["names"]["names"]

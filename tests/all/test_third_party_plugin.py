@@ -15,7 +15,7 @@ import lamina_jsondir  # installed by the tox env `all`
 import pytest
 
 import lamina
-from lamina.testing import ObjectBackendTests
+from lamina.testing import ObjectBackendTests, plugin_listing
 
 
 class TestJsonDirBackend(ObjectBackendTests):
@@ -45,14 +45,7 @@ class TestJsonDirBackend(ObjectBackendTests):
 
 
 def test_listed_by_lamina_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    listing = {r["distribution"]: r for r in json.loads(out)}
-    record = listing["lamina-jsondir"]
+    record = plugin_listing()["lamina-jsondir"]
     assert record["error"] is None
     assert record["entry_point"] == "jsondir = lamina_jsondir.hooks"
     assert record["names"]["names"] == ["build_jsondir_layer", "JsonDirBackend"]

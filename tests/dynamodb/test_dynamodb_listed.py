@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
+from lamina.testing import plugin_listing
+
 
 def test_listed_by_lamina_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    listing = {r["distribution"]: r for r in json.loads(out)}
-    record = listing["lamina-dynamodb"]
+    record = plugin_listing()["lamina-dynamodb"]
     assert record["error"] is None
     assert record["entry_point"] == "dynamodb = lamina_dynamodb.hooks"
     assert record["names"]["names"] == ["build_dynamodb_layer", "DynamoDBBackend"]

@@ -14,16 +14,11 @@ from lamina_hdf5.cli import recognises_hdf5
 
 from lamina import BBox3D
 from lamina.cli import main
+from lamina.testing import plugin_listing
 
 
 def test_listed_by_lamina_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    record = {r["distribution"]: r for r in json.loads(out)}["lamina-hdf5"]
+    record = plugin_listing()["lamina-hdf5"]
     assert record["error"] is None
     assert "build_h5_layer" in json.dumps(record)
 

@@ -4,7 +4,6 @@ the builders' parameters, pickling and spawned processes."""
 from __future__ import annotations
 
 import inspect
-import json
 import multiprocessing
 import pickle
 import subprocess
@@ -25,6 +24,7 @@ from layerset_support import RES, box
 
 import lamina
 from lamina import BBox3D, ROIMaskProcessor, VolumetricLayer
+from lamina.testing import plugin_listing
 
 INFO = {
     "info_type": "image",
@@ -74,13 +74,7 @@ def test_builders_take_the_seed_parameters_in_order() -> None:
 
 
 def test_listed_by_lamina_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    record = {r["distribution"]: r for r in json.loads(out)}["lamina-layerset"]
+    record = plugin_listing()["lamina-layerset"]
     assert record["error"] is None
     assert record["entry_point"] == "layerset = lamina_layerset.hooks"
     assert record["names"] == {

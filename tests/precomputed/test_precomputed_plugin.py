@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from lamina_precomputed import CVBackend, build_cv_layer
 from precomputed_support import small_volume_params
 
 import lamina
+from lamina.testing import plugin_listing
 
 # build_cv_layer's parameters and defaults in the seed document, in order.
 SEED_PARAMETERS = [
@@ -50,13 +50,7 @@ def test_build_cv_layer_takes_every_seed_parameter_in_order() -> None:
 
 
 def test_listed_by_lamina_plugins() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "lamina", "plugins", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    record = {r["distribution"]: r for r in json.loads(out)}["lamina-precomputed"]
+    record = plugin_listing()["lamina-precomputed"]
     assert record["error"] is None
     assert record["entry_point"] == "precomputed = lamina_precomputed.hooks"
     assert record["names"] == {

@@ -14,6 +14,7 @@ from lamina_rangemap import RangeMapBackend, RangeMapDBBackend
 
 import lamina
 from lamina import KeyValueLayer, Vec3D, VolumetricLayer
+from lamina.testing import plugin_listing
 
 
 def _box(start: Any, stop: Any) -> dict[str, Any]:
@@ -117,8 +118,7 @@ def _run(*code: str) -> str:
 
 
 def test_lamina_plugins_lists_the_distribution() -> None:
-    records = json.loads(_run("-m", "lamina", "plugins", "--json"))
-    (record,) = [r for r in records if r["distribution"] == "lamina-rangemap"]
+    record = plugin_listing()["lamina-rangemap"]
     text = json.dumps(record)
     for name in ("build_range_mapped_layer", "RangeMapBackend", "RangeMapDBBackend"):
         assert name in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from view_support import RES, hdf5_layer, memory_layer, pattern, precomputed_lay
 
 import lamina
 from lamina.cli import main
+from lamina.testing import plugin_listing
 
 
 def _lamina(*args: str, env: dict[str, str] | None = None, code: str | None = None) -> Any:
@@ -34,9 +34,7 @@ def _lamina(*args: str, env: dict[str, str] | None = None, code: str | None = No
 
 
 def test_listed_by_lamina_plugins() -> None:
-    out = _lamina("plugins", "--json")
-    assert out.returncode == 0, out.stderr
-    record = {r["distribution"]: r for r in json.loads(out.stdout)}["lamina-view"]
+    record = plugin_listing()["lamina-view"]
     assert record["error"] is None
     assert record["entry_point"].startswith("view")
     assert record["names"]["names"] == ["view"]

@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "BackendContract": "lamina.testing.contracts",
     "ObjectBackendTests": "lamina.testing.contracts",
     "isolated_host": "lamina.testing.host",
+    "plugin_listing": "lamina.testing.listing",
     "VALUE_SAMPLES": "lamina.testing.keyvalue",
     "KeyValueBackendTests": "lamina.testing.keyvalue",
     "assert_values_equal": "lamina.testing.keyvalue",
@@ -54,6 +55,7 @@ __all__ = [
     "VolumetricBackendTests",
     "assert_values_equal",
     "isolated_host",
+    "plugin_listing",
     "random_data",
 ]
 
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from lamina.testing.contracts import BackendContract, ObjectBackendTests
     from lamina.testing.host import isolated_host
     from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
+    from lamina.testing.listing import plugin_listing
     from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
 
 
