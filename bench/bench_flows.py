@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from volumes import new_raw_volume
 
 # One worker is one core: lamina's resampling threads (default: every CPU) are off
 # everywhere, as in the process and dask workers and in Igneous (tinybrain, one thread).
@@ -65,20 +66,7 @@ IGNEOUS_PARALLEL = (1, 2)
 
 def make_source(path: Path, shape: tuple[int, int, int]) -> None:
     """The source volume, written with raw CloudVolume in z slabs (bounded memory)."""
-    from cloudvolume import CloudVolume
-
-    info = CloudVolume.create_new_info(
-        num_channels=1,
-        layer_type="image",
-        data_type="uint8",
-        encoding="raw",
-        resolution=list(RES),
-        voxel_offset=[0, 0, 0],
-        chunk_size=list(CHUNK),
-        volume_size=list(shape),
-    )
-    vol = CloudVolume(f"file://{path}", info=info, compress=False, progress=False)
-    vol.commit_info()
+    vol = new_raw_volume(path, shape, RES, CHUNK)
     rng = np.random.default_rng(0)
     for z in range(0, shape[2], CHUNK[2]):
         slab = rng.integers(0, 255, (shape[0], shape[1], CHUNK[2], 1), dtype=np.uint8)

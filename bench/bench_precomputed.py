@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import importlib.metadata
 import io
 import json
 import os
@@ -69,8 +68,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from volumes import new_raw_volume, versions
 
 RES = (8, 8, 40)
+VERSIONED = ("numpy", "cloud-volume", "cloud-files", "tensorstore", "lamina", "lamina-precomputed")
 CHUNK = (128, 128, 16)
 ALIGNED = (256, 256, 16)
 UNALIGNED = (200, 200, 10)
@@ -190,37 +191,12 @@ def lamina_problem() -> str | None:
     return None
 
 
-def versions() -> str:
-    names = ["numpy", "cloud-volume", "cloud-files", "tensorstore", "lamina", "lamina-precomputed"]
-    parts = []
-    for name in names:
-        try:
-            parts.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    return f"python {sys.version.split()[0]}, " + ", ".join(parts)
-
-
 # --------------------------------------------------------------------------- the volume
 
 
 def new_volume(path: str, shape: tuple[int, int, int]) -> Any:
     """An empty raw, uncompressed volume at ``path`` (made by CloudVolume), opened."""
-    from cloudvolume import CloudVolume
-
-    info = CloudVolume.create_new_info(
-        num_channels=1,
-        layer_type="image",
-        data_type="uint8",
-        encoding="raw",
-        resolution=list(RES),
-        voxel_offset=[0, 0, 0],
-        volume_size=list(shape),
-        chunk_size=list(CHUNK),
-    )
-    vol = CloudVolume(f"file://{path}", info=info, **CV_KWARGS)
-    vol.commit_info()
-    return vol
+    return new_raw_volume(path, shape, RES, CHUNK, **CV_KWARGS)
 
 
 def slug(name: str) -> str:
@@ -586,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     libs = [CV, TS] if problem else [CV, LAMINA, TS]
     root = Path(tempfile.mkdtemp(prefix="bench-precomputed-", dir=args.dir))
     try:
-        print(versions())
+        print(versions(VERSIONED))
         print(
             f"volume {'x'.join(map(str, cfg.shape))} uint8, chunks {'x'.join(map(str, CHUNK))}, "
             f"raw, uncompressed, in {root}; best of {repeat} interleaved rounds; "

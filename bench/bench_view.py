@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import importlib.metadata
 import io
 import json
 import os
@@ -64,8 +63,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from volumes import new_raw_volume, versions
 
 RES = (8, 8, 40)
+VERSIONED = ("numpy", "cloud-volume", "neuroglancer", "tornado", "lamina", "lamina-view")
 CHUNK = (128, 128, 16)
 FULL_SHAPE = (1024, 1024, 128)
 QUICK_SHAPE = (512, 512, 32)
@@ -73,36 +74,12 @@ SHOT = (800, 600)
 TIMEOUT = 120.0
 
 
-def versions() -> str:
-    names = ["numpy", "cloud-volume", "neuroglancer", "tornado", "lamina", "lamina-view"]
-    parts = []
-    for name in names:
-        try:
-            parts.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    return f"python {sys.version.split()[0]}, " + ", ".join(parts)
-
-
 # --------------------------------------------------------------------------- the volume
 
 
 def write_volume(path: Path, shape: tuple[int, int, int]) -> None:
     """The benchmark volume, written by raw CloudVolume (raw, uncompressed)."""
-    from cloudvolume import CloudVolume
-
-    info = CloudVolume.create_new_info(
-        num_channels=1,
-        layer_type="image",
-        data_type="uint8",
-        encoding="raw",
-        resolution=list(RES),
-        voxel_offset=[0, 0, 0],
-        chunk_size=list(CHUNK),
-        volume_size=list(shape),
-    )
-    vol = CloudVolume(f"file://{path}", info=info, compress=False, progress=False)
-    vol.commit_info()
+    vol = new_raw_volume(path, shape, RES, CHUNK)
     rng = np.random.default_rng(0)
     x = np.arange(shape[0])[:, None]
     y = np.arange(shape[1])[None, :]
@@ -401,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-view-", dir=args.dir))
     keep: list[Any] = []
     try:
-        print(versions())
+        print(versions(VERSIONED))
         print(f"chromium: {find_chromium()}; {os.cpu_count()} cores")
         write_volume(root / "vol", shape)
         print(
