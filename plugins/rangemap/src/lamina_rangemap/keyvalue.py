@@ -39,6 +39,7 @@ from lamina.keyvalue.backend import (
 from lamina.keyvalue.index import DBIndex
 from lamina.keyvalue.layer import KeyValueLayer, build_db_layer
 from lamina_rangemap.errors import RangeMapError, UnmappedKeyError
+from lamina_rangemap.pairs import range_pairs
 from lamina_rangemap.volumetric import run_all
 
 __all__ = ["KeyRange", "KeyValueRange", "RangeMapDBBackend"]
@@ -135,19 +136,10 @@ def _as_layer(value: Any, where: str) -> KeyValueLayer:
 
 def _as_ranges(value: Any) -> tuple[KeyValueRange, ...]:
     """attrs converter: the ranges as a tuple of checked ``(KeyRange, KeyValueLayer)``."""
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise RangeMapError(
-            f"ranges must be a sequence of (key range, layer) pairs; got {type(value).__name__}"
-        )
-    if not value:
-        raise RangeMapError("ranges is empty: a range map needs at least one (key range, layer)")
-    out: list[KeyValueRange] = []
-    for i, entry in enumerate(value):
-        where = f"ranges[{i}]"
-        if isinstance(entry, str | bytes) or not isinstance(entry, Sequence) or len(entry) != 2:
-            raise RangeMapError(f"{where} must be a (key range, layer) pair; got {entry!r}")
-        out.append((KeyRange.parse(entry[0], where), _as_layer(entry[1], where)))
-    return tuple(out)
+    return tuple(
+        (KeyRange.parse(key_range, where), _as_layer(layer, where))
+        for where, key_range, layer in range_pairs(value, "key range")
+    )
 
 
 def _index(keys: Iterable[str], columns: tuple[str, ...] | None = None) -> DBIndex:

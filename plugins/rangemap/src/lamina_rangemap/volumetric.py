@@ -37,6 +37,7 @@ from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from lamina.volumetric.scales import sorted_resolutions
 from lamina_rangemap.errors import RangeMapError, UncoveredRegionError
+from lamina_rangemap.pairs import range_pairs
 
 __all__ = ["RangeMapBackend", "VolumetricRange"]
 
@@ -200,18 +201,8 @@ def _as_layer(value: Any, where: str) -> VolumetricLayer:
 
 def _as_ranges(value: Any) -> tuple[VolumetricRange, ...]:
     """attrs converter: the ranges as a tuple of checked ``(BBox3D, VolumetricLayer)``."""
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise RangeMapError(
-            f"ranges must be a sequence of (BBox3D, layer) pairs; got {type(value).__name__}"
-        )
-    if not value:
-        raise RangeMapError("ranges is empty: a range map needs at least one (BBox3D, layer)")
     out: list[VolumetricRange] = []
-    for i, entry in enumerate(value):
-        where = f"ranges[{i}]"
-        if isinstance(entry, str | bytes) or not isinstance(entry, Sequence) or len(entry) != 2:
-            raise RangeMapError(f"{where} must be a (BBox3D, layer) pair; got {entry!r}")
-        box, layer = entry
+    for where, box, layer in range_pairs(value, "BBox3D"):
         if not isinstance(box, BBox3D):
             raise RangeMapError(
                 f"{where}: the range of a volumetric range map is a BBox3D (nm); got "
