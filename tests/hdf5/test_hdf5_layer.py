@@ -350,3 +350,39 @@ def test_reference_precomputed_volume(tmp_path: Path) -> None:
     assert backend.volume_type == "segmentation"
     assert backend.get_voxel_offset((4, 4, 40)) == lamina.Vec3D(64, 0, 0)
     assert backend.get_dataset_size((8, 8, 40)) == lamina.Vec3D(128, 64, 16)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "dtype", "expected"),
+    [
+        ((64, 64, 8), "uint8", 1 << 20),  # 32 KiB chunks: the 1 MiB floor
+        ((64, 64, 64), "uint64", 4 * 64**3 * 8),  # 2 MiB chunks: 4 of them
+    ],
+)
+def test_reads_and_writes_use_a_chunk_cache_of_a_few_chunks(
+    tmp_path: Path, chunk: tuple[int, int, int], dtype: str, expected: int
+) -> None:
+    """HDF5 2.0's 8 MiB default cache is slower for random cutouts (bench/bench_hdf5.py);
+    a cache smaller than one chunk would read chunks piecewise. lamina sizes it per dataset."""
+    bbox = BBox3D.from_coords((0, 0, 0), (128, 128, 64), (4, 4, 40))
+    layer = build_h5_layer(
+        tmp_path / "c.h5",
+        "vol",
+        index_resolution=(4, 4, 40),
+        default_desired_resolution=(4, 4, 40),
+        **params(
+            info_chunk_size=chunk, info_data_type=dtype, info_bbox=bbox, info_scales=[(4, 4, 40)]
+        ),
+    )
+    data = np.arange(128 * 128 * 64, dtype=dtype).reshape(1, 128, 128, 64)
+    layer[0:128, 0:128, 0:64] = data
+    assert (layer[0:128, 0:128, 0:64] == data).all()
+    from lamina_hdf5 import handles
+
+    reader = handles.state(layer.backend._abs).datasets["vol/4_4_40"]
+    nbytes = reader.dataset.id.get_access_plist().get_chunk_cache()[1]
+    assert nbytes == expected == handles.chunk_cache_bytes(chunk[::-1], np.dtype(dtype).itemsize)
+    with h5py.File(tmp_path / "c.h5", "r+") as f:
+        opened = handles.open_with_small_cache(f, "vol/4_4_40")
+        assert opened.id.get_access_plist().get_chunk_cache()[1] == expected
+        assert (opened[...] == data[0].T).all()  # the same dataset, reopened

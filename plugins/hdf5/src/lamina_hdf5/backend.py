@@ -439,7 +439,7 @@ class H5Backend(VolumetricBackend):
         target = self._from_cxyz(meta, array)
         sel = self._selection(meta, idx.start - meta.voxel_offset, idx.stop - meta.voxel_offset)
         with exclusive(self._abs) as open_rw, open_rw("r+") as f:
-            f[meta.path][sel] = target
+            handles.open_with_small_cache(f, meta.path)[sel] = target
 
     # -- changes and deletion ---------------------------------------------------------------------
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> H5Backend:  # type: ignore[override]

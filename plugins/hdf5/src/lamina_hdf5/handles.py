@@ -96,11 +96,13 @@ __all__ = [
     "FileState",
     "H5LockTimeout",
     "begin_read",
+    "chunk_cache_bytes",
     "close_all",
     "close_state",
     "end_read",
     "exclusive",
     "open_file",
+    "open_with_small_cache",
     "state",
 ]
 
@@ -163,13 +165,19 @@ class DatasetReader:
     :meth:`read` goes through h5py's low-level ``DatasetID.read`` into ``np.empty``. It
     keeps h5py's zero-filled ``ds[sel]`` for datasets that may skip chunks, that are not
     chunked, or that are not plain numbers, and for empty selections.
+
+    A chunked dataset is opened with a chunk cache of a few chunks (:func:`chunk_cache_bytes`)
+    rather than HDF5 2.0's default of 8 MiB per dataset. Random cutouts revisit few chunks,
+    and a small cache keeps its chunk buffers hot in the CPU's caches: such reads run
+    1.1-1.4x faster than with the default (``bench/bench_hdf5.py`` prints both).
     """
 
     __slots__ = ("dataset", "direct", "dtype", "fspace", "id", "mspaces", "mtype")
 
-    def __init__(self, dataset: Any) -> None:
+    def __init__(self, handle: Any, name: str) -> None:
         from h5py import h5d, h5t
 
+        dataset = open_with_small_cache(handle, name)
         self.dataset = dataset
         self.id = dataset.id
         dtype = getattr(dataset, "dtype", None)  # None: a group (metadata reads)
@@ -209,6 +217,41 @@ class DatasetReader:
             mspace = self.mspaces[count] = h5s.create_simple(count)
         self.id.read(mspace, fspace, out, self.mtype)
         return out
+
+
+#: The chunk cache of a dataset read through a cached handle: this many of its chunks...
+CHUNK_CACHE_CHUNKS = 4
+#: ...but never less than HDF5 1.x's default (2.0 raised it to 8 MiB).
+CHUNK_CACHE_MIN_BYTES = 1 << 20
+
+
+def chunk_cache_bytes(chunks: tuple[int, ...] | None, itemsize: int) -> int:
+    """The chunk cache for a dataset with ``chunks``: ``CHUNK_CACHE_CHUNKS`` chunks, at least
+    ``CHUNK_CACHE_MIN_BYTES``. It must hold a whole chunk: HDF5 reads a chunk larger than its
+    cache piecewise, one ``pread`` per contiguous run (tens of times slower)."""
+    if not chunks:
+        return CHUNK_CACHE_MIN_BYTES
+    return max(CHUNK_CACHE_MIN_BYTES, CHUNK_CACHE_CHUNKS * int(np.prod(chunks)) * itemsize)
+
+
+def open_with_small_cache(handle: Any, name: str) -> Any:
+    """``handle[name]``; a chunked dataset is reopened with a chunk cache of
+    :func:`chunk_cache_bytes` (lamina's reads and writes go through this)."""
+    import h5py
+    from h5py import h5d, h5p
+
+    obj = handle[name]
+    if not isinstance(obj, h5py.Dataset) or obj.chunks is None:
+        return obj
+    path, nbytes = obj.name, chunk_cache_bytes(obj.chunks, obj.dtype.itemsize)
+    # HDF5 shares one cache among the open ids of a dataset, sized at the first open:
+    # close this one before reopening
+    obj.id.close()
+    del obj
+    dapl = h5p.create(h5p.DATASET_ACCESS)
+    nslots, _, w0 = dapl.get_chunk_cache()
+    dapl.set_chunk_cache(nslots, nbytes, w0)
+    return h5py.Dataset(h5d.open(handle.id, path.encode(), dapl))
 
 
 def _h5py_dataset() -> type:
@@ -439,7 +482,7 @@ def begin_read(st: FileState, dataset: str) -> DatasetReader:
             return begin_read(st, dataset)
         reader = st.datasets.get(dataset)
         if reader is None:
-            reader = st.datasets[dataset] = DatasetReader(st.handle[dataset])
+            reader = st.datasets[dataset] = DatasetReader(st.handle, dataset)
         return reader
     except FileNotFoundError:
         _unlock(st)
