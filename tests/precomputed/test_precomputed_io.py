@@ -279,3 +279,29 @@ def test_large_writes_are_cut_into_pieces(
         around = raw_read(layer.name, idx((0, 0, 0), (128, 128, 8)))
         around[:, 5:120, 3:128, 1:7] = 0
         assert not around.any()
+
+
+def test_a_local_scale_directory_is_made_before_cloudvolume_writes(
+    layer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers writing a new scale's first chunks at once would race in CloudFiles' mkdir,
+    whose loser sleeps 100 ms; lamina makes the directory first, so CloudFiles never has
+    to, also after the volume was deleted and made again in this process."""
+    import cloudfiles.interfaces
+
+    made_by_cloudfiles: list[str] = []
+    original = cloudfiles.interfaces.mkdir
+
+    def spy(path: str) -> Any:
+        if not Path(path).is_dir():
+            made_by_cloudfiles.append(path)
+        return original(path)
+
+    monkeypatch.setattr(cloudfiles.interfaces, "mkdir", spy)
+    for _ in range(2):
+        layer[FINE, 0:64, 0:64, 0:4] = 1
+        layer[COARSE, 0:32, 0:32, 0:4] = 2
+        assert (tmp_path / "v" / "4_4_40").is_dir()
+        layer.backend.delete()
+        layer = build_cv_layer(tmp_path / "v", **small_volume_params())
+    assert made_by_cloudfiles == []

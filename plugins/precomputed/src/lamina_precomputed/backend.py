@@ -433,6 +433,8 @@ class CVBackend(VolumetricBackend):
                 raise error
 
     def _upload_part(self, mip: int, xyzc: Any, value: Any, offset: tuple[int, ...]) -> None:
+        if self._path.startswith("file://"):
+            _make_scale_dir(self._path, self._info["scales"][mip]["key"])
         if value is not None:
             xyzc = np.full(xyzc.shape, value, self._dtype, order="F")
         elif not xyzc.flags.f_contiguous:
@@ -538,6 +540,14 @@ _BLOCK_BYTES = 4 << 20  # blocks of other input, converted just before their upl
 _TILE = (16, 32, 256)
 _pool_lock = threading.Lock()
 _pool_state: dict[str, Any] = {}
+
+
+def _make_scale_dir(path: str, key: str) -> None:
+    """Create a local volume's scale directory before CloudVolume writes there (a few
+    microseconds; not remembered, since the volume may be deleted and made again).
+    Workers that write a new scale's first chunks at once otherwise race in CloudFiles'
+    ``mkdir``, whose loser sleeps 100 ms (it retries on EEXIST)."""
+    os.makedirs(os.path.join(path[len("file://") :], key), exist_ok=True)
 
 
 def _workers() -> int:
