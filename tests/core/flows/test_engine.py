@@ -71,6 +71,33 @@ def test_every_chunk_runs_once(executor: str, recorder: Recorder, tmp_path: Path
     assert summary.line().endswith(" MB/s")
 
 
+class Unpickled:
+    """Records, per call, the process and the identity of the object that ran it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        (self.root / f"{os.getpid()}-{id(self)}-{idx.start[0]}").touch()
+        time.sleep(0.02)  # both workers get tasks
+        return 1
+
+
+def test_a_worker_process_unpickles_the_operation_once_per_run(tmp_path: Path) -> None:
+    """The operation (and its layers' handles) is kept from chunk to chunk in a worker, as
+    on serial; a second run ships a new one."""
+    for run in ("a", "b"):
+        root = tmp_path / run
+        root.mkdir()
+        _run(Unpickled(root), _chunks(12), tmp_path, executor="processes", workers=2)
+        objects: dict[str, set[str]] = {}
+        for marker in root.iterdir():
+            pid, obj, _ = marker.name.split("-")
+            objects.setdefault(pid, set()).add(obj)
+        assert len(list(root.iterdir())) == 12
+        assert all(len(ids) == 1 for ids in objects.values()), objects
+
+
 def test_a_task_failing_twice_then_succeeding(recorder: Recorder, tmp_path: Path) -> None:
     flaky = attrs.evolve(recorder, fail_times=2)
     summary = _run(flaky, _chunks(3), tmp_path, executor="threads", workers=2)

@@ -5,7 +5,8 @@ a resumable journal, a progress bar and a summary.
 that processes one chunk and returns the bytes it wrote — and the chunk indices, and
 runs them on the executor registered under ``executor`` (``serial``, ``threads``,
 ``processes``, a plugin's ``dask``, …). Layers inside the operation travel to worker
-processes by pickling, that is by their specs.
+processes by pickling, that is by their specs; the operation is pickled once per run
+and unpickled once per worker process (:class:`_OncePerWorker`).
 
 Faults: a task that raises is retried up to ``retries`` times (3 by default) after an
 exponential backoff with jitter; a pool whose worker process died (SIGKILL, out of
@@ -19,10 +20,12 @@ chunks are in the journal, and ``resume=True`` runs just the others.
 from __future__ import annotations
 
 import heapq
+import pickle
 import random
 import sys
 import time
-from collections import deque
+import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from pathlib import Path
@@ -124,6 +127,49 @@ def _call(operation: Callable[[VolumetricIndex], int], idx: VolumetricIndex) -> 
     return int(operation(idx))
 
 
+#: Operations a worker process has unpickled, by run token (the newest few runs).
+_worker_operations: OrderedDict[str, Callable[[VolumetricIndex], int]] = OrderedDict()
+_WORKER_OPERATIONS_KEPT = 4
+
+
+class _OncePerWorker:
+    """A run's operation, pickled once in the parent and unpickled once per worker process.
+
+    Each task ships the same few-kB payload; the first task a worker runs unpickles it
+    and keeps the result for the run's later tasks, so the operation's layers keep
+    their handles (a CloudVolume per scale, an HDF5 file) from chunk to chunk, as they
+    do on ``serial`` and ``threads``. Operations are idempotent per chunk, so a task
+    that failed leaves nothing the next one depends on.
+    """
+
+    __slots__ = ("_payload", "operation", "token")
+
+    def __init__(self, operation: Callable[[VolumetricIndex], int]) -> None:
+        self.operation = operation
+        self.token = uuid.uuid4().hex
+        self._payload: bytes | None = None
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        return self.operation(idx)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, bytes]]:
+        if self._payload is None:
+            self._payload = pickle.dumps(self.operation, protocol=pickle.HIGHEST_PROTOCOL)
+        return _worker_operation, (self.token, self._payload)
+
+
+def _worker_operation(token: str, payload: bytes) -> Callable[[VolumetricIndex], int]:
+    """In a worker: the run's operation, unpickled on its first task only."""
+    operation = _worker_operations.get(token)
+    if operation is None:
+        operation = _worker_operations[token] = pickle.loads(payload)
+        while len(_worker_operations) > _WORKER_OPERATIONS_KEPT:
+            _worker_operations.popitem(last=False)
+    else:
+        _worker_operations.move_to_end(token)
+    return operation
+
+
 def run_chunks(
     flow: str,
     operation: Callable[[VolumetricIndex], int],
@@ -172,6 +218,7 @@ def run_chunks(
     capacity = 2 * max(1, parallel) if executor != "serial" else 1
     in_flight: dict[Future[int], int] = {}
     pool: Any = None
+    shipped = _OncePerWorker(operation)
 
     def fail_or_retry(n: int, error: str) -> None:
         attempts[n] += 1
@@ -193,7 +240,7 @@ def run_chunks(
                 todo.append(heapq.heappop(retry_heap)[1])
             while todo and len(in_flight) < capacity:
                 n = todo.popleft()
-                in_flight[pool.submit(_call, operation, chunks[n])] = n
+                in_flight[pool.submit(_call, shipped, chunks[n])] = n
             if not in_flight:
                 time.sleep(max(0.0, min(0.5, retry_heap[0][0] - now)) if retry_heap else 0)
                 continue
