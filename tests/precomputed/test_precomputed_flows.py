@@ -170,3 +170,25 @@ def test_unknown_encodings_are_refused_before_anything_is_written(tmp_path: Path
     with pytest.raises(ValueError, match="info_encoding must be one of raw, jpeg"):
         _volume(tmp_path / "bad", info_encoding="raw (uncompressed)")
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_parent_imports_cloudvolume_before_forking_workers(
+    source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """Forked workers inherit CloudVolume from the parent (``CVBackend.warm_up``) instead
+    of each importing it again on its first chunk (about a second each)."""
+    path, _ = source
+    script = f"""
+import sys, lamina
+from lamina.flows import downsample
+layer = lamina.build_cv_layer({str(path)!r})
+assert "cloudvolume" not in sys.modules, "building a layer stays cheap"
+downsample(layer, levels=1, executor="processes", workers=2, progress=False,
+           journal_dir={str(tmp_path / "j")!r})
+print("cloudvolume" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "True"

@@ -187,3 +187,37 @@ def test_flows_are_registered_for_specs(tmp_path: Path) -> None:
     assert summary.chunks >= 1
     np.testing.assert_array_equal(dst[0:128, 0:96, 0:16], data)
     assert {"copy", "downsample", "apply"} <= set(lamina.registered_names())
+
+
+def test_every_flow_warms_up_its_layers_backends_before_any_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``VolumetricBackend.warm_up`` runs in the parent before the pool starts (forked
+    workers inherit what it loaded), once per run, for the layers each flow touches."""
+    from lamina.volumetric.memory import MemoryVolumetricBackend
+
+    events: list[str] = []
+    monkeypatch.setattr(
+        MemoryVolumetricBackend, "warm_up", lambda self: events.append(f"warm {self.name}")
+    )
+    src, _ = _filled()
+    dst = _volume(chunk=(64, 48, 8))
+    original = MemoryVolumetricBackend.read
+
+    def read(self: Any, idx: Any) -> Any:
+        events.append("task")
+        return original(self, idx)
+
+    monkeypatch.setattr(MemoryVolumetricBackend, "read", read)
+    copy(src, dst, executor="threads", workers=2)
+    assert events[:2] == [f"warm {src.backend.name}", f"warm {dst.backend.name}"]
+    assert events[2:]
+    assert set(events[2:]) == {"task"}
+    events.clear()
+    apply(lambda a: a, src, dst, executor="threads", workers=2)
+    assert events[:2] == [f"warm {src.backend.name}", f"warm {dst.backend.name}"]
+    events.clear()
+    downsample(dst, levels=1, executor="threads", workers=2)
+    assert events[0] == f"warm {dst.backend.name}"
+    assert events[1:]
+    assert set(events[1:]) == {"task"}

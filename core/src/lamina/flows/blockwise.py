@@ -151,4 +151,4 @@ def apply(
         "chunk_size": None if chunk_size is None else list(chunk_size),
         "context": list(pad),
     }
-    return run_chunks("apply", operation, tasks, description, **run)
+    return run_chunks("apply", operation, tasks, description, layers=(*layers, dst), **run)

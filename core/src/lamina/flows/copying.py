@@ -99,4 +99,4 @@ def copy(
         "dst_resolution": list(dst_res),
         "chunk_size": None if chunk_size is None else list(chunk_size),
     }
-    return run_chunks("copy", operation, tasks, description, **run)
+    return run_chunks("copy", operation, tasks, description, layers=(src, dst), **run)

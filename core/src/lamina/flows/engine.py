@@ -123,6 +123,15 @@ def _progress_bar(total: int, initial: int, enabled: bool | None, label: str) ->
     )
 
 
+def warm_up(layers: Sequence[Any]) -> None:
+    """Call ``backend.warm_up()`` of every layer that has one (see
+    ``VolumetricBackend.warm_up``)."""
+    for layer in layers:
+        warm = getattr(getattr(layer, "backend", None), "warm_up", None)
+        if callable(warm):
+            warm()
+
+
 def _call(operation: Callable[[VolumetricIndex], int], idx: VolumetricIndex) -> int:
     return int(operation(idx))
 
@@ -183,6 +192,7 @@ def run_chunks(
     retries: int = 3,
     progress: bool | None = None,
     journal_dir: str | Path | None = None,
+    layers: Sequence[Any] = (),
 ) -> RunSummary:
     """Run ``operation`` on every chunk; see the module docstring.
 
@@ -197,6 +207,8 @@ def run_chunks(
         retries: how often a failing chunk is tried again (0: never).
         progress: show a progress bar (``None``: when standard error is a terminal).
         journal_dir: where journals live (see :mod:`lamina.flows.journal`).
+        layers: the layers the operation reads and writes; their backends' ``warm_up``
+            runs here first, before any worker process is forked.
     """
     from lamina.plugins.manager import get_host
 
@@ -228,6 +240,7 @@ def run_chunks(
         delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
 
+    warm_up(layers)
     try:
         pool = factory(workers=workers, **options)
         # an executor that knows its size (a cluster reached by address) may say so

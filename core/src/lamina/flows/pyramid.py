@@ -125,4 +125,4 @@ def downsample(
         "bbox": [list(region.start), list(region.end)],
         "chunk_size": list(Vec3D.from_seq(size)),
     }
-    return run_chunks("downsample", operation, tasks, description, **run)
+    return run_chunks("downsample", operation, tasks, description, layers=(pyramid,), **run)

@@ -225,6 +225,15 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
             f"({self.get_bounds(idx.resolution).pformat()}); nothing was written. {remedy}"
         )
 
+    def warm_up(self) -> None:
+        """Load what reads and writes will need (modules, never handles or data).
+
+        The flows call it in the parent before worker processes are forked, so that each
+        worker inherits what the parent loaded instead of loading it again (importing
+        CloudVolume takes about a second). Default: nothing. A backend over other
+        layers forwards it to theirs.
+        """
+
     def prepare_data(self, idx: VolumetricIndex, data: Any) -> Any:
         """The user's write data at ``idx`` in the form this backend writes, checked before
         any write processor runs (the layer calls it first).

@@ -343,6 +343,11 @@ class CVBackend(VolumetricBackend):
             self._handle(self._mips[self._resolutions[0]]).cache.flush()
 
     # -- IO ------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Import CloudVolume (about a second, once per process): the flows call this
+        before forking workers, which then inherit it."""
+        import cloudvolume.datasource.precomputed  # noqa: F401
+
     def read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         mip = self._mips.get(idx.resolution)
         if mip is None:
