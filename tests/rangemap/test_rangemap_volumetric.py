@@ -641,3 +641,16 @@ def test_a_range_map_among_the_sources_of_another() -> None:
     np.testing.assert_array_equal(out[0, ::16, ::16, 0], [[1, 3], [2, 4]])
     whole[box((8, 8, 0), (24, 24, 4))] = 9
     assert (stored(right.backend.ranges[1][1], (16, 16, 0), (24, 24, 4)) == 9).all()
+
+
+def test_warm_up_reaches_every_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow warms up the range map's backend before forking workers; the map forwards
+    it to each source's backend."""
+    warmed: list[str] = []
+    monkeypatch.setattr(MemoryVolumetricBackend, "warm_up", lambda self: warmed.append(self.name))
+    a, b = memory((0, 0, 0), (16, 16, 4), 1), memory((16, 0, 0), (32, 16, 4), 2)
+    mapped = build_range_mapped_layer(
+        [(box((0, 0, 0), (16, 16, 4)), a), (box((16, 0, 0), (32, 16, 4)), b)]
+    )
+    mapped.backend.warm_up()
+    assert warmed == [a.backend.name, b.backend.name]

@@ -710,6 +710,12 @@ class RangeMapBackend(VolumetricBackend):
             ranges.append((box, layer.with_changes(backend=backend)))
         return RangeMapBackend(ranges=ranges, fill_value=self.fill_value)
 
+    def warm_up(self) -> None:
+        """Every source's ``warm_up`` (see ``VolumetricBackend.warm_up``)."""
+        from lamina.flows.engine import warm_up
+
+        warm_up([layer for _, layer in self.ranges])
+
     def delete(self) -> None:
         """Refused: a range map does not own its sources (they may hold data outside
         their boxes and serve other layers). Delete each source layer if that is meant."""
