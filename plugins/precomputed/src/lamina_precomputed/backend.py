@@ -2,9 +2,19 @@
 
 * The index resolution picks the scale; a resolution the info does not list raises
   :class:`lamina.errors.UnknownResolutionError` naming the path and the resolutions.
-* Reads return ``(C, X, Y, Z)``: a transposed *view* of CloudVolume's Fortran-ordered
-  ``(X, Y, Z, C)`` cutout, no copy (W34). Out-of-bounds regions and missing chunks read
-  as zeros (``bounded=False, fill_missing=True``).
+* Reads return ``(C, X, Y, Z)``: a transposed *view* of a Fortran-ordered ``(X, Y, Z, C)``
+  array, no copy (W34). Out-of-bounds regions and missing chunks read as zeros
+  (``bounded=False, fill_missing=True``).
+* A read of a remote (``s3://``, ``gs://``, ``http(s)://``) unsharded scale touching
+  several chunks is cut at the chunk grid, and CloudVolume downloads each chunk on
+  lamina's read threads (:data:`READ_THREADS`, shared by every backend of the process,
+  started once) into one output array. Given a multi-chunk box, CloudVolume itself
+  starts up to 20 threads per call, which poll its queue every 10 ms and are joined by
+  polling: with 4 such reads at once on S3 that was about 1 ms of CPU per request more
+  (half the context switches, a third of the system time) and, one read alone, some
+  25 ms of latency per read. Local volumes, sharded scales, the in-memory
+  (``lru_bytes``) and disk caches, progress bars and green threads keep CloudVolume's
+  own single call.
 * Writes are checked before anything is stored (shape, channels, lossless dtype, chunk
   alignment unless ``enforce_chunk_aligned_writes=False``, dataset bounds). CloudVolume
   gets an ``(X, Y, Z, C)`` Fortran-ordered array, the layout it writes fastest: free
@@ -21,6 +31,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import itertools
 import os
@@ -50,7 +61,11 @@ from lamina_precomputed.info import (
     update_info,
 )
 
-__all__ = ["DEFAULT_CV_KWARGS", "CVBackend"]
+__all__ = ["DEFAULT_CV_KWARGS", "READ_THREADS", "CVBackend"]
+
+#: Threads downloading the chunks of remote reads, shared by every backend in a process
+#: (CloudVolume's own count per download call).
+READ_THREADS = 20
 
 #: lamina's defaults for CloudVolume's constructor; ``cv_kwargs`` override them.
 DEFAULT_CV_KWARGS: Mapping[str, Any] = {
@@ -161,6 +176,20 @@ class CVBackend(VolumetricBackend):
             )
         self._mips = mips
         self._geometry = geometry
+        remote = not path.startswith(("file://", "mem://"))
+        own_threads = not (
+            kwargs.get("lru_bytes")
+            or kwargs.get("cache")
+            or kwargs.get("progress")
+            or kwargs.get("green_threads")
+        )
+        # The scales whose multi-chunk reads lamina's read threads split (see the module).
+        self._split_mips = frozenset(
+            mip
+            for mip in mips.values()
+            if remote and own_threads and not info["scales"][mip].get("sharding")
+        )
+        self._background = kwargs.get("background_color", 0)
         self._resolutions = tuple(sorted(mips, key=lambda r: (r[0] * r[1] * r[2], tuple(r))))
         self._dtype: np.dtype[Any] = np.dtype(info["data_type"])
         self._num_channels = int(info["num_channels"])
@@ -357,9 +386,71 @@ class CVBackend(VolumetricBackend):
             return np.zeros((self._num_channels, *shape), dtype=self._dtype)
         from cloudvolume.lib import Bbox
 
-        cutout = self._handle(mip).image.download(Bbox(idx.start, idx.stop), mip)
+        handle = self._handle(mip)
+        if mip in self._split_mips:
+            split = self._chunk_boxes(idx)
+            if split is not None:
+                return self._read_chunks(handle, mip, idx, *split)
+        cutout = handle.image.download(Bbox(idx.start, idx.stop), mip)
         # (X, Y, Z, C) Fortran order -> (C, X, Y, Z) view, x fastest; no copy.
         return np.asarray(cutout).transpose(3, 0, 1, 2)
+
+    def _chunk_boxes(self, idx: VolumetricIndex) -> tuple[list[_Box], bool] | None:
+        """The stored part of ``idx`` cut at the chunk grid, and whether ``idx`` lies
+        inside the bounds; ``None`` when CloudVolume's single call does as well (at
+        most one chunk, nothing stored there, or ``bounded`` refusing the box)."""
+        offset, chunk, size = self._geometry[idx.resolution]
+        start, stop = idx.start, idx.stop
+        lo = [max(start[d], offset[d]) for d in range(3)]
+        hi = [min(stop[d], offset[d] + size[d]) for d in range(3)]
+        if any(hi[d] <= lo[d] for d in range(3)):
+            return None  # nothing stored: CloudVolume fills it without a request
+        cuts = [_cuts(lo[d], hi[d], offset[d], chunk[d]) for d in range(3)]
+        if all(len(c) == 2 for c in cuts):
+            return None  # one chunk: CloudVolume downloads it in the calling thread
+        inside = all(lo[d] == start[d] and hi[d] == stop[d] for d in range(3))
+        if not inside and self._kwargs["bounded"]:
+            return None  # CloudVolume raises its out-of-bounds error
+        boxes = [
+            (tuple(a for a, _ in box), tuple(b for _, b in box))
+            for box in itertools.product(*(itertools.pairwise(c) for c in cuts))
+        ]
+        return boxes, inside
+
+    def _read_chunks(
+        self, handle: Any, mip: int, idx: VolumetricIndex, boxes: list[_Box], inside: bool
+    ) -> npt.NDArray[Any]:
+        """Download ``boxes`` (one chunk each) with CloudVolume on the read threads and
+        the calling thread, into one Fortran-ordered ``(X, Y, Z, C)`` array."""
+        from cloudvolume.lib import Bbox
+
+        start = idx.start
+        shape = (*idx.shape, self._num_channels)
+        if inside:
+            out = np.empty(shape, self._dtype, order="F")
+        else:  # what CloudVolume fills outside the bounds with
+            out = np.full(shape, self._background, self._dtype, order="F")
+
+        def fetch(box: _Box) -> None:
+            lo, hi = box
+            cutout = handle.image.download(Bbox(lo, hi), mip)
+            where = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start, strict=True))
+            out[where] = np.asarray(cutout)
+
+        pool = _executor("read")
+        futures = [pool.submit(contextvars.copy_context().run, fetch, box) for box in boxes[1:]]
+        errors: list[BaseException | None] = []
+        try:
+            fetch(boxes[0])
+        except Exception as exc:
+            errors.append(exc)
+        # Every download finishes before anything is returned or raised: none writes
+        # into ``out`` afterwards.
+        errors.extend(f.exception() for f in futures)
+        for error in errors:
+            if error is not None:
+                raise error
+        return out.transpose(3, 0, 1, 2)
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
         mip = self._mips.get(idx.resolution)
@@ -431,7 +522,9 @@ class CVBackend(VolumetricBackend):
         for box in itertools.product(*(itertools.pairwise(c) for c in cuts)):
             index = tuple(slice(a - start[d], b - start[d]) for d, (a, b) in enumerate(box))
             pieces.append((xyzc[index], tuple(a for a, _ in box)))
-        futures = [_pool().submit(self._upload_part, mip, p, value, at) for p, at in pieces]
+        futures = [
+            _executor("write").submit(self._upload_part, mip, p, value, at) for p, at in pieces
+        ]
         errors = [f.exception() for f in futures]
         for error in errors:
             if error is not None:
@@ -544,7 +637,19 @@ _SLAB_BYTES = 16 << 20  # z slabs of Fortran-ordered input
 _BLOCK_BYTES = 4 << 20  # blocks of other input, converted just before their upload
 _TILE = (16, 32, 256)
 _pool_lock = threading.Lock()
-_pool_state: dict[str, Any] = {}
+_pool_state: dict[str, tuple[int, ThreadPoolExecutor]] = {}
+_Box = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's threads do not exist, and the lock may have been
+    held by one of them."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pool_state.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _make_scale_dir(path: str, key: str) -> None:
@@ -559,14 +664,17 @@ def _workers() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The write threads (created on first use, again after a fork)."""
+def _executor(kind: str) -> ThreadPoolExecutor:
+    """The ``"write"`` threads (two) or the ``"read"`` threads (:data:`READ_THREADS`),
+    created on first use and again after a fork."""
     with _pool_lock:
-        if _pool_state.get("pid") != os.getpid():
-            _pool_state["pool"] = ThreadPoolExecutor(_workers(), thread_name_prefix="lamina-cv")
-            _pool_state["pid"] = os.getpid()
-        pool: ThreadPoolExecutor = _pool_state["pool"]
-        return pool
+        pid = os.getpid()
+        state = _pool_state.get(kind)
+        if state is None or state[0] != pid:
+            workers = _workers() if kind == "write" else READ_THREADS
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=f"lamina-cv-{kind}")
+            _pool_state[kind] = state = (pid, pool)
+        return state[1]
 
 
 def _cuts(lo: int, hi: int, grid0: int, width: int) -> list[int]:
