@@ -14,7 +14,9 @@ before every timed run so every run starts from the same files). Two jobs:
 lamina runs with ``serial``, ``threads`` x 2, ``processes`` x 2 and ``dask`` x 2 (when
 lamina-dask is installed: a LocalCluster of 2 single-thread worker processes, started
 once before the rounds — the existing cluster a user scales out on — and reached with
-``scheduler=``; its start-up time is printed, not timed); Igneous with
+``scheduler=``; its start-up time is printed, not timed; its workers are configured as
+lamina-dask's own local cluster configures them, ``lamina_dask.lamina_worker_config()``
+and ``LAMINA_RESAMPLE_THREADS=1``); Igneous with
 ``LocalTaskQueue(parallel=1)`` and ``parallel=2``. Best of ``--repeat`` rounds after one
 untimed warm-up round (imports and first handles, in every process). Ratios:
 lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
@@ -122,17 +124,20 @@ def lamina_job(
 def start_dask_cluster(workers: int) -> tuple[Any, float]:
     """A LocalCluster of ``workers`` single-thread worker processes (the "existing
     cluster" the dask rows run on), and how long it took to start."""
+    import dask
     from dask.distributed import LocalCluster
+    from lamina_dask import lamina_worker_config
 
     start = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        env={"LAMINA_RESAMPLE_THREADS": "1"},
-    )
+    with dask.config.set(lamina_worker_config()):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env={"LAMINA_RESAMPLE_THREADS": "1"},
+        )
     return cluster, time.perf_counter() - start
 
 
@@ -209,12 +214,15 @@ def _vm_hwm_mib() -> float:
 
 def _dask_with_memory(job: str, workers: int, src: Path, dst: Path) -> tuple[float, float]:
     """The dask run on a cluster of our own, so the workers' peaks can be asked for."""
+    import dask
     from dask.distributed import Client, LocalCluster
+    from lamina_dask import lamina_worker_config
 
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    )  # fmt: skip
+    with dask.config.set(lamina_worker_config()):
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, env={"LAMINA_RESAMPLE_THREADS": "1"},
+        )  # fmt: skip
     client = Client(cluster)
     try:
         import lamina

@@ -198,3 +198,30 @@ def test_missing_dask_names_the_package_to_install(
         copy(src, dst, executor="dask", workers=2)
     assert isinstance(caught.value, ImportError)
     assert "dask.distributed" in str(caught.value)
+
+
+def _worker_environment() -> tuple[str | None, str | None]:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("LAMINA_RESAMPLE_THREADS")
+
+
+def test_its_local_cluster_keeps_glibcs_memory_trimming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dask's MALLOC_TRIM_THRESHOLD_=65536 would hand each task's arrays back to the
+    system and fault them in again on the next task; lamina's local cluster leaves it
+    out (a value set in this process's environment is kept)."""
+    import dask
+    from lamina_dask import lamina_worker_config
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    config = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
+    assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_")
+    assert "MALLOC_TRIM_THRESHOLD_" not in config
+    assert config  # dask's other settings stay
+    executor = dask_executor(workers=1)
+    try:
+        answers = executor.client.run(_worker_environment)
+    finally:
+        executor.shutdown()
+    assert list(answers.values()) == [(None, "1")]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
+    kept = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
+    assert "MALLOC_TRIM_THRESHOLD_" in kept

@@ -16,6 +16,7 @@ _LAZY: dict[str, str] = {
     "SchedulerUnreachableError": "lamina_dask.executor",
     "TaskCancelledError": "lamina_dask.executor",
     "dask_executor": "lamina_dask.executor",
+    "lamina_worker_config": "lamina_dask.executor",
 }
 
 __all__ = sorted(_LAZY)
