@@ -2,7 +2,8 @@
 
 Rows (the targets of issue 8): full read, 100 aligned 256x256x16 cutouts, 100 non-aligned
 200x200x10 cutouts, full write (lamina gets the (C, X, Y, Z) view of the very array h5py
-writes), and a 1-voxel read (us per call). Raw h5py keeps its file open. lamina uses its
+writes; twice ``--repeat`` turns, being the noisiest row), and a 1-voxel read (us per
+call). Raw h5py keeps its file open. lamina uses its
 default policy: this process's cached read-only handle. That handle holds no lock between
 calls. Each read takes a shared flock on the file for the read's duration and calls
 fstat to check the handle is still fresh (see lamina_hdf5.handles). Every lamina write
@@ -167,7 +168,8 @@ def run(root: Path, repeat: int, voxel_calls: int) -> None:
         layer[0:x, 0:y, 0:z] = cxyz
 
     t_raw_w = t_lam_w = float("inf")
-    for r in range(repeat):
+    # twice the repetitions: a 128 MiB write varies most from run to run (page cache)
+    for r in range(2 * repeat):
         for side in ("raw", "lamina") if r % 2 == 0 else ("lamina", "raw"):
             if side == "raw":
                 with h5py.File(path, "r+") as f:
