@@ -2,7 +2,8 @@
 
 The volume: 1024 x 1024 x 128 uint8 random voxels, raw encoding, uncompressed, 128 x 128
 x 16 chunks, resolution (8, 8, 40), on local disk (written once, then copied afresh
-before every timed run so every run starts from the same files). Two jobs:
+before every timed run so every run starts from the same files; ``os.sync()`` then
+writes the copy's dirty pages back before the timing starts). Two jobs:
 
 * **copy** into a new volume with the same chunking, tasks of 512 x 512 x 64 voxels
   (8 tasks): lamina ``flows.copy``; Igneous ``create_transfer_tasks`` with the same task
@@ -318,6 +319,9 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
                 dst = _empty_like(src, work, "dst")
                 target = _fresh(src, work, "pyramid") if job == "downsample" else src
                 shutil.rmtree(work / "journals", ignore_errors=True)
+                # the fresh copy's dirty pages are written back now, not during the timed
+                # run (where the kernel's writeback would take a core from 2 workers)
+                os.sync()
                 if side == "lamina":
                     address = cluster.scheduler_address if executor == "dask" and cluster else None
                     t = lamina_job(job, executor, workers, target, dst, address)
