@@ -97,3 +97,25 @@ def test_apply_with_context_on_an_existing_cluster(
     np.testing.assert_array_equal(
         lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], expected
     )
+
+
+def test_apply_with_a_lambda_on_an_existing_cluster(
+    source: tuple[Path, Any], tmp_path: Path, address: str, client: Any
+) -> None:
+    """Plain pickle refuses a lambda; the run's operation then travels by cloudpickle
+    (dask's own fallback), pickled once for the run."""
+    path, data = source
+    dst = volume(tmp_path / "dst", SHAPE, (64, 64, 8))
+    summary = apply(
+        lambda a: a // 2,
+        lamina.build_cv_layer(str(path)),
+        dst,
+        executor="dask",
+        workers=2,
+        scheduler=address,
+        chunk_size=(64, 64, 8),
+    )
+    assert summary.chunks == 2 * 2 * 2
+    np.testing.assert_array_equal(
+        lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], data // 2
+    )

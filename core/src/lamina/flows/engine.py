@@ -163,8 +163,21 @@ class _OncePerWorker:
 
     def __reduce__(self) -> tuple[Any, tuple[str, bytes]]:
         if self._payload is None:
-            self._payload = pickle.dumps(self.operation, protocol=pickle.HIGHEST_PROTOCOL)
+            self._payload = _dumps(self.operation)
         return _worker_operation, (self.token, self._payload)
+
+
+def _dumps(operation: Any) -> bytes:
+    """``pickle.dumps``; for what plain pickle refuses (a lambda given to ``apply``),
+    cloudpickle when it is installed (dask brings it), as dask itself would do."""
+    try:
+        return pickle.dumps(operation, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError) as refused:
+        try:
+            import cloudpickle  # type: ignore[import-untyped]
+        except ImportError:
+            raise refused from None
+        return bytes(cloudpickle.dumps(operation, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _worker_operation(token: str, payload: bytes) -> Callable[[VolumetricIndex], int]:
