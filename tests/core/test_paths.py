@@ -69,3 +69,25 @@ def test_info_on_an_unknown_path_is_one_line(
     assert main(["info", "nowhere://x"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lamina: error: no installed path opener recognises 'nowhere://x'")
+
+
+def test_a_template_gives_the_builders_shared_creation_keywords() -> None:
+    """What creating openers (precomputed, HDF5) hand their builder: a volume like the
+    source, indexed and read at its finest scale; unknown types become images."""
+    from lamina.paths import template_of
+
+    box = BBox3D.from_coords((0, 0, 0), (64, 32, 8), (4, 4, 40))
+    layer = build_memory_volumetric_layer(
+        box, [(4, 4, 40), (8, 8, 40)], chunk_size=(16, 16, 4), dtype="uint16"
+    )
+    kwargs = template_of(layer).builder_kwargs()
+    assert kwargs == {
+        "default_desired_resolution": (4.0, 4.0, 40.0),
+        "index_resolution": (4.0, 4.0, 40.0),
+        "info_type": "image",
+        "info_data_type": "uint16",
+        "info_num_channels": 1,
+        "info_chunk_size": (16, 16, 4),
+        "info_scales": [(4.0, 4.0, 40.0), (8.0, 8.0, 40.0)],
+        "info_bbox": BBox3D.from_coords((0, 0, 0), (256, 128, 320), (1, 1, 1)),
+    }

@@ -62,6 +62,25 @@ class VolumeTemplate:
     chunk_size: tuple[int, int, int]
     encoding: str | None = None
 
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The keywords every lamina volume builder shares (``build_cv_layer``'s
+        ``info_*`` names) that make a volume like this one, indexed and read at its
+        finest scale. A creating opener adds its format's own (an encoding, a
+        compression)."""
+        from lamina.volumetric.geometry import BBox3D
+
+        finest = self.resolutions[0]
+        return {
+            "default_desired_resolution": finest,
+            "index_resolution": finest,
+            "info_type": "segmentation" if self.volume_type == "segmentation" else "image",
+            "info_data_type": self.data_type,
+            "info_num_channels": self.num_channels,
+            "info_chunk_size": self.chunk_size,
+            "info_scales": list(self.resolutions),
+            "info_bbox": BBox3D.from_coords(self.bbox_start, self.bbox_end),
+        }
+
 
 @attrs.frozen(kw_only=True)
 class PathOpener:

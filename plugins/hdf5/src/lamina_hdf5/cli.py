@@ -99,21 +99,9 @@ def hdf5_exists(path: str) -> bool:
 def create_hdf5(path: str, like: VolumeTemplate) -> Any:
     """A new lamina volume (group) at ``FILE.h5:/GROUP`` (default group ``volume``) like
     the template, uncompressed, as a writable layer."""
-    from lamina.volumetric.geometry import BBox3D
     from lamina_hdf5.builder import build_h5_layer
 
-    finest = like.resolutions[0]
-    return build_h5_layer(
-        _strip(path),
-        default_desired_resolution=finest,
-        index_resolution=finest,
-        info_type="segmentation" if like.volume_type == "segmentation" else "image",
-        info_data_type=like.data_type,
-        info_num_channels=like.num_channels,
-        info_chunk_size=like.chunk_size,
-        info_scales=list(like.resolutions),
-        info_bbox=BBox3D.from_coords(like.bbox_start, like.bbox_end),
-    )
+    return build_h5_layer(_strip(path), **like.builder_kwargs())
 
 
 HDF5_OPENER = PathOpener(

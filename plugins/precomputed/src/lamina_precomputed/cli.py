@@ -56,24 +56,11 @@ def can_create_precomputed(path: str) -> bool:
 def create_precomputed(path: str, like: VolumeTemplate) -> Any:
     """A new precomputed volume at ``path`` like the template (raw encoding unless the
     template names a precomputed encoding), as a writable layer."""
-    from lamina.volumetric.geometry import BBox3D
     from lamina_precomputed.builder import build_cv_layer
     from lamina_precomputed.info import PRECOMPUTED_ENCODINGS
 
-    finest = like.resolutions[0]
     encoding = like.encoding if like.encoding in PRECOMPUTED_ENCODINGS else "raw"
-    return build_cv_layer(
-        path,
-        default_desired_resolution=finest,
-        index_resolution=finest,
-        info_type="segmentation" if like.volume_type == "segmentation" else "image",
-        info_data_type=like.data_type,
-        info_num_channels=like.num_channels,
-        info_chunk_size=like.chunk_size,
-        info_encoding=encoding,
-        info_scales=list(like.resolutions),
-        info_bbox=BBox3D.from_coords(like.bbox_start, like.bbox_end),
-    )
+    return build_cv_layer(path, info_encoding=encoding, **like.builder_kwargs())
 
 
 PRECOMPUTED_OPENER = PathOpener(
