@@ -3,9 +3,7 @@ processes), lamina copy creating an HDF5 volume like its source, plain datasets 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 import lamina
 from lamina import BBox3D, Vec3D
 from lamina.flows import downsample
+from lamina.testing import run_lamina
 
 R = Vec3D(8, 8, 40)
 
@@ -65,17 +64,10 @@ def test_a_plain_dataset_cannot_grow_a_pyramid(tmp_path: Path) -> None:
 
 def test_cli_copy_between_precomputed_and_hdf5(tmp_path: Path) -> None:
     _, data = _volume(tmp_path / "v.h5")
-    env = {**os.environ, "LAMINA_JOURNAL_DIR": str(tmp_path / "journals")}
+    env = {"LAMINA_JOURNAL_DIR": str(tmp_path / "journals")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lamina", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        return run_lamina(*args, cwd=tmp_path, env=env)
 
     to_pc = run("copy", "v.h5:/img", "pc", "--quiet")
     assert to_pc.returncode == 0, to_pc.stderr

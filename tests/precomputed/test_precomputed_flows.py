@@ -4,7 +4,6 @@ creating its DST, downsample's defaults, run with JSON and YAML specs), resume."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import lamina
 from lamina import BBox3D, Vec3D
 from lamina.flows import copy, downsample
+from lamina.testing import run_lamina
 
 R = Vec3D(8, 8, 40)
 SHAPE = (256, 256, 32)
@@ -50,15 +50,7 @@ def _journals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _lamina(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAMINA_JOURNAL_DIR": str(cwd / "journals")}
-    return subprocess.run(
-        [sys.executable, "-m", "lamina", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return run_lamina(*args, cwd=cwd, env={"LAMINA_JOURNAL_DIR": str(cwd / "journals")})
 
 
 @pytest.mark.parametrize("executor", ["threads", "processes"])

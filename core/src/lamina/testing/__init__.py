@@ -38,6 +38,7 @@ _LAZY: dict[str, str] = {
     "ObjectBackendTests": "lamina.testing.contracts",
     "isolated_host": "lamina.testing.host",
     "plugin_listing": "lamina.testing.listing",
+    "run_lamina": "lamina.testing.listing",
     "VALUE_SAMPLES": "lamina.testing.keyvalue",
     "KeyValueBackendTests": "lamina.testing.keyvalue",
     "assert_values_equal": "lamina.testing.keyvalue",
@@ -57,6 +58,7 @@ __all__ = [
     "isolated_host",
     "plugin_listing",
     "random_data",
+    "run_lamina",
 ]
 
 if TYPE_CHECKING:
