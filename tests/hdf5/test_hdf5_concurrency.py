@@ -125,6 +125,25 @@ def _hold_open_for_writing(path: str, i: int, opened: Any, release: Any) -> None
         f[DS][zyx(region(i))] = 2
 
 
+def _read_while_a_plain_writer_holds(layer: Any, path: Path) -> Any:
+    """``layer[region(0)]``, read while a spawned plain h5py writer
+    (:func:`_hold_open_for_writing`) has the file open and released 0.3 s into the read.
+    A read that waits returns the writer's final 2, not its flushed 1."""
+    ctx = multiprocessing.get_context("spawn")
+    opened, release = ctx.Event(), ctx.Event()
+    writer = ctx.Process(target=_hold_open_for_writing, args=(str(path), 0, opened, release))
+    writer.start()
+    try:
+        assert opened.wait(60)
+        threading.Timer(0.3, release.set).start()
+        read = layer[region(0)]
+    finally:
+        release.set()
+        writer.join(60)
+    assert writer.exitcode == 0
+    return read
+
+
 def _hold_open_until(path: str, opened: Any, release: Any) -> None:
     with h5py.File(path, "r+"):
         opened.set()
@@ -225,19 +244,8 @@ def test_a_read_waits_while_a_plain_h5py_writer_has_the_file_open(
     make_layer(path)
     layer = open_layer(path, keep_open=keep_open)
     assert (layer[region(0)] == 0).all()
-    ctx = multiprocessing.get_context("spawn")
-    opened, release = ctx.Event(), ctx.Event()
-    writer = ctx.Process(target=_hold_open_for_writing, args=(str(path), 0, opened, release))
-    writer.start()
-    try:
-        assert opened.wait(60)
-        threading.Timer(0.3, release.set).start()
-        # the 1 is in the file, but the writer still has it open: the read waits for the 2
-        assert (layer[region(0)] == 2).all()
-    finally:
-        release.set()
-        writer.join(60)
-    assert writer.exitcode == 0
+    # the 1 is in the file, but the writer still has it open: the read waits for the 2
+    assert (_read_while_a_plain_writer_holds(layer, path) == 2).all()
 
 
 def test_a_read_gives_up_after_the_lock_timeout(
@@ -321,17 +329,8 @@ def test_a_replaced_file_is_reopened(tmp_path: Path) -> None:
     assert (layer[region(0)] == 5).all()
     st = state_of(layer)  # the lock moved to the new file too
     assert os.fstat(st.fd).st_ino == path.stat().st_ino
-    ctx = multiprocessing.get_context("spawn")
-    opened, release = ctx.Event(), ctx.Event()
-    writer = ctx.Process(target=_hold_open_for_writing, args=(str(path), 0, opened, release))
-    writer.start()
-    try:
-        assert opened.wait(60)
-        threading.Timer(0.3, release.set).start()
-        assert (layer[region(0)] == 2).all()  # waited for the new file's writer
-    finally:
-        release.set()
-        writer.join(60)
+    # waited for the new file's writer
+    assert (_read_while_a_plain_writer_holds(layer, path) == 2).all()
 
 
 @pytest.mark.parametrize("kind", ["symlink", "hard link"])
