@@ -247,19 +247,7 @@ def test_preview_is_the_slice_pixel_for_pixel(
 def test_preview_of_hdf5_with_an_offset(tmp_path: Path) -> None:
     data = pattern()
     path = tmp_path / "off.h5"
-    layer = lamina.build_h5_layer(
-        str(path),
-        "raw",
-        index_resolution=RES,
-        default_desired_resolution=RES,
-        info_type="image",
-        info_data_type="uint8",
-        info_num_channels=1,
-        info_chunk_size=(64, 64, 16),
-        info_bbox=lamina.BBox3D.from_coords((100, 200, 1000), (356, 456, 1032), RES),
-        info_scales=[RES],
-    )
-    layer[100:356, 200:456, 1000:1032] = data
+    hdf5_layer(path, data, offset=(100, 200, 1000))
     out = tmp_path / "slice.png"
     assert main(["preview", f"{path}:/raw", "--out", str(out), "--z", "1020"]) == 0
     np.testing.assert_array_equal(_png(out), data[0, :, :, 20].T)

@@ -51,8 +51,9 @@ def segments(dtype: Any = np.uint32) -> npt.NDArray[Any]:
     return data
 
 
-def bbox() -> BBox3D:
-    return BBox3D.from_coords((0, 0, 0), SHAPE, RES)
+def bbox(offset: tuple[int, int, int] = (0, 0, 0)) -> BBox3D:
+    """The test volume's box: ``SHAPE`` voxels from ``offset`` at ``RES``."""
+    return BBox3D.from_coords(offset, tuple(o + s for o, s in zip(offset, SHAPE, strict=True)), RES)
 
 
 def memory_layer(data: npt.NDArray[Any], **options: Any) -> Any:
@@ -86,7 +87,8 @@ def precomputed_layer(path: Path, data: npt.NDArray[Any], volume_type: str = "im
     return layer
 
 
-def hdf5_layer(path: Path, data: npt.NDArray[Any]) -> Any:
+def hdf5_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
+    """A lamina volume ``raw`` in the HDF5 file ``path`` holding ``data`` from ``offset``."""
     layer = lamina.build_h5_layer(
         str(path),
         "raw",
@@ -96,10 +98,10 @@ def hdf5_layer(path: Path, data: npt.NDArray[Any]) -> Any:
         info_data_type=str(data.dtype),
         info_num_channels=1,
         info_chunk_size=CHUNK,
-        info_bbox=bbox(),
+        info_bbox=bbox(offset),
         info_scales=[RES],
     )
-    layer[0 : SHAPE[0], 0 : SHAPE[1], 0 : SHAPE[2]] = data
+    layer[bbox(offset)] = data
     return layer
 
 
