@@ -78,29 +78,17 @@ def paired(
     of calls back to back (the same cutout through raw h5py and through lamina), in
     alternating order, so both sides see the same machine load within a millisecond and
     neither always goes first."""
-    best_a = best_b = float("inf")
+    best = [float("inf"), float("inf")]
     clock = time.perf_counter
     for r in range(repeat):
-        total_a = total_b = 0.0
-        for i, (a, b) in enumerate(calls):
-            if (i + r) % 2:
+        totals = [0.0, 0.0]
+        for i, pair in enumerate(calls):
+            for side in (1, 0) if (i + r) % 2 else (0, 1):
                 t0 = clock()
-                b()
-                t1 = clock()
-                a()
-                t2 = clock()
-                total_b += t1 - t0
-                total_a += t2 - t1
-            else:
-                t0 = clock()
-                a()
-                t1 = clock()
-                b()
-                t2 = clock()
-                total_a += t1 - t0
-                total_b += t2 - t1
-        best_a, best_b = min(best_a, total_a), min(best_b, total_b)
-    return best_a, best_b
+                pair[side]()
+                totals[side] += clock() - t0
+        best = [min(b, t) for b, t in zip(best, totals, strict=True)]
+    return best[0], best[1]
 
 
 def cutouts(n: int, size: tuple[int, int, int], aligned: bool, seed: int) -> list[tuple[int, ...]]:
