@@ -36,6 +36,7 @@ import attrs
 from lamina.errors import LaminaError
 from lamina.flows.executors import default_workers
 from lamina.flows.journal import Journal
+from lamina.volumetric.backend import warm_up_layers
 from lamina.volumetric.index import VolumetricIndex
 
 __all__ = ["ChunkFailure", "ChunksFailedError", "RunSummary", "run_chunks"]
@@ -121,15 +122,6 @@ def _progress_bar(total: int, initial: int, enabled: bool | None, label: str) ->
         dynamic_ncols=True,
         bar_format="{desc}: {n_fmt}/{total_fmt} chunks |{bar}| {postfix} [{elapsed}<{remaining}]",
     )
-
-
-def warm_up(layers: Sequence[Any]) -> None:
-    """Call ``backend.warm_up()`` of every layer that has one (see
-    ``VolumetricBackend.warm_up``)."""
-    for layer in layers:
-        warm = getattr(getattr(layer, "backend", None), "warm_up", None)
-        if callable(warm):
-            warm()
 
 
 def _call(operation: Callable[[VolumetricIndex], int], idx: VolumetricIndex) -> int:
@@ -253,7 +245,7 @@ def run_chunks(
         delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
 
-    warm_up(layers)
+    warm_up_layers(layers)
     try:
         pool = factory(workers=workers, **options)
         # an executor that knows its size (a cluster reached by address) may say so

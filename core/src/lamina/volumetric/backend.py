@@ -26,7 +26,7 @@ from lamina.volumetric.data import check_volume_data, convert_dtype
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
-__all__ = ["VolumetricBackend", "VolumetricChanges"]
+__all__ = ["VolumetricBackend", "VolumetricChanges", "warm_up_layers"]
 
 
 class VolumetricChanges(TypedDict, total=False):
@@ -267,3 +267,12 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
                 f"chunk {self.get_chunk_size(res).pformat()}"
             )
         return "\n".join(lines)
+
+
+def warm_up_layers(layers: Iterable[Any]) -> None:
+    """Call ``backend.warm_up()`` of every layer whose backend has one (see
+    :meth:`VolumetricBackend.warm_up`); the flows' engine and composite backends use it."""
+    for layer in layers:
+        warm = getattr(getattr(layer, "backend", None), "warm_up", None)
+        if callable(warm):
+            warm()

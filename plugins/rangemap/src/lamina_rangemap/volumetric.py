@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from lamina.backend import Capabilities, ChangeKeyError
 from lamina.errors import ReadonlyLayerError, UnknownResolutionError, UnsupportedOperationError
-from lamina.volumetric.backend import VolumetricBackend, VolumetricChanges
+from lamina.volumetric.backend import VolumetricBackend, VolumetricChanges, warm_up_layers
 from lamina.volumetric.data import check_volume_data, convert_dtype
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -712,9 +712,7 @@ class RangeMapBackend(VolumetricBackend):
 
     def warm_up(self) -> None:
         """Every source's ``warm_up`` (see ``VolumetricBackend.warm_up``)."""
-        from lamina.flows.engine import warm_up
-
-        warm_up([layer for _, layer in self.ranges])
+        warm_up_layers(layer for _, layer in self.ranges)
 
     def delete(self) -> None:
         """Refused: a range map does not own its sources (they may hold data outside
