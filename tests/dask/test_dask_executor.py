@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, wait
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from dask_support import volume
 from lamina_dask import (
@@ -107,6 +108,38 @@ def test_shutdown_cancels_what_is_in_flight(address: str, client: Any) -> None:
     assert len(done) == 3
     client.wait_for_workers(2, timeout=60)
     assert client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3  # cluster free
+
+
+def test_a_run_uses_the_default_client_of_its_scheduler_and_leaves_it_open(
+    address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distributed
+
+    src = volume(tmp_path / "src", (64, 64, 8), (32, 32, 8))
+    src[0:64, 0:64, 0:8] = np.arange(64 * 64 * 8, dtype="uint8").reshape(1, 64, 64, 8)
+    dst = volume(tmp_path / "dst", (64, 64, 8), (32, 32, 8))
+    with distributed.Client(address) as mine:  # the process's default client
+        assert distributed.default_client() is mine
+
+        def no_new_client(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("the run connected a client of its own")
+
+        monkeypatch.setattr(distributed, "Client", no_new_client)
+        bare = address.removeprefix("tcp://")  # the same scheduler, written without tcp://
+        executor = dask_executor(workers=2, scheduler=bare)
+        assert executor.client is mine
+        assert not executor.owns_client
+        executor.shutdown()
+        assert mine.status == "running"  # not ours to close
+        summary = copy(
+            src, dst, chunk_size=(32, 32, 8), executor="dask", workers=2, scheduler=address,
+            progress=False,
+        )  # fmt: skip
+        assert summary.chunks == 4
+        assert mine.status == "running"
+        assert mine.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
+        monkeypatch.undo()
+    assert (dst[0:64, 0:64, 0:8] == src[0:64, 0:64, 0:8]).all()
 
 
 def test_arguments_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
