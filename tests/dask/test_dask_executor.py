@@ -233,28 +233,39 @@ def test_missing_dask_names_the_package_to_install(
     assert "dask.distributed" in str(caught.value)
 
 
-def _worker_environment() -> tuple[str | None, str | None]:
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("LAMINA_RESAMPLE_THREADS")
+def _worker_environment() -> tuple[str | None, str | None, str | None]:
+    return (
+        os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        os.environ.get("LAMINA_RESAMPLE_THREADS"),
+    )
 
 
-def test_its_local_cluster_keeps_glibcs_memory_trimming(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """dask's MALLOC_TRIM_THRESHOLD_=65536 would hand each task's arrays back to the
-    system and fault them in again on the next task; lamina's local cluster leaves it
-    out (a value set in this process's environment is kept)."""
+    system and fault them in again on the next task; lamina's local cluster starts its
+    workers with lamina's allocator settings instead (a value set in this process's
+    environment is left to it)."""
     import dask
     from lamina_dask import lamina_worker_config
 
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
     config = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
-    assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_")
-    assert "MALLOC_TRIM_THRESHOLD_" not in config
-    assert config  # dask's other settings stay
+    assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536
+    assert config["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
+    assert config["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    assert config["OMP_NUM_THREADS"] == 1  # dask's other settings stay
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
+    kept = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
+    assert "MALLOC_TRIM_THRESHOLD_" not in kept  # the workers inherit 1234 from here
+    assert kept["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     executor = dask_executor(workers=1)
     try:
         answers = executor.client.run(_worker_environment)
     finally:
         executor.shutdown()
-    assert list(answers.values()) == [(None, "1")]
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
-    kept = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
-    assert "MALLOC_TRIM_THRESHOLD_" in kept
+    assert list(answers.values()) == [(str(128 << 20), str(32 << 20), "1")]

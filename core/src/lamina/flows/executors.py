@@ -12,7 +12,8 @@ functions. A plugin adds another engine the same way (``lamina-dask`` adds ``das
 * ``processes``: a process pool of ``workers`` processes (default: the usable CPUs),
   forked on Linux (fast to start; lamina's backends drop handles inherited across
   fork) and spawned elsewhere. Each worker resamples in one thread
-  (``LAMINA_RESAMPLE_THREADS=1``): the processes are the parallelism. A worker that
+  (``LAMINA_RESAMPLE_THREADS=1``): the processes are the parallelism. Each keeps the
+  memory it frees for its next chunk (:mod:`lamina.flows.allocator`). A worker that
   dies (killed, out of memory) breaks the pool; the engine then starts a new pool and
   runs that pool's unfinished tasks again.
 """
@@ -25,6 +26,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from lamina.flows.allocator import tune_worker_malloc
 
 __all__ = [
     "SerialExecutor",
@@ -81,6 +84,7 @@ def threads_executor(workers: int | None = None, **options: Any) -> Executor:
 
 def _init_process_worker() -> None:
     os.environ["LAMINA_RESAMPLE_THREADS"] = "1"
+    tune_worker_malloc()
 
 
 def processes_executor(workers: int | None = None, **options: Any) -> Executor:

@@ -9,10 +9,11 @@
   ``workers`` worker processes (default: the usable CPUs) of one thread each, on
   loopback, no dashboard, each resampling in one thread (``LAMINA_RESAMPLE_THREADS=1``),
   each restarted by its nanny whenever it dies — and closes it at ``shutdown()``. Its
-  workers keep glibc's own memory trimming (:func:`lamina_worker_config`): dask's
-  default ``MALLOC_TRIM_THRESHOLD_=65536`` hands freed memory back to the system after
-  each task, and lamina's tasks, which allocate and free tens of MB per chunk, then
-  fault it in again on the next one (measured 1.2-2x slower tasks on a 2-core VM);
+  workers keep the memory they free for their next chunk (:func:`lamina_worker_config`,
+  :mod:`lamina.flows.allocator`) instead of dask's default ``MALLOC_TRIM_THRESHOLD_=65536``,
+  which hands freed memory back to the system after each task: lamina's tasks, which
+  allocate and free tens of MB per chunk, then fault it in again on the next one
+  (measured 1.2-2x slower tasks on a 2-core VM);
 * with ``scheduler`` it uses that running cluster and leaves it running at
   ``shutdown()``: through this process's default ``distributed.Client`` when that one is
   connected to the same scheduler (as dask's own collections do; it stays open), else
@@ -330,16 +331,22 @@ def dask_executor(
 
 def lamina_worker_config() -> dict[str, Any]:
     """The dask configuration lamina's local cluster starts its nannies with: dask's
-    ``distributed.nanny.pre-spawn-environ`` without ``MALLOC_TRIM_THRESHOLD_`` (see the
-    module docstring), unless this process's environment sets that variable itself.
+    ``distributed.nanny.pre-spawn-environ`` with the allocator settings of
+    :func:`lamina.flows.allocator.worker_malloc_environment` in place of dask's
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (see the module docstring). A variable this
+    process's environment sets is left to it (the workers inherit it).
     For a cluster of your own: ``with dask.config.set(lamina_worker_config()):`` around
     ``LocalCluster(...)``, or the same key in the workers' dask configuration."""
     import dask
 
+    from lamina.flows.allocator import WORKER_MALLOC_SETTINGS, worker_malloc_environment
+
     import_distributed()  # its defaults join dask's configuration on import
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
-        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    for name in WORKER_MALLOC_SETTINGS:
+        if name in os.environ:
+            environ.pop(name, None)  # the inherited value is the user's choice
+    environ.update(worker_malloc_environment())
     return {"distributed.nanny.pre-spawn-environ": environ}
 
 
