@@ -25,6 +25,9 @@ would otherwise take CPU from them. The cluster then starts for the dask rows. B
 process). Ratios:
 lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
 lamina executor's speed-up over lamina serial (target >= 1.6 from 1 to 2 workers).
+Beside them, the machine's own ceiling: the same numpy copies, and the same Python
+loop, done by 1 process and split over 2 forked ones (a VM's 2 vCPUs may deliver less
+than 2 cores' worth).
 
 Memory (``--memory``): each job in a fresh process per executor, on this volume and on
 one 8x larger (2048 x 2048 x 256); the peak resident memory of the busiest worker
@@ -329,6 +332,50 @@ def _timed_rounds(
                 best[key] = min(best.get(key, t), t)
 
 
+# -- the machine's own scaling ------------------------------------------------------------------
+def _numpy_copies(turns: int) -> None:
+    """Memory-bound work like a chunk task's: copy 16 MiB arrays and sum every other byte."""
+    a = np.random.default_rng(0).integers(0, 255, 16 << 20, dtype=np.uint8)
+    b = np.empty_like(a)
+    for _ in range(turns):
+        np.copyto(b, a)
+        b[::2].sum()
+
+
+def _python_loop(turns: int) -> None:
+    """CPU-bound interpreter work, as in CloudVolume's per-chunk bookkeeping."""
+    total = 0
+    for i in range(turns * 100_000):
+        total += i
+
+
+def machine_scaling(repeat: int) -> list[tuple[str, ...]]:
+    """The speed-up of the same work from 1 to 2 forked processes, with nothing of lamina
+    in it: the ceiling this machine puts on any 2-worker speed-up. Best of ``repeat``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    rows = []
+    for name, work, turns in (
+        ("numpy copies", _numpy_copies, 40),
+        ("Python loop", _python_loop, 40),
+    ):
+        one = two = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            work(2 * turns)
+            one = min(one, time.perf_counter() - start)
+            start = time.perf_counter()
+            processes = [ctx.Process(target=work, args=(turns,)) for _ in range(2)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            two = min(two, time.perf_counter() - start)
+        rows.append((name, f"{one:.2f}", f"{two:.2f}", f"{one / two:.2f}x"))
+    return rows
+
+
 # -- speed ----------------------------------------------------------------------------------------
 def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
     shape = (512, 512, 64) if quick else (1024, 1024, 128)
@@ -412,6 +459,11 @@ def main() -> int:
             ">= 1.0x);\nvs lamina serial: speed-up over lamina serial (target >= 1.6x at 2 "
             "workers)."
         )
+        print(
+            "\nthis machine's own speed-up from 1 to 2 processes (the same work split in "
+            "two forked processes, nothing of lamina; the ceiling of the speed-ups above)\n"
+        )
+        _print(("work", "1 process", "2 processes", "speed-up"), machine_scaling(args.repeat))
         if args.memory:
             print("\npeak resident memory of the busiest worker (MiB), volume and 8x volume\n")
             _print(("job", "run", "volume", "8x volume", "growth"), memory_table(work, args.quick))
