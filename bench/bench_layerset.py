@@ -28,7 +28,9 @@ requests (128 x 128 x 16 chunks; no info or HEAD request). Each costs about 6 ms
 client CPU, some 70% of it in botocore (signing, endpoint rules, HTTP, parsing), and
 about 3.6 ms in moto. The client's share runs under one GIL, so 4 concurrent members
 (32 requests) are bound by it (~200 ms) rather than by the latency, which real S3
-(whose work is elsewhere) would not change.
+(whose work is elsewhere) would not change. The benchmark prints what it measured of
+this: the CPU time of this process and of the moto server per concurrent set read, and
+per GET request.
 
 Needs lamina-layerset, lamina-rangemap, lamina-precomputed and moto[server].
 """
@@ -41,6 +43,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,7 +96,21 @@ def _volume(path: str, start: tuple[int, int, int], data: np.ndarray[Any, Any]) 
     return layer
 
 
-def run(repeat: int, delay: float) -> list[tuple[str, float, float, str, str]]:
+def _server_cpu_s() -> float:
+    """CPU seconds used so far by the moto server (this process's one child process)."""
+    import multiprocessing
+
+    (server,) = multiprocessing.active_children()
+    fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _requests_per_read() -> int:
+    """GET requests of one member read: the chunks it touches."""
+    return int(np.prod([-(-m // c) for m, c in zip(MEMBER, CHUNK, strict=True)]))
+
+
+def run(repeat: int, delay: float) -> tuple[list[tuple[str, float, float, str, str]], str]:
     import boto3
 
     import lamina
@@ -123,9 +140,21 @@ def run(repeat: int, delay: float) -> list[tuple[str, float, float, str, str]]:
             for i, d in enumerate(member_data):
                 np.testing.assert_array_equal(got[f"m{i}"], d)
         t_conc = t_serial = float("inf")
+        client_cpu = server_cpu = 0.0
         for _ in range(repeat):
+            cpu, server = time.process_time(), _server_cpu_s()
             t_conc = min(t_conc, timed(lambda: concurrent[window]))
+            client_cpu += time.process_time() - cpu
+            server_cpu += _server_cpu_s() - server
             t_serial = min(t_serial, timed(lambda: serial[window]))
+        gets = 4 * _requests_per_read()
+        cpu_line = (
+            f"a concurrent set read: {gets} GETs; CPU {client_cpu / repeat:.3f} s in this "
+            f"process ({client_cpu / repeat / gets * 1e3:.1f} ms per GET) and "
+            f"{server_cpu / repeat:.3f} s in moto's server "
+            f"({server_cpu / repeat / gets * 1e3:.1f} ms per GET), on {os.cpu_count()} cores; "
+            f"2x needs the set read within {t_serial / 2:.3f} s"
+        )
         rows.append(
             (
                 "layer set of 4, concurrent vs one after another",
@@ -185,7 +214,7 @@ def run(repeat: int, delay: float) -> list[tuple[str, float, float, str, str]]:
                 "(reported)",
             )
         )
-    return rows
+    return rows, cpu_line
 
 
 def main() -> int:
@@ -201,7 +230,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     CHUNK[:] = [int(v) for v in args.chunk.split(",")]
-    rows = run(args.repeat, args.delay)
+    rows, cpu_line = run(args.repeat, args.delay)
     print(
         f"\nprecomputed on S3 (moto server, {args.delay * 1000:.0f} ms per request), "
         f"uint8, {CHUNK[0]}x{CHUNK[1]}x{CHUNK[2]} chunks; best of {args.repeat} "
@@ -214,6 +243,7 @@ def main() -> int:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    print(f"\n{cpu_line}")
     return 0
 
 
