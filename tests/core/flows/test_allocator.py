@@ -1,87 +1,72 @@
 """The allocator settings of lamina's chunk worker processes (:mod:`lamina.flows.allocator`):
 a ``processes`` worker keeps the memory it frees for its next chunk, the caller's own
-process is left alone, and a variable set in the environment wins."""
+process is left alone, a value in the environment the process started with wins, and
+later changes to ``os.environ`` do not count."""
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import platform
-import resource
+import subprocess
+import sys
 
 import pytest
 
-from lamina.flows.allocator import (
-    WORKER_MALLOC_SETTINGS,
-    tune_worker_malloc,
-    worker_malloc_environment,
-)
+from lamina.flows.allocator import WORKER_MALLOC_SETTINGS, tune_worker_malloc
 from lamina.flows.executors import processes_executor
+from lamina.testing import second_round_page_faults
+from lamina.testing.workers import BLOCK_BYTES, BLOCKS
 
-glibc_only = pytest.mark.skipif(
+pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt"
 )
 
-_BLOCK = 8 << 20
-_BLOCKS = 12  # 96 MiB: over glibc's largest automatic trim threshold (64 MiB), under 128
+PAGES = BLOCK_BYTES * BLOCKS // 4096
 
 
-def _faults_of_a_second_round() -> int:
-    """Page faults while 12 blocks of 8 MiB are allocated, written and freed a second
-    time, after a first round did the same (the memory of a task, then the next's)."""
-    libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype = ctypes.c_void_p
-    libc.free.argtypes = [ctypes.c_void_p]
-
-    def one_round() -> None:
-        blocks = [libc.malloc(_BLOCK) for _ in range(_BLOCKS)]
-        for block in blocks:
-            ctypes.memset(block, 1, _BLOCK)
-        for block in blocks:
-            libc.free(block)
-
-    one_round()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    one_round()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-def _untuned_faults() -> int:
-    return _faults_of_a_second_round()
-
-
-@glibc_only
 def test_a_processes_worker_keeps_freed_memory_for_the_next_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in WORKER_MALLOC_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    pages = _BLOCK * _BLOCKS // 4096
+    # os.environ as dask's nannies leave it after a plain LocalCluster ran here: ignored
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     with processes_executor(workers=1) as pool:
-        tuned = pool.submit(_faults_of_a_second_round).result(timeout=60)
-    assert tuned < pages // 10  # the second round reuses the first round's pages
+        tuned = pool.submit(second_round_page_faults).result(timeout=60)
+    assert tuned < PAGES // 10  # the second round reuses the first round's pages
     # the same work in a forked process without the settings faults its memory in again
     with multiprocessing.get_context("fork").Pool(1) as plain:
-        untuned = plain.apply(_untuned_faults)
-    assert untuned > pages // 2, (tuned, untuned)
+        untuned = plain.apply(second_round_page_faults)
+    assert untuned > PAGES // 2, (tuned, untuned)
 
 
-def _second_round_faults_after_tuning() -> tuple[list[str], int]:
-    return tune_worker_malloc(), _faults_of_a_second_round()
+def _worker_faults_in_a_fresh_interpreter(env: dict[str, str]) -> int:
+    code = (
+        "from lamina.flows.executors import processes_executor\n"
+        "from lamina.testing import second_round_page_faults\n"
+        "if __name__ == '__main__':\n"
+        "    with processes_executor(workers=1) as pool:\n"
+        "        print(pool.submit(second_round_page_faults).result(timeout=60))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.split()[-1])
 
 
-@glibc_only
-def test_settings_in_the_environment_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert worker_malloc_environment() == {"MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
-    pages = _BLOCK * _BLOCKS // 4096
+def test_a_value_the_process_started_with_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in WORKER_MALLOC_SETTINGS}
+    assert _worker_faults_in_a_fresh_interpreter(base) < PAGES // 10
+    # the user's choice at start-up (a trim threshold of 64 KiB) is kept in the workers
+    chosen = {**base, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    assert _worker_faults_in_a_fresh_interpreter(chosen) > PAGES // 2
+
+
+def test_values_are_checked_before_mallopt_sees_them() -> None:
     with multiprocessing.get_context("fork").Pool(1) as child:  # not in this process
-        applied, faults = child.apply(_second_round_faults_after_tuning)
-    assert applied == ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
-    assert faults > pages // 2  # a trim threshold of 64 KiB hands the 96 MiB back
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
-    assert worker_malloc_environment() == {}
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "lots")
-    with multiprocessing.get_context("fork").Pool(1) as child:
-        assert child.apply(tune_worker_malloc) == ["MALLOC_TRIM_THRESHOLD_"]
+        applied = child.apply(
+            tune_worker_malloc,
+            ({"MALLOC_TRIM_THRESHOLD_": 2**32, "MALLOC_MMAP_THRESHOLD_": 1 << 20, "X": 1},),
+        )
+    assert applied == ["MALLOC_MMAP_THRESHOLD_"]  # 2**32 would wrap to 0 in a C int

@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "TestVolume": "lamina.testing.volumetric",
     "VolumetricBackendTests": "lamina.testing.volumetric",
     "random_data": "lamina.testing.volumetric",
+    "second_round_page_faults": "lamina.testing.workers",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "plugin_listing",
     "random_data",
     "run_lamina",
+    "second_round_page_faults",
 ]
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
     from lamina.testing.listing import plugin_listing
     from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
+    from lamina.testing.workers import second_round_page_faults
 
 
 __getattr__ = module_getattr(__name__, _LAZY, globals())
