@@ -124,22 +124,44 @@ def test_a_run_uses_the_default_client_of_its_scheduler_and_leaves_it_open(
         def no_new_client(*args: Any, **kwargs: Any) -> None:
             raise AssertionError("the run connected a client of its own")
 
-        monkeypatch.setattr(distributed, "Client", no_new_client)
-        bare = address.removeprefix("tcp://")  # the same scheduler, written without tcp://
-        executor = dask_executor(workers=2, scheduler=bare)
-        assert executor.client is mine
-        assert not executor.owns_client
-        executor.shutdown()
-        assert mine.status == "running"  # not ours to close
-        summary = copy(
-            src, dst, chunk_size=(32, 32, 8), executor="dask", workers=2, scheduler=address,
-            progress=False,
-        )  # fmt: skip
+        with monkeypatch.context() as patched:
+            patched.setattr(distributed, "Client", no_new_client)
+            bare = address.removeprefix("tcp://")  # the same scheduler, without tcp://
+            executor = dask_executor(workers=2, scheduler=bare)
+            assert executor.client is mine
+            assert not executor.owns_client
+            executor.shutdown()
+            assert mine.status == "running"  # not ours to close
+            summary = copy(
+                src, dst, chunk_size=(32, 32, 8), executor="dask", workers=2,
+                scheduler=address, progress=False,
+            )  # fmt: skip
         assert summary.chunks == 4
         assert mine.status == "running"
         assert mine.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
-        monkeypatch.undo()
     assert (dst[0:64, 0:64, 0:8] == src[0:64, 0:64, 0:8]).all()
+
+
+def test_a_default_client_of_another_scheduler_is_not_used(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distributed
+
+    class OtherSchedulersClient:
+        status = "running"
+        asynchronous = False
+
+        class scheduler:  # stands for Client.scheduler
+            address = "tcp://127.0.0.1:9"
+
+    monkeypatch.setattr(distributed, "default_client", OtherSchedulersClient)
+    executor = dask_executor(workers=2, scheduler=address)
+    try:
+        assert executor.owns_client
+        assert executor.client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
+    finally:
+        executor.shutdown()
+    assert executor.client.status == "closed"
 
 
 def test_arguments_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,12 +255,8 @@ def test_missing_dask_names_the_package_to_install(
     assert "dask.distributed" in str(caught.value)
 
 
-def _worker_environment() -> tuple[str | None, str | None, str | None]:
-    return (
-        os.environ.get("MALLOC_TRIM_THRESHOLD_"),
-        os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-        os.environ.get("LAMINA_RESAMPLE_THREADS"),
-    )
+def _worker_environment() -> tuple[str | None, str | None]:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("LAMINA_RESAMPLE_THREADS")
 
 
 def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
@@ -246,26 +264,27 @@ def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
 ) -> None:
     """dask's MALLOC_TRIM_THRESHOLD_=65536 would hand each task's arrays back to the
     system and fault them in again on the next task; lamina's local cluster starts its
-    workers with lamina's allocator settings instead (a value set in this process's
-    environment is left to it)."""
+    workers without it and applies lamina's allocator settings in each, whatever dask's
+    nannies left in this process's os.environ."""
     import dask
     from lamina_dask import lamina_worker_config
 
-    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
-        monkeypatch.delenv(name, raising=False)
+    from lamina.testing import second_round_page_faults
+    from lamina.testing.workers import BLOCK_BYTES, BLOCKS
+
+    # as a plain LocalCluster's nannies leave this process's environment (the workers
+    # inherit it): not the user's choice, so lamina's settings still apply in them
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     config = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536
-    assert config["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
-    assert config["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    assert "MALLOC_TRIM_THRESHOLD_" not in config
     assert config["OMP_NUM_THREADS"] == 1  # dask's other settings stay
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1234")
-    kept = lamina_worker_config()["distributed.nanny.pre-spawn-environ"]
-    assert "MALLOC_TRIM_THRESHOLD_" not in kept  # the workers inherit 1234 from here
-    assert kept["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
     executor = dask_executor(workers=1)
     try:
-        answers = executor.client.run(_worker_environment)
+        environments = executor.client.run(_worker_environment)
+        faults = executor.client.run(second_round_page_faults)
     finally:
         executor.shutdown()
-    assert list(answers.values()) == [(str(128 << 20), str(32 << 20), "1")]
+    assert list(environments.values()) == [("65536", "1")]
+    (worker_faults,) = faults.values()
+    assert worker_faults < BLOCK_BYTES * BLOCKS // 4096 // 10, worker_faults

@@ -17,6 +17,7 @@ _LAZY: dict[str, str] = {
     "TaskCancelledError": "lamina_dask.executor",
     "dask_executor": "lamina_dask.executor",
     "lamina_worker_config": "lamina_dask.executor",
+    "lamina_worker_plugin": "lamina_dask.executor",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,11 +9,12 @@
   ``workers`` worker processes (default: the usable CPUs) of one thread each, on
   loopback, no dashboard, each resampling in one thread (``LAMINA_RESAMPLE_THREADS=1``),
   each restarted by its nanny whenever it dies — and closes it at ``shutdown()``. Its
-  workers keep the memory they free for their next chunk (:func:`lamina_worker_config`,
-  :mod:`lamina.flows.allocator`) instead of dask's default ``MALLOC_TRIM_THRESHOLD_=65536``,
-  which hands freed memory back to the system after each task: lamina's tasks, which
-  allocate and free tens of MB per chunk, then fault it in again on the next one
-  (measured 1.2-2x slower tasks on a 2-core VM);
+  workers keep the memory they free for their next chunk: they start without dask's
+  default ``MALLOC_TRIM_THRESHOLD_=65536`` (:func:`lamina_worker_config`), and a worker
+  plugin applies lamina's allocator settings in each (:func:`lamina_worker_plugin`,
+  :mod:`lamina.flows.allocator`). dask's setting hands freed memory back to the system
+  after each task, and lamina's tasks, which allocate and free tens of MB per chunk,
+  then fault it in again on the next one (measured 1.2-2x slower tasks on a 2-core VM);
 * with ``scheduler`` it uses that running cluster and leaves it running at
   ``shutdown()``: through this process's default ``distributed.Client`` when that one is
   connected to the same scheduler (as dask's own collections do; it stays open), else
@@ -67,6 +68,7 @@ __all__ = [
     "TaskCancelledError",
     "dask_executor",
     "lamina_worker_config",
+    "lamina_worker_plugin",
 ]
 
 T = TypeVar("T")
@@ -283,7 +285,10 @@ class DaskExecutor(Executor):
                     if result.cancel():
                         result.set_running_or_notify_cancel()
                 if pending:
-                    self.client.cancel([task for task, _ in pending])
+                    try:
+                        self.client.cancel([task for task, _ in pending])
+                    except Exception as exc:  # a client dask closed: nothing left to cancel
+                        logger.warning("cancelling tasks on %s failed: %s", self.address, exc)
         finally:
             self._close()
 
@@ -331,23 +336,27 @@ def dask_executor(
 
 def lamina_worker_config() -> dict[str, Any]:
     """The dask configuration lamina's local cluster starts its nannies with: dask's
-    ``distributed.nanny.pre-spawn-environ`` with the allocator settings of
-    :func:`lamina.flows.allocator.worker_malloc_environment` in place of dask's
-    ``MALLOC_TRIM_THRESHOLD_=65536`` (see the module docstring). A variable this
-    process's environment sets is left to it (the workers inherit it).
-    For a cluster of your own: ``with dask.config.set(lamina_worker_config()):`` around
-    ``LocalCluster(...)``, or the same key in the workers' dask configuration."""
+    ``distributed.nanny.pre-spawn-environ`` without ``MALLOC_TRIM_THRESHOLD_`` (see the
+    module docstring; a value in the environment still reaches the workers, as dask
+    gives the environment precedence). For a cluster of your own:
+    ``with dask.config.set(lamina_worker_config()):`` around ``LocalCluster(...)``, then
+    ``client.register_plugin(lamina_worker_plugin())``."""
     import dask
-
-    from lamina.flows.allocator import WORKER_MALLOC_SETTINGS, worker_malloc_environment
 
     import_distributed()  # its defaults join dask's configuration on import
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    for name in WORKER_MALLOC_SETTINGS:
-        if name in os.environ:
-            environ.pop(name, None)  # the inherited value is the user's choice
-    environ.update(worker_malloc_environment())
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return {"distributed.nanny.pre-spawn-environ": environ}
+
+
+def lamina_worker_plugin() -> Any:
+    """The worker plugin lamina's local cluster registers: it applies lamina's allocator
+    settings for chunk workers in every worker, restarted ones too
+    (:class:`lamina_dask.worker_setup.LaminaWorkerSetup`)."""
+    import_distributed()
+    from lamina_dask.worker_setup import LaminaWorkerSetup
+
+    return LaminaWorkerSetup()
 
 
 @functools.cache
@@ -397,6 +406,7 @@ def _local(distributed: Any, workers: int | None) -> DaskExecutor:
             )
         try:
             client = distributed.Client(cluster, set_as_default=False)
+            client.register_plugin(lamina_worker_plugin())
         except BaseException:
             cluster.close()
             raise
@@ -407,13 +417,15 @@ def _local(distributed: Any, workers: int | None) -> DaskExecutor:
 
 
 def _default_client_of(distributed: Any, address: str) -> Any:
-    """This process's default client when it is connected to the scheduler at
-    ``address``, else ``None``."""
+    """This process's default client when it is a running, synchronous client of the
+    scheduler at ``address``, else ``None``."""
     try:
         client = distributed.default_client()
     except ValueError:  # no default client
         return None
     if getattr(client, "status", None) != "running" or client.scheduler is None:
+        return None
+    if getattr(client, "asynchronous", False):  # its calls return coroutines
         return None
     from distributed.comm.addressing import normalize_address
 
@@ -425,11 +437,11 @@ def _default_client_of(distributed: Any, address: str) -> Any:
 
 
 def _connect(distributed: Any, address: str) -> DaskExecutor:
-    borrowed = _default_client_of(distributed, address)
-    if borrowed is not None:
-        return DaskExecutor(borrowed, None, address=address, owns_client=False)
     timeout = _connect_timeout()
     quiet = _QuietLogs(_log_level())
+    borrowed = _default_client_of(distributed, address)
+    if borrowed is not None:
+        return DaskExecutor(borrowed, None, address=address, quiet=quiet, owns_client=False)
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:

@@ -1,0 +1,34 @@
+"""The worker plugin that sets up each worker of lamina-dask's local cluster.
+
+:class:`LaminaWorkerSetup` applies lamina's allocator settings for chunk workers
+(:mod:`lamina.flows.allocator`) to a worker as it starts, and again to each worker a
+nanny restarts. The values are decided in the process that starts the cluster (its
+startup environment wins) and travel with the plugin, so the environment dask's nannies
+leave behind does not change them. Imported only with dask, when a cluster starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from lamina.flows.allocator import tune_worker_malloc, worker_malloc_settings
+
+__all__ = ["LaminaWorkerSetup"]
+
+
+class LaminaWorkerSetup(WorkerPlugin):
+    """Applies ``malloc_settings`` (default: this process's
+    :func:`~lamina.flows.allocator.worker_malloc_settings`) in every worker."""
+
+    name = "lamina-worker-setup"
+
+    def __init__(self, malloc_settings: Mapping[str, int] | None = None) -> None:
+        self.malloc_settings = dict(
+            worker_malloc_settings() if malloc_settings is None else malloc_settings
+        )
+
+    def setup(self, worker: Any) -> None:
+        tune_worker_malloc(self.malloc_settings)
