@@ -16,8 +16,8 @@ lamina runs with ``serial``, ``threads`` x 2, ``processes`` x 2 and ``dask`` x 2
 lamina-dask is installed: a LocalCluster of 2 single-thread worker processes with a
 default client in this process — the existing cluster a user scales out on — reached
 with ``scheduler=``; its start-up time is printed, not timed; its workers are configured
-as lamina-dask's own local cluster configures them, ``lamina_dask.lamina_worker_config()``
-and ``LAMINA_RESAMPLE_THREADS=1``); Igneous with
+as lamina-dask's own local cluster configures them: ``lamina_worker_config()``,
+``lamina_worker_plugin()`` and ``LAMINA_RESAMPLE_THREADS=1``); Igneous with
 ``LocalTaskQueue(parallel=1)`` and ``parallel=2``. The rows without dask run first,
 with no cluster alive: its scheduler (a thread of this process) and 4 idle processes
 would otherwise take CPU from them. The cluster then starts for the dask rows. Best of
@@ -134,7 +134,7 @@ def start_dask_cluster(workers: int) -> tuple[Any, Any, float]:
     has one; lamina's runs use it), and how long both took to start."""
     import dask
     from dask.distributed import Client, LocalCluster
-    from lamina_dask import lamina_worker_config
+    from lamina_dask import lamina_worker_config, lamina_worker_plugin
 
     start = time.perf_counter()
     with dask.config.set(lamina_worker_config()):
@@ -147,6 +147,7 @@ def start_dask_cluster(workers: int) -> tuple[Any, Any, float]:
             env={"LAMINA_RESAMPLE_THREADS": "1"},
         )
     client = Client(cluster)
+    client.register_plugin(lamina_worker_plugin())
     return cluster, client, time.perf_counter() - start
 
 
@@ -225,7 +226,7 @@ def _dask_with_memory(job: str, workers: int, src: Path, dst: Path) -> tuple[flo
     """The dask run on a cluster of our own, so the workers' peaks can be asked for."""
     import dask
     from dask.distributed import Client, LocalCluster
-    from lamina_dask import lamina_worker_config
+    from lamina_dask import lamina_worker_config, lamina_worker_plugin
 
     with dask.config.set(lamina_worker_config()):
         cluster = LocalCluster(
@@ -233,6 +234,7 @@ def _dask_with_memory(job: str, workers: int, src: Path, dst: Path) -> tuple[flo
             dashboard_address=None, env={"LAMINA_RESAMPLE_THREADS": "1"},
         )  # fmt: skip
     client = Client(cluster)
+    client.register_plugin(lamina_worker_plugin())
     try:
         import lamina
         from lamina import flows

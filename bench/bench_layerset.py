@@ -48,11 +48,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from moto_server import moto_server
+from moto_server import SERVER_PROCESS_NAME, moto_server
 
 RES = (8, 8, 40)
 CHUNK = [128, 128, 16]  # --chunk changes it
 MEMBER = (256, 256, 32)
+#: one member's whole extent, the read of every row but the spanning one
+WINDOW = (slice(0, MEMBER[0]), slice(0, MEMBER[1]), slice(0, MEMBER[2]))
 
 os.environ.update(
     {
@@ -100,10 +102,10 @@ def _volume(
 
 
 def _server_cpu_s() -> float:
-    """CPU seconds used so far by the moto server (this process's one child process)."""
+    """CPU seconds used so far by the moto server's process."""
     import multiprocessing
 
-    (server,) = multiprocessing.active_children()
+    (server,) = [p for p in multiprocessing.active_children() if p.name == SERVER_PROCESS_NAME]
     fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -132,19 +134,18 @@ def _layer_set_row(root: str, chunk: list[int], repeat: int, label: str) -> tupl
     serial = lamina.build_volumetric_layer_set(
         members, default_desired_resolution=RES, index_resolution=RES, max_workers=1
     )
-    window = (slice(0, MEMBER[0]), slice(0, MEMBER[1]), slice(0, MEMBER[2]))
     for layer_set in (concurrent, serial):
-        got = layer_set[window]
+        got = layer_set[WINDOW]
         for i, d in enumerate(member_data):
             np.testing.assert_array_equal(got[f"m{i}"], d)
     t_conc = t_serial = float("inf")
     client_cpu = server_cpu = 0.0
     for _ in range(repeat):
         cpu, server = time.process_time(), _server_cpu_s()
-        t_conc = min(t_conc, timed(lambda: concurrent[window]))
+        t_conc = min(t_conc, timed(lambda: concurrent[WINDOW]))
         client_cpu += time.process_time() - cpu
         server_cpu += _server_cpu_s() - server
-        t_serial = min(t_serial, timed(lambda: serial[window]))
+        t_serial = min(t_serial, timed(lambda: serial[WINDOW]))
     gets = 4 * _requests_per_read(chunk)
     cpu_line = (
         f"{label}: a concurrent set read is {gets} GETs; CPU {client_cpu / repeat:.3f} s in "
@@ -181,7 +182,6 @@ def run(repeat: int, delay: float) -> tuple[list[Row], list[str]]:
             row, cpu_line = _layer_set_row(f"{root}/set-{name}", chunk, repeat, label)
             rows.append(row)
             cpu_lines.append(cpu_line)
-        window = (slice(0, MEMBER[0]), slice(0, MEMBER[1]), slice(0, MEMBER[2]))
 
         # -- the range map: 4 quadrants ----------------------------------------------------
         quadrants = [(0, 0, 0), (256, 0, 0), (0, 256, 0), (256, 256, 0)]
@@ -198,13 +198,13 @@ def run(repeat: int, delay: float) -> tuple[list[Row], list[str]]:
         for (x, y, _), d in zip(quadrants, source_data, strict=True):
             whole[:, x : x + 256, y : y + 256] = d
         np.testing.assert_array_equal(mapped[0:512, 0:512, 0:32], whole)
-        np.testing.assert_array_equal(mapped[window], source_data[0])
+        np.testing.assert_array_equal(mapped[WINDOW], source_data[0])
 
         # the range-map rows read ~0.08 s at a time and their target is tight: 3x the rounds
         t_map = t_direct = float("inf")
         for _ in range(3 * repeat):
-            t_map = min(t_map, timed(lambda: mapped[window]))
-            t_direct = min(t_direct, timed(lambda: sources[0][window]))
+            t_map = min(t_map, timed(lambda: mapped[WINDOW]))
+            t_direct = min(t_direct, timed(lambda: sources[0][WINDOW]))
         rows.append(
             (
                 "range map inside one source vs the source directly",

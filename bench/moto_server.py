@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["moto_server"]
+__all__ = ["SERVER_PROCESS_NAME", "moto_server"]
+
+#: The name of the server's process (``multiprocessing.active_children()`` lists it).
+SERVER_PROCESS_NAME = "moto-server"
 
 
 def _delayed(app: Any, delay_s: float) -> Any:
@@ -62,7 +65,9 @@ def moto_server(delay_s: float = 0.0, service: str | None = None) -> Iterator[st
     ``service``: serve only that moto service, without the per-request dispatch."""
     ctx = multiprocessing.get_context("spawn")
     conn, child = ctx.Pipe()
-    process = ctx.Process(target=_serve, args=(child, delay_s, service), daemon=True)
+    process = ctx.Process(
+        target=_serve, args=(child, delay_s, service), daemon=True, name=SERVER_PROCESS_NAME
+    )
     process.start()
     host, port = conn.recv()
     try:
