@@ -412,11 +412,7 @@ class CVBackend(VolumetricBackend):
         inside = all(lo[d] == start[d] and hi[d] == stop[d] for d in range(3))
         if not inside and self._kwargs["bounded"]:
             return None  # CloudVolume raises its out-of-bounds error
-        boxes = [
-            (tuple(a for a, _ in box), tuple(b for _, b in box))
-            for box in itertools.product(*(itertools.pairwise(c) for c in cuts))
-        ]
-        return boxes, inside
+        return _grid_boxes(cuts), inside
 
     def _read_chunks(
         self, handle: Any, mip: int, idx: VolumetricIndex, boxes: list[_Box], inside: bool
@@ -435,8 +431,7 @@ class CVBackend(VolumetricBackend):
         def fetch(box: _Box) -> None:
             lo, hi = box
             cutout = handle.image.download(Bbox(lo, hi), mip)
-            where = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start, strict=True))
-            out[where] = np.asarray(cutout)
+            out[_slices(lo, hi, start)] = np.asarray(cutout)
 
         pool = _executor("read")
         futures = [pool.submit(contextvars.copy_context().run, fetch, box) for box in boxes[1:]]
@@ -448,9 +443,7 @@ class CVBackend(VolumetricBackend):
         # Every download finishes before anything is returned or raised: none writes
         # into ``out`` afterwards.
         errors.extend(f.exception() for f in futures)
-        for error in errors:
-            if error is not None:
-                raise error
+        _raise_first(errors)
         return out.transpose(3, 0, 1, 2)
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
@@ -519,17 +512,13 @@ class CVBackend(VolumetricBackend):
             else [start[d], start[d] + shape[d]]
             for d in range(3)
         ]
-        pieces = []
-        for box in itertools.product(*(itertools.pairwise(c) for c in cuts)):
-            index = tuple(slice(a - start[d], b - start[d]) for d, (a, b) in enumerate(box))
-            pieces.append((xyzc[index], tuple(a for a, _ in box)))
         futures = [
-            _executor("write").submit(self._upload_part, mip, p, value, at) for p, at in pieces
+            _executor("write").submit(
+                self._upload_part, mip, xyzc[_slices(lo, hi, start)], value, lo
+            )
+            for lo, hi in _grid_boxes(cuts)
         ]
-        errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+        _raise_first([f.exception() for f in futures])  # every upload finishes first
 
     def _upload_part(self, mip: int, xyzc: Any, value: Any, offset: tuple[int, ...]) -> None:
         if self._path.startswith("file://"):
@@ -676,6 +665,27 @@ def _executor(kind: str) -> ThreadPoolExecutor:
             pool = ThreadPoolExecutor(workers, thread_name_prefix=f"lamina-cv-{kind}")
             _pool_state[kind] = state = (pid, pool)
         return state[1]
+
+
+def _grid_boxes(cuts: list[list[int]]) -> list[_Box]:
+    """The boxes ``(start, stop)`` between consecutive cuts, in every dimension at once."""
+    return [
+        (tuple(a for a, _ in box), tuple(b for _, b in box))
+        for box in itertools.product(*(itertools.pairwise(c) for c in cuts))
+    ]
+
+
+def _slices(lo: tuple[int, ...], hi: tuple[int, ...], origin: Any) -> tuple[slice, ...]:
+    """The box ``lo:hi`` as slices of an array whose first voxel is at ``origin``."""
+    return tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))
+
+
+def _raise_first(errors: list[BaseException | None]) -> None:
+    """Raise the first error of tasks that have all finished (``None``: no error); a
+    list, so that every task is waited for before anything is raised."""
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _cuts(lo: int, hi: int, grid0: int, width: int) -> list[int]:
