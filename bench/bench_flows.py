@@ -224,37 +224,9 @@ def _vm_hwm_mib() -> float:
 
 def _dask_with_memory(job: str, workers: int, src: Path, dst: Path) -> tuple[float, float]:
     """The dask run on a cluster of our own, so the workers' peaks can be asked for."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-    from lamina_dask import lamina_worker_config, lamina_worker_plugin
-
-    with dask.config.set(lamina_worker_config()):
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, env={"LAMINA_RESAMPLE_THREADS": "1"},
-        )  # fmt: skip
-    client = Client(cluster)
-    client.register_plugin(lamina_worker_plugin())
+    cluster, client, _ = start_dask_cluster(workers)
     try:
-        import lamina
-        from lamina import flows
-
-        start = time.perf_counter()
-        if job == "copy":
-            flows.copy(
-                lamina.build_cv_layer(f"file://{src}"),
-                lamina.build_cv_layer(f"file://{dst}"),
-                chunk_size=COPY_TASK, executor="dask", workers=workers,
-                scheduler=cluster.scheduler_address, progress=False,
-                journal_dir=dst.parent / "journals",
-            )  # fmt: skip
-        else:
-            flows.downsample(
-                lamina.build_cv_layer(f"file://{src}"), levels=3, factor=(2, 2, 1),
-                executor="dask", workers=workers, scheduler=cluster.scheduler_address,
-                progress=False, journal_dir=src.parent / "journals",
-            )  # fmt: skip
-        seconds = time.perf_counter() - start
+        seconds = lamina_job(job, "dask", workers, src, dst, cluster.scheduler_address)
         peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return seconds, max(peaks.values())
     finally:
