@@ -20,7 +20,10 @@ as lamina-dask's own local cluster configures them: ``lamina_worker_config()``,
 ``lamina_worker_plugin()`` and ``LAMINA_RESAMPLE_THREADS=1``); Igneous with
 ``LocalTaskQueue(parallel=1)`` and ``parallel=2``. The rows without dask run first,
 with no cluster alive: its scheduler (a thread of this process) and 4 idle processes
-would otherwise take CPU from them. The cluster then starts for the dask rows. Best of
+would otherwise take CPU from them. Then "processes x2, kept": the same executor inside
+``flows.reuse_workers()``, its 2 worker processes started in the warm-up round and kept
+from run to run, as the dask rows' workers are (the plain "processes x2" row forks
+and stops its workers in every run). The cluster then starts for the dask rows. Best of
 ``--repeat`` rounds after one untimed warm-up round (imports and first handles, in every
 process). Ratios:
 lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
@@ -70,6 +73,7 @@ RES = (8, 8, 40)
 CHUNK = (128, 128, 16)
 COPY_TASK = (512, 512, 64)
 LAMINA_CONFIGS = (("serial", 1), ("threads", 2), ("processes", 2), ("dask", 2))
+KEPT = "processes-kept"  # the processes x 2 row run inside flows.reuse_workers()
 IGNEOUS_PARALLEL = (1, 2)
 
 
@@ -370,6 +374,16 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
     # x2), then the dask rows on a cluster started for them.
     without_dask = [c for c in configs if c[1] != "dask"]
     _timed_rounds(without_dask, src, work, repeat, best)
+    # processes x 2 again, its workers kept from run to run (started in the warm-up
+    # round), as the dask rows' workers are on their running cluster
+    from lamina import flows
+
+    kept: dict[tuple[str, str, str, int], float] = {}
+    with flows.reuse_workers():
+        _timed_rounds([("lamina", "processes", 2)], src, work, repeat, kept)
+    for (job, _, _, workers), seconds in kept.items():
+        best[(job, "lamina", KEPT, workers)] = seconds
+    configs.insert(configs.index(("lamina", "processes", 2)) + 1, ("lamina", KEPT, 2))
     if len(without_dask) < len(configs):
         cluster, client, startup = start_dask_cluster(2)
         print(f"dask LocalCluster of 2 workers started in {startup:.1f} s (not timed)")
@@ -387,6 +401,8 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
             label = f"{side} {executor}" + (
                 f" x{workers}" if workers > 1 or side == "igneous" else ""
             )
+            if executor == KEPT:
+                label = f"{side} processes x{workers}, kept"
             vs_igneous = ""
             if side == "lamina" and _has("igneous") and executor != "threads":
                 ig = best.get((job, "igneous", "parallel", workers))

@@ -288,3 +288,50 @@ def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
     assert list(environments.values()) == [("65536", "1")]
     (worker_faults,) = faults.values()
     assert worker_faults < BLOCK_BYTES * BLOCKS // 4096 // 10, worker_faults
+
+
+class _MarkWorker:
+    """A run's operation: marks each chunk with the process that ran it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, idx: Any) -> int:
+        (self.root / f"{os.getpid()}-{idx.start[0]}").touch()
+        return 1
+
+
+def test_runs_in_a_reuse_block_share_one_local_cluster(tmp_path: Path) -> None:
+    """Without ``scheduler=`` each run starts a local cluster of its own (seconds); in a
+    ``reuse_workers()`` block the first run's cluster serves the next and the block's end
+    closes it."""
+    from lamina import VolumetricIndex
+    from lamina.flows import reuse_workers, run_chunks
+
+    chunks = [VolumetricIndex.from_coords((i, 0, 0), (i + 1, 1, 1), (1, 1, 1)) for i in range(4)]
+
+    def workers_of_a_run(name: str) -> set[str]:
+        root = tmp_path / name
+        root.mkdir()
+        run_chunks(
+            "test",
+            _MarkWorker(root),
+            chunks,
+            {"case": name},
+            executor="dask",
+            workers=2,
+            journal_dir=tmp_path / "j",
+            progress=False,
+        )
+        return {marker.name.split("-")[0] for marker in root.iterdir()}
+
+    with reuse_workers() as kept:
+        first = workers_of_a_run("a")
+        (executor,) = kept
+        assert isinstance(executor, DaskExecutor)
+        assert executor.cluster is not None
+        second = workers_of_a_run("b")
+        assert executor.client.status == "running"
+    assert first == second
+    assert executor.client.status == "closed"
+    assert executor.cluster.status.name == "closed"

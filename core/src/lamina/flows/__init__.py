@@ -4,7 +4,8 @@ Each flow cuts its region into tasks on the destination's chunk grid
 (:mod:`lamina.flows.grid`) and runs them on an executor registered by name —
 ``serial``, ``threads`` and ``processes`` in the core (:mod:`lamina.flows.executors`),
 ``dask`` in lamina-dask — with bounded retries, a resumable journal and a progress bar
-(:mod:`lamina.flows.engine`). The flows are registered by name for specs
+(:mod:`lamina.flows.engine`); ``with reuse_workers():`` keeps the workers from one run
+to the next (:mod:`lamina.flows.reuse`). The flows are registered by name for specs
 (``{"@type": "copy", "src": {...}, "dst": {...}}``) and behind the ``lamina copy``,
 ``lamina downsample`` and ``lamina run`` commands (:mod:`lamina.flows.cli`).
 """
@@ -23,6 +24,7 @@ _LAZY: dict[str, str] = {
     "ChunksFailedError": "lamina.flows.engine",
     "RunOptions": "lamina.flows.options",
     "task_grid": "lamina.flows.grid",
+    "reuse_workers": "lamina.flows.reuse",
 }
 
 __all__ = sorted(_LAZY)

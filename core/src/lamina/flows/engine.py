@@ -4,9 +4,11 @@ a resumable journal, a progress bar and a summary.
 :func:`run_chunks` takes an *operation* — a picklable callable ``operation(idx) -> int``
 that processes one chunk and returns the bytes it wrote — and the chunk indices, and
 runs them on the executor registered under ``executor`` (``serial``, ``threads``,
-``processes``, a plugin's ``dask``, …). Layers inside the operation travel to worker
-processes by pickling, that is by their specs; the operation is pickled once per run
-and unpickled once per worker process (:class:`_OncePerWorker`).
+``processes``, a plugin's ``dask``, …), started for the run and stopped at its end —
+or, inside :func:`lamina.flows.reuse_workers`, kept for the block's next runs. Layers
+inside the operation travel to worker processes by pickling, that is by their specs;
+the operation is pickled once per run and unpickled once per worker process
+(:class:`_OncePerWorker`).
 
 Faults: a task that raises is retried up to ``retries`` times (3 by default) after an
 exponential backoff with jitter; a pool whose worker process died (SIGKILL, out of
@@ -36,6 +38,7 @@ import attrs
 from lamina.errors import LaminaError
 from lamina.flows.executors import default_workers
 from lamina.flows.journal import Journal
+from lamina.flows.reuse import KeptExecutors, kept_executors
 from lamina.volumetric.backend import warm_up_layers
 from lamina.volumetric.index import VolumetricIndex
 
@@ -245,9 +248,16 @@ def run_chunks(
         delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
 
+    kept = kept_executors()  # inside flows.reuse_workers(): the block's executors
+    key = KeptExecutors.key(executor, workers, options)
+
+    def start_pool() -> Any:
+        return factory(workers=workers, **options)
+
     warm_up_layers(layers)
+    ended = False
     try:
-        pool = factory(workers=workers, **options)
+        pool = start_pool() if kept is None else kept.get(key, start_pool)
         # an executor that knows its size (a cluster reached by address) may say so
         own = getattr(pool, "parallelism", None)
         if isinstance(own, int) and own > 0 and executor != "serial":
@@ -283,9 +293,12 @@ def run_chunks(
                     n = in_flight.pop(future)
                     fail_or_retry(n, "its worker process died")
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = factory(workers=workers, **options)
+                pool = start_pool() if kept is None else kept.replace(key, start_pool)
+        ended = True
     finally:
-        if pool is not None:
+        if pool is not None and (kept is None or not ended):
+            if kept is not None:  # interrupted: the next run of the block starts afresh
+                kept.discard(key)
             pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         journal.close()

@@ -1,0 +1,141 @@
+"""``flows.reuse_workers()``: runs inside the block share their executor's workers, the
+block's end stops them, a broken pool is replaced (and the replacement kept), a run
+ended by an exception stops its executor; outside a block every run has its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+
+from lamina import VolumetricIndex
+from lamina.flows import ChunksFailedError, reuse_workers, run_chunks
+
+RES = (4, 4, 40)
+CHUNKS = [VolumetricIndex.from_coords((16 * i, 0, 0), (16 * i + 16, 16, 1), RES) for i in range(6)]
+
+
+@attrs.frozen
+class WhoRuns:
+    """Marks each call with its process (``<pid>-<chunk>``); can kill or fail a chunk."""
+
+    root: Path
+    kill: int | None = None  # this chunk's first call kills its worker process
+    fail: int | None = None  # this chunk always raises
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        x = idx.start[0] // 16
+        first = not list(self.root.glob(f"*-{x}"))
+        (self.root / f"{os.getpid()}-{x}").touch()
+        if x == self.kill and first:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if x == self.fail:
+            raise RuntimeError(f"chunk {x} fails")
+        time.sleep(0.02)  # both workers get tasks
+        return 1
+
+
+class Interrupt:
+    """Ends the run the way Ctrl-C would: a BaseException out of a task."""
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        raise KeyboardInterrupt
+
+
+def _pids(tmp_path: Path, name: str, **run: object) -> set[int]:
+    """Run a WhoRuns operation into ``tmp_path/name``; the worker processes it ran in."""
+    root = tmp_path / name
+    root.mkdir()
+    kill, fail = run.pop("kill", None), run.pop("fail", None)
+    op = WhoRuns(root, kill=kill, fail=fail)  # type: ignore[arg-type]
+    run.setdefault("executor", "processes")
+    run.setdefault("workers", 2)
+    run_chunks(
+        "test", op, CHUNKS, {"case": name}, journal_dir=tmp_path / "j", progress=False, **run
+    )  # type: ignore[arg-type]
+    return {int(marker.name.split("-")[0]) for marker in root.iterdir()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_runs_in_a_block_share_their_workers_and_its_end_stops_them(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        first = _pids(tmp_path, "a")
+        second = _pids(tmp_path, "b")
+        assert len(kept) == 1
+        assert all(_alive(pid) for pid in first)
+    assert first == second
+    assert len(first) == 2
+    assert os.getpid() not in first
+    assert not any(_alive(pid) for pid in first)
+
+
+def test_outside_a_block_every_run_starts_and_stops_its_own_workers(tmp_path: Path) -> None:
+    first = _pids(tmp_path, "a")
+    assert not any(_alive(pid) for pid in first)
+    second = _pids(tmp_path, "b")
+    assert not first & second
+
+
+def test_each_executor_and_worker_count_has_its_own_kept_executor(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        two = _pids(tmp_path, "two", workers=2)
+        one = _pids(tmp_path, "one", workers=1)
+        _pids(tmp_path, "threads", executor="threads")
+        assert len(kept) == 3
+        assert len(one) == 1
+        assert not one & two
+        assert _pids(tmp_path, "two-again", workers=2) == two
+
+
+def test_a_nested_block_uses_the_outer_one(tmp_path: Path) -> None:
+    with reuse_workers() as outer:
+        with reuse_workers() as inner:
+            assert inner is outer
+            first = _pids(tmp_path, "a")
+        assert all(_alive(pid) for pid in first)  # the inner end stopped nothing
+        assert _pids(tmp_path, "b") == first
+    assert not any(_alive(pid) for pid in first)
+
+
+def test_a_broken_pool_is_replaced_and_the_replacement_kept(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        before = _pids(tmp_path, "a")
+        _pids(tmp_path, "killed", kill=2)  # every chunk is still done
+        assert len(list((tmp_path / "killed").glob("*-*"))) >= len(CHUNKS)
+        after = _pids(tmp_path, "b")
+        assert _pids(tmp_path, "c") == after
+        assert len(kept) == 1
+    assert not after & before  # a new pool: the killed one's worker is not among them
+    assert not any(_alive(pid) for pid in after)
+
+
+def test_failed_chunks_keep_the_pool_but_an_interrupted_run_stops_it(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        first = _pids(tmp_path, "a")
+        with pytest.raises(ChunksFailedError):
+            _pids(tmp_path, "failing", fail=3, retries=0)
+        assert _pids(tmp_path, "b") == first  # a run that ended normally keeps it
+        with pytest.raises(KeyboardInterrupt):
+            run_chunks(
+                "test",
+                Interrupt(),
+                CHUNKS,
+                {"case": "interrupt"},
+                executor="threads",
+                workers=2,
+                journal_dir=tmp_path / "j",
+                progress=False,
+            )
+        assert len(kept) == 1  # the interrupted run's threads are stopped and forgotten
+        assert _pids(tmp_path, "c") == first
