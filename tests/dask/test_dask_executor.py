@@ -259,13 +259,23 @@ def _worker_environment() -> tuple[str | None, str | None]:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("LAMINA_RESAMPLE_THREADS")
 
 
-def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
+def _worker_diagnostics() -> tuple[Any, Any]:
+    import dask
+
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+    )
+
+
+def test_its_local_cluster_workers_keep_freed_memory_and_run_no_diagnostics(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """dask's MALLOC_TRIM_THRESHOLD_=65536 would hand each task's arrays back to the
     system and fault them in again on the next task; lamina's local cluster starts its
     workers without it and applies lamina's allocator settings in each, whatever dask's
-    nannies left in this process's os.environ."""
+    nannies left in this process's os.environ. Its workers run neither dask's profiler
+    nor its 20 ms tick (nobody sees either without a dashboard)."""
     import dask
     from lamina_dask import lamina_worker_config
 
@@ -283,9 +293,11 @@ def test_its_local_cluster_workers_keep_freed_memory_for_the_next_chunk(
     try:
         environments = executor.client.run(_worker_environment)
         faults = executor.client.run(second_round_page_faults)
+        diagnostics = executor.client.run(_worker_diagnostics)
     finally:
         executor.shutdown()
     assert list(environments.values()) == [("65536", "1")]
+    assert list(diagnostics.values()) == [(False, "1s")]  # no profiler, no 20 ms tick
     (worker_faults,) = faults.values()
     assert worker_faults < BLOCK_BYTES * BLOCKS // 4096 // 10, worker_faults
 
