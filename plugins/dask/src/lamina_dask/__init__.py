@@ -11,6 +11,7 @@ from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "DaskExecutor": "lamina_dask.executor",
+    "QUIET_DIAGNOSTICS": "lamina_dask.executor",
     "DaskNotInstalledError": "lamina_dask.executor",
     "SchedulerLostError": "lamina_dask.executor",
     "SchedulerUnreachableError": "lamina_dask.executor",
