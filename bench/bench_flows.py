@@ -23,7 +23,9 @@ with no cluster alive: its scheduler (a thread of this process) and 4 idle proce
 would otherwise take CPU from them. Then "processes x2, kept": the same executor inside
 ``flows.reuse_workers()``, its 2 worker processes started in the warm-up round and kept
 from run to run, as the dask rows' workers are (the plain "processes x2" row forks
-and stops its workers in every run). The cluster then starts for the dask rows. Best of
+and stops its workers in every run); serial runs again in those rounds, and every
+speed-up divides the faster of serial's two phases. The cluster then starts for the
+dask rows. Best of
 ``--repeat`` rounds after one untimed warm-up round (imports and first handles, in every
 process). Ratios:
 lamina's throughput over Igneous's at equal parallelism (target >= 1.0), and each
@@ -310,6 +312,28 @@ def _timed_rounds(
                 best[key] = min(best.get(key, t), t)
 
 
+def _kept_rounds(
+    src: Path, work: Path, repeat: int, best: dict[tuple[str, str, str, int], float]
+) -> None:
+    """processes x 2 again, its workers kept from run to run inside
+    ``flows.reuse_workers()`` (started in the warm-up round), as the dask rows' workers
+    are on their running cluster. serial runs again in the same rounds, and the faster of
+    its two phases is the one every speed-up divides, so a machine that got faster
+    meanwhile flatters no row."""
+    from lamina import flows
+
+    kept: dict[tuple[str, str, str, int], float] = {}
+    with flows.reuse_workers():
+        configs = [("lamina", "serial", 1), ("lamina", "processes", 2)]
+        _timed_rounds(configs, src, work, repeat, kept)
+    for (job, _, executor, workers), seconds in kept.items():
+        if executor == "serial":
+            serial = (job, "lamina", "serial", 1)
+            best[serial] = min(best[serial], seconds)
+        else:
+            best[(job, "lamina", KEPT, workers)] = seconds
+
+
 # -- the machine's own scaling ------------------------------------------------------------------
 def _numpy_copies(turns: int) -> None:
     """Memory-bound work like a chunk task's: copy 16 MiB arrays and sum every other byte."""
@@ -373,18 +397,11 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
     # in this process and its 4 idle processes would take CPU from serial and processes
     # x2), then the dask rows on a cluster started for them.
     without_dask = [c for c in configs if c[1] != "dask"]
+    with_dask = len(without_dask) < len(configs)
     _timed_rounds(without_dask, src, work, repeat, best)
-    # processes x 2 again, its workers kept from run to run (started in the warm-up
-    # round), as the dask rows' workers are on their running cluster
-    from lamina import flows
-
-    kept: dict[tuple[str, str, str, int], float] = {}
-    with flows.reuse_workers():
-        _timed_rounds([("lamina", "processes", 2)], src, work, repeat, kept)
-    for (job, _, _, workers), seconds in kept.items():
-        best[(job, "lamina", KEPT, workers)] = seconds
+    _kept_rounds(src, work, repeat, best)
     configs.insert(configs.index(("lamina", "processes", 2)) + 1, ("lamina", KEPT, 2))
-    if len(without_dask) < len(configs):
+    if with_dask:
         cluster, client, startup = start_dask_cluster(2)
         print(f"dask LocalCluster of 2 workers started in {startup:.1f} s (not timed)")
         try:

@@ -1,6 +1,7 @@
 """``flows.reuse_workers()``: runs inside the block share their executor's workers, the
 block's end stops them, a broken pool is replaced (and the replacement kept), a run
-ended by an exception stops its executor; outside a block every run has its own."""
+ended by an exception stops its executor, two runs at once never share one; outside a
+block (and in a forked worker) every run has its own."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from lamina import VolumetricIndex
 from lamina.flows import ChunksFailedError, reuse_workers, run_chunks
+from lamina.flows.executors import default_workers
+from lamina.flows.reuse import KeptExecutors, kept_executors
 
 RES = (4, 4, 40)
 CHUNKS = [VolumetricIndex.from_coords((16 * i, 0, 0), (16 * i + 16, 16, 1), RES) for i in range(6)]
@@ -44,6 +47,17 @@ class Interrupt:
 
     def __call__(self, idx: VolumetricIndex) -> int:
         raise KeyboardInterrupt
+
+
+@attrs.frozen
+class SeesABlock:
+    """Marks whether the process running the chunk sees a reuse_workers() block."""
+
+    root: Path
+
+    def __call__(self, idx: VolumetricIndex) -> int:
+        (self.root / f"{os.getpid()}-{kept_executors() is not None}").touch()
+        return 1
 
 
 def _pids(tmp_path: Path, name: str, **run: object) -> set[int]:
@@ -132,10 +146,76 @@ def test_failed_chunks_keep_the_pool_but_an_interrupted_run_stops_it(tmp_path: P
                 Interrupt(),
                 CHUNKS,
                 {"case": "interrupt"},
-                executor="threads",
+                executor="processes",
                 workers=2,
                 journal_dir=tmp_path / "j",
                 progress=False,
             )
-        assert len(kept) == 1  # the interrupted run's threads are stopped and forgotten
-        assert _pids(tmp_path, "c") == first
+        assert len(kept) == 0  # the interrupted run stopped the kept pool
+        assert not any(_alive(pid) for pid in first)
+        after = _pids(tmp_path, "c")
+        assert not after & first
+        assert len(kept) == 1
+
+
+def test_a_kept_pool_whose_workers_died_between_runs_is_replaced(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        first = _pids(tmp_path, "a")
+        for pid in first:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)  # the pool notices: its next submit raises BrokenProcessPool
+        second = _pids(tmp_path, "b")
+        assert len(list((tmp_path / "b").iterdir())) >= len(CHUNKS)
+        assert not second & first
+        assert _pids(tmp_path, "c") == second
+        assert len(kept) == 1
+
+
+def test_workers_none_is_the_default_count(tmp_path: Path) -> None:
+    with reuse_workers() as kept:
+        default = _pids(tmp_path, "none", workers=None)
+        explicit = _pids(tmp_path, "explicit", workers=default_workers())
+        assert default == explicit
+        assert len(kept) == 1
+
+
+def test_a_forked_worker_sees_no_block(tmp_path: Path) -> None:
+    root = tmp_path / "seen"
+    root.mkdir()
+    with reuse_workers():
+        run_chunks(
+            "test",
+            SeesABlock(root),
+            CHUNKS,
+            {"case": "seen"},
+            executor="processes",
+            workers=2,
+            journal_dir=tmp_path / "j",
+            progress=False,
+        )
+        assert kept_executors() is not None
+    assert {marker.name.split("-")[1] for marker in root.iterdir()} == {"False"}
+
+
+def test_two_runs_at_once_never_share_an_executor() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    kept = KeptExecutors()
+    key = KeptExecutors.key("threads", 2, {})
+    started: list[ThreadPoolExecutor] = []
+
+    def start() -> ThreadPoolExecutor:
+        started.append(ThreadPoolExecutor(2))
+        return started[-1]
+
+    taken = kept.take(key, start)
+    assert taken == (started[0], False)
+    assert kept.take(key, start) is None  # busy: the second run starts its own
+    kept.give_back(key, started[0])
+    assert kept.take(key, start) == (started[0], True)
+    kept.give_back(key, started[0])
+    kept.close()
+    with pytest.raises(RuntimeError, match="after shutdown"):  # stopped at the block's end
+        started[0].submit(print)
+    with pytest.raises(RuntimeError, match="block has ended"):
+        kept.take(key, start)

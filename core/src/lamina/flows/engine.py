@@ -38,7 +38,7 @@ import attrs
 from lamina.errors import LaminaError
 from lamina.flows.executors import default_workers
 from lamina.flows.journal import Journal
-from lamina.flows.reuse import KeptExecutors, kept_executors
+from lamina.flows.reuse import KeptExecutors, RunExecutor
 from lamina.volumetric.backend import warm_up_layers
 from lamina.volumetric.index import VolumetricIndex
 
@@ -131,9 +131,10 @@ def _call(operation: Callable[[VolumetricIndex], int], idx: VolumetricIndex) -> 
     return int(operation(idx))
 
 
-#: Operations a worker process has unpickled, by run token (the newest few runs).
+#: Operations a worker process has unpickled, by run token: the newest two (two runs
+#: may share a cluster at once; workers kept by reuse_workers() hold no more than that).
 _worker_operations: OrderedDict[str, Callable[[VolumetricIndex], int]] = OrderedDict()
-_WORKER_OPERATIONS_KEPT = 4
+_WORKER_OPERATIONS_KEPT = 2
 
 
 class _OncePerWorker:
@@ -216,7 +217,8 @@ def run_chunks(
         progress: show a progress bar (``None``: when standard error is a terminal).
         journal_dir: where journals live (see :mod:`lamina.flows.journal`).
         layers: the layers the operation reads and writes; their backends' ``warm_up``
-            runs here first, before any worker process is forked.
+            runs here first, before any worker process is forked (in a
+            ``reuse_workers()`` block, only the first run's workers are forked after it).
     """
     from lamina.plugins.manager import get_host
 
@@ -237,7 +239,6 @@ def run_chunks(
     parallel = workers if workers is not None else default_workers()
     capacity = 2 * max(1, parallel) if executor != "serial" else 1
     in_flight: dict[Future[int], int] = {}
-    pool: Any = None
     shipped = _OncePerWorker(operation)
 
     def fail_or_retry(n: int, error: str) -> None:
@@ -248,16 +249,15 @@ def run_chunks(
         delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
 
-    kept = kept_executors()  # inside flows.reuse_workers(): the block's executors
-    key = KeptExecutors.key(executor, workers, options)
-
     def start_pool() -> Any:
         return factory(workers=workers, **options)
 
+    # this run's own executor, or inside flows.reuse_workers() the block's
+    run_executor = RunExecutor(KeptExecutors.key(executor, parallel, options), start_pool)
     warm_up_layers(layers)
     ended = False
     try:
-        pool = start_pool() if kept is None else kept.get(key, start_pool)
+        pool = run_executor.open()
         # an executor that knows its size (a cluster reached by address) may say so
         own = getattr(pool, "parallelism", None)
         if isinstance(own, int) and own > 0 and executor != "serial":
@@ -268,7 +268,15 @@ def run_chunks(
                 todo.append(heapq.heappop(retry_heap)[1])
             while todo and len(in_flight) < capacity:
                 n = todo.popleft()
-                in_flight[pool.submit(_call, shipped, chunks[n])] = n
+                try:
+                    in_flight[pool.submit(_call, shipped, chunks[n])] = n
+                except BrokenExecutor:
+                    todo.appendleft(n)
+                    if in_flight:  # they fail too; the broken-pool path below replaces it
+                        break
+                    if not run_executor.reused:
+                        raise
+                    pool = run_executor.replace()  # a kept pool that broke between runs
             if not in_flight:
                 time.sleep(max(0.0, min(0.5, retry_heap[0][0] - now)) if retry_heap else 0)
                 continue
@@ -292,14 +300,10 @@ def run_chunks(
                 for future in list(in_flight):
                     n = in_flight.pop(future)
                     fail_or_retry(n, "its worker process died")
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = start_pool() if kept is None else kept.replace(key, start_pool)
+                pool = run_executor.replace()
         ended = True
     finally:
-        if pool is not None and (kept is None or not ended):
-            if kept is not None:  # interrupted: the next run of the block starts afresh
-                kept.discard(key)
-            pool.shutdown(wait=True, cancel_futures=True)
+        run_executor.close(ended)  # an interrupted run stops even a kept executor
         bar.close()
         journal.close()
     summary = RunSummary(total - len(done), len(done), written, time.perf_counter() - start)

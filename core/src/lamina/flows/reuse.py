@@ -11,87 +11,143 @@ flow on many regions, can pay it once::
         flows.copy(src, dst, executor="processes", workers=2)
         flows.downsample(dst, executor="processes", workers=2)
 
-Inside the block, the first run with a given executor, ``workers`` and ``scheduler``
+Inside the block, the first run with a given executor, worker count and ``scheduler``
 starts the executor and the later ones use it again; the block's end stops them all
 (``shutdown(wait=True)``). A block inside another uses the outer one. A pool that
-breaks during a run (a worker process killed) is replaced, and the replacement is kept;
-a run that ends by an exception (an interrupt, say) stops its executor, so the next run
-starts a fresh one and finds no stray tasks of it.
+breaks (a worker process killed, during a run or between runs) is replaced, and the
+replacement is kept. A run that ends by an exception other than its failed chunks
+(:class:`~lamina.flows.engine.ChunksFailedError`) — an interrupt, say — stops its
+executor, so the next run starts a fresh one and finds no stray tasks of it. Two runs
+at once (from two threads of the block's context) never share an executor: the second
+starts one of its own for the run, as outside a block.
 
 What a kept worker knows of this process is what it had when it started (``processes``
 forks at the first run of the block): a function changed, a plugin registered or an
-environment variable set later in this process does not reach it. Layers and
-operations travel by pickle on every run, so they are always the current ones.
+environment variable set later in this process does not reach it, and a function
+defined in ``__main__`` after that is missing there (each chunk fails with an
+``AttributeError``). Layers and operations travel by pickle on every run, so they are
+always the current ones; the modules a later run needs are imported by each worker on
+its first chunk of that run (not once, before the fork, as in a run of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["KeptExecutors", "kept_executors", "reuse_workers"]
+__all__ = ["ExecutorKey", "KeptExecutors", "RunExecutor", "kept_executors", "reuse_workers"]
 
-ExecutorKey = tuple[str, int | None, tuple[tuple[str, Any], ...]]
+#: (executor name, worker count, options such as ``scheduler``)
+ExecutorKey = tuple[str, int, tuple[tuple[str, Any], ...]]
+
+logger = logging.getLogger(__name__)
 
 
 class KeptExecutors:
-    """The executors a :func:`reuse_workers` block keeps, by executor name, ``workers``
-    and options."""
+    """The executors a :func:`reuse_workers` block keeps, by :data:`ExecutorKey`; each
+    serves one run at a time."""
 
     def __init__(self) -> None:
-        self._executors: dict[ExecutorKey, Executor] = {}
+        self.pid = os.getpid()  # a forked worker inherits a copy: not its block
+        self._lock = threading.Lock()
+        self._idle: dict[ExecutorKey, Executor] = {}
+        self._busy: dict[ExecutorKey, Executor | None] = {}
+        self._closed = False
 
     def __len__(self) -> int:
-        """How many executors the block keeps."""
-        return len(self._executors)
+        """How many executors the block keeps (idle or serving a run)."""
+        with self._lock:
+            return len(self._idle) + sum(e is not None for e in self._busy.values())
 
     def __iter__(self) -> Iterator[Executor]:
         """The executors the block keeps."""
-        return iter(list(self._executors.values()))
+        with self._lock:
+            busy = [e for e in self._busy.values() if e is not None]
+            return iter([*self._idle.values(), *busy])
 
     @staticmethod
-    def key(name: str, workers: int | None, options: dict[str, Any]) -> ExecutorKey:
+    def key(name: str, workers: int, options: dict[str, Any]) -> ExecutorKey:
+        """The key of a run's executor: its registered name, resolved worker count and
+        options."""
         return (name, workers, tuple(sorted(options.items())))
 
-    def get(self, key: ExecutorKey, start: Callable[[], Executor]) -> Executor:
-        """The kept executor for ``key``, started with ``start()`` the first time."""
-        executor = self._executors.get(key)
-        if executor is None:
-            executor = self._executors[key] = start()
-        return executor
+    def take(self, key: ExecutorKey, start: Callable[[], Executor]) -> tuple[Executor, bool] | None:
+        """For one run: ``key``'s executor and whether it served an earlier run (``False``:
+        just started with ``start()``); ``None`` while another run has it."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this reuse_workers() block has ended")
+            if key in self._busy:
+                return None
+            executor = self._idle.pop(key, None)
+            self._busy[key] = executor
+        if executor is not None:
+            return executor, True
+        try:
+            executor = start()
+        except BaseException:
+            with self._lock:
+                del self._busy[key]
+            raise
+        with self._lock:
+            self._busy[key] = executor
+        return executor, False
 
-    def replace(self, key: ExecutorKey, start: Callable[[], Executor]) -> Executor:
-        """A new executor for ``key`` in place of one that broke (already shut down)."""
-        executor = self._executors[key] = start()
-        return executor
-
-    def discard(self, key: ExecutorKey) -> None:
-        """Forget ``key``'s executor (its run stopped it)."""
-        self._executors.pop(key, None)
+    def give_back(self, key: ExecutorKey, executor: Executor | None) -> None:
+        """A run is over: keep ``executor`` for the next (``None``: the run stopped it).
+        After the block's end, it is stopped instead."""
+        with self._lock:
+            self._busy.pop(key, None)
+            keep = executor is not None and not self._closed
+            if keep and executor is not None:
+                self._idle[key] = executor
+        if executor is not None and not keep:
+            _stop([executor])
 
     def close(self) -> None:
-        """Stop every kept executor, waiting for its workers to exit."""
-        executors, self._executors = list(self._executors.values()), {}
-        for executor in executors:
-            with contextlib.suppress(Exception):
-                executor.shutdown(wait=True, cancel_futures=True)
+        """Stop every idle executor, waiting for its workers to exit; one serving a run
+        is stopped when that run gives it back."""
+        with self._lock:
+            self._closed = True
+            executors, self._idle = list(self._idle.values()), {}
+        _stop(executors)
+
+
+def _stop(executors: list[Executor]) -> None:
+    """Shut every one down, even when an interrupt stops one of them (the others then
+    do not wait for their workers); the interrupt is raised at the end."""
+    interrupted: BaseException | None = None
+    for executor in executors:
+        try:
+            executor.shutdown(wait=interrupted is None, cancel_futures=True)
+        except Exception as exc:  # the next ones still need stopping
+            logger.warning("stopping %r failed: %s", executor, exc)
+        except BaseException as exc:  # a second Ctrl-C: stop the rest without waiting
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 _current: ContextVar[KeptExecutors | None] = ContextVar("lamina_kept_executors", default=None)
 
 
 def kept_executors() -> KeptExecutors | None:
-    """The executors of the innermost :func:`reuse_workers` block, or ``None`` outside."""
-    return _current.get()
+    """The executors of the innermost :func:`reuse_workers` block of this process, or
+    ``None`` outside one."""
+    kept = _current.get()
+    return kept if kept is not None and kept.pid == os.getpid() else None
 
 
 @contextlib.contextmanager
 def reuse_workers() -> Iterator[KeptExecutors]:
     """Keep each run's executor for the next runs of this block (see the module)."""
-    outer = _current.get()
+    outer = kept_executors()
     if outer is not None:
         yield outer
         return
@@ -102,3 +158,46 @@ def reuse_workers() -> Iterator[KeptExecutors]:
     finally:
         _current.reset(token)
         kept.close()
+
+
+class RunExecutor:
+    """The executor of one run: its own (started at :meth:`open`, stopped at
+    :meth:`close`), or, inside a :func:`reuse_workers` block, the block's (handed back
+    at :meth:`close` unless the run was interrupted)."""
+
+    def __init__(self, key: ExecutorKey, start: Callable[[], Executor]) -> None:
+        self._key = key
+        self._start = start
+        self._kept = kept_executors()
+        self._borrowed = False
+        #: whether :attr:`executor` served an earlier run of the block (and may have
+        #: broken since, between runs)
+        self.reused = False
+        self.executor: Executor | None = None
+
+    def open(self) -> Executor:
+        taken = None if self._kept is None else self._kept.take(self._key, self._start)
+        if taken is None:
+            self.executor = self._start()
+        else:
+            self.executor, self.reused = taken
+            self._borrowed = True
+        return self.executor
+
+    def replace(self) -> Executor:
+        """A new executor in place of one that broke (stopped without waiting)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+        self.executor, self.reused = self._start(), False
+        return self.executor
+
+    def close(self, ended: bool) -> None:
+        """The run is over: ``ended`` normally (its failed chunks listed) or not."""
+        executor, self.executor = self.executor, None
+        if self._borrowed and self._kept is not None:
+            self._kept.give_back(self._key, executor if ended else None)
+            if ended:
+                return
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -230,7 +230,8 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
 
         The flows call it in the parent before worker processes are forked, so that each
         worker inherits what the parent loaded instead of loading it again (importing
-        CloudVolume takes about a second). Default: nothing. A backend over other
+        CloudVolume takes about a second; workers kept by ``flows.reuse_workers()`` from
+        an earlier run import it on their first chunk). Default: nothing. A backend over other
         layers forwards it to theirs.
         """
 

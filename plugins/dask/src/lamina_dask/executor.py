@@ -53,8 +53,9 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import BrokenExecutor, Executor, Future, InvalidStateError
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from lamina.errors import LaminaError
@@ -343,10 +344,9 @@ def dask_executor(
 #: sample its stack, and every server's 20 ms tick measuring event-loop latency for a
 #: warning. Measured on a 2-core VM, 3 interleaved rounds of 7 downsample runs: 0.45-0.51
 #: s best with dask's defaults, 0.38-0.40 s without them.
-QUIET_DIAGNOSTICS: dict[str, Any] = {
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "1s",
-}
+QUIET_DIAGNOSTICS: Mapping[str, Any] = MappingProxyType(
+    {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+)
 
 
 def lamina_worker_config() -> dict[str, Any]:
