@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -60,17 +62,22 @@ class SeesABlock:
         return 1
 
 
-def _pids(tmp_path: Path, name: str, **run: object) -> set[int]:
-    """Run a WhoRuns operation into ``tmp_path/name``; the worker processes it ran in."""
-    root = tmp_path / name
-    root.mkdir()
-    kill, fail = run.pop("kill", None), run.pop("fail", None)
-    op = WhoRuns(root, kill=kill, fail=fail)  # type: ignore[arg-type]
+def _run(op: Callable[[VolumetricIndex], int], tmp_path: Path, **run: Any) -> None:
+    """One run of ``op`` over CHUNKS, on ``processes`` x 2 unless ``run`` says otherwise."""
     run.setdefault("executor", "processes")
     run.setdefault("workers", 2)
     run_chunks(
-        "test", op, CHUNKS, {"case": name}, journal_dir=tmp_path / "j", progress=False, **run
-    )  # type: ignore[arg-type]
+        "test", op, CHUNKS, {"case": repr(op)}, journal_dir=tmp_path / "j", progress=False, **run
+    )
+
+
+def _pids(
+    tmp_path: Path, name: str, kill: int | None = None, fail: int | None = None, **run: Any
+) -> set[int]:
+    """Run a WhoRuns operation into ``tmp_path/name``; the worker processes it ran in."""
+    root = tmp_path / name
+    root.mkdir()
+    _run(WhoRuns(root, kill=kill, fail=fail), tmp_path, **run)
     return {int(marker.name.split("-")[0]) for marker in root.iterdir()}
 
 
@@ -141,16 +148,7 @@ def test_failed_chunks_keep_the_pool_but_an_interrupted_run_stops_it(tmp_path: P
             _pids(tmp_path, "failing", fail=3, retries=0)
         assert _pids(tmp_path, "b") == first  # a run that ended normally keeps it
         with pytest.raises(KeyboardInterrupt):
-            run_chunks(
-                "test",
-                Interrupt(),
-                CHUNKS,
-                {"case": "interrupt"},
-                executor="processes",
-                workers=2,
-                journal_dir=tmp_path / "j",
-                progress=False,
-            )
+            _run(Interrupt(), tmp_path)
         assert len(kept) == 0  # the interrupted run stopped the kept pool
         assert not any(_alive(pid) for pid in first)
         after = _pids(tmp_path, "c")
@@ -183,16 +181,7 @@ def test_a_forked_worker_sees_no_block(tmp_path: Path) -> None:
     root = tmp_path / "seen"
     root.mkdir()
     with reuse_workers():
-        run_chunks(
-            "test",
-            SeesABlock(root),
-            CHUNKS,
-            {"case": "seen"},
-            executor="processes",
-            workers=2,
-            journal_dir=tmp_path / "j",
-            progress=False,
-        )
+        _run(SeesABlock(root), tmp_path)
         assert kept_executors() is not None
     assert {marker.name.split("-")[1] for marker in root.iterdir()} == {"False"}
 
