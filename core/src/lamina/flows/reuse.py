@@ -57,19 +57,18 @@ class KeptExecutors:
         self.pid = os.getpid()  # a forked worker inherits a copy: not its block
         self._lock = threading.Lock()
         self._idle: dict[ExecutorKey, Executor] = {}
-        self._busy: dict[ExecutorKey, Executor | None] = {}
+        self._busy: set[ExecutorKey] = set()  # taken by a run, not yet given back
         self._closed = False
 
     def __len__(self) -> int:
-        """How many executors the block keeps (idle or serving a run)."""
+        """How many executors the block keeps between runs (not those a run has now)."""
         with self._lock:
-            return len(self._idle) + sum(e is not None for e in self._busy.values())
+            return len(self._idle)
 
     def __iter__(self) -> Iterator[Executor]:
-        """The executors the block keeps."""
+        """The executors the block keeps between runs."""
         with self._lock:
-            busy = [e for e in self._busy.values() if e is not None]
-            return iter([*self._idle.values(), *busy])
+            return iter(list(self._idle.values()))
 
     @staticmethod
     def key(name: str, workers: int, options: dict[str, Any]) -> ExecutorKey:
@@ -85,29 +84,26 @@ class KeptExecutors:
                 raise RuntimeError("this reuse_workers() block has ended")
             if key in self._busy:
                 return None
+            self._busy.add(key)
             executor = self._idle.pop(key, None)
-            self._busy[key] = executor
         if executor is not None:
             return executor, True
         try:
-            executor = start()
+            return start(), False
         except BaseException:
             with self._lock:
-                del self._busy[key]
+                self._busy.discard(key)
             raise
-        with self._lock:
-            self._busy[key] = executor
-        return executor, False
 
     def give_back(self, key: ExecutorKey, executor: Executor | None) -> None:
         """A run is over: keep ``executor`` for the next (``None``: the run stopped it).
         After the block's end, it is stopped instead."""
         with self._lock:
-            self._busy.pop(key, None)
-            keep = executor is not None and not self._closed
-            if keep and executor is not None:
+            self._busy.discard(key)
+            if executor is not None and not self._closed:
                 self._idle[key] = executor
-        if executor is not None and not keep:
+                return
+        if executor is not None:
             _stop([executor])
 
     def close(self) -> None:
