@@ -76,3 +76,26 @@ def is_stored(backend: Any, idx: VolumetricIndex) -> bool:
             ):
                 return True
     return False
+
+
+def damage_chunk(backend: Any, idx: VolumetricIndex) -> bool:
+    """Overwrite, with plain file IO, the stored bytes of the chunk holding ``idx``'s first
+    voxel. Only a filtered (compressed) chunk can fail to decode: for an uncompressed
+    dataset any bytes are valid values, so there is nothing to damage (``False``)."""
+    with h5py.File(backend.file_path, "r") as f:
+        ds = _dataset(f, backend, idx)
+        if not ds.compression:
+            return False
+        first = [s.start for s in _zyx(ds, idx)[-3:]]
+        for i in range(ds.id.get_num_chunks()):
+            info = ds.id.get_chunk_info(i)
+            origin = info.chunk_offset[-3:]
+            if all(o <= v < o + c for o, v, c in zip(origin, first, ds.chunks[-3:], strict=True)):
+                offset, size = info.byte_offset, info.size
+                break
+        else:
+            raise AssertionError(f"no chunk of {backend.file_path} holds {idx.start}")
+    with open(backend.file_path, "r+b") as raw:
+        raw.seek(offset)
+        raw.write(b"\xff" * size)
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from h5_support import is_stored, raw_read, raw_write, spec_for
+from h5_support import damage_chunk, is_stored, raw_read, raw_write, spec_for
 from lamina_hdf5 import H5Backend
 
 from lamina import VolumetricIndex
@@ -26,6 +26,9 @@ class _H5Contract(VolumetricBackendTests):
 
     def is_stored(self, backend: Any, idx: VolumetricIndex) -> bool:
         return is_stored(backend, idx)
+
+    def damage_stored_chunk(self, backend: Any, idx: VolumetricIndex) -> bool:
+        return damage_chunk(backend, idx)
 
 
 class TestUncompressed(_H5Contract):

@@ -9,6 +9,7 @@ keeps working where it makes sense.
 from __future__ import annotations
 
 __all__ = [
+    "DamagedChunkError",
     "LaminaError",
     "NameConflictError",
     "PluginLoadError",
@@ -56,3 +57,9 @@ class SpecError(LaminaError, ValueError):
 
 class UnknownResolutionError(LaminaError, ValueError):
     """A volume was asked for a resolution it does not store; the message lists those it does."""
+
+
+class DamagedChunkError(LaminaError, ValueError):
+    """A stored chunk is present but does not decode (cut short, the wrong size, not its
+    encoding). Only an absent chunk reads as the fill value; a damaged one is this error,
+    naming the chunk, never zeros."""

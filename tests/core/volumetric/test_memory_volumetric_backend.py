@@ -40,6 +40,9 @@ class TestMemoryVolumetricBackend(VolumetricBackendTests):
             )
             block[in_block] = data[in_region]
 
+    def damage_stored_chunk(self, backend: Any, idx: VolumetricIndex) -> bool:
+        return False  # blocks are numpy arrays: nothing encoded to damage
+
     def is_stored(self, backend: Any, idx: VolumetricIndex) -> bool:
         store = backend._store
         blocks = store.blocks[idx.resolution]

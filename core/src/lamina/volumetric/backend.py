@@ -168,7 +168,7 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
     def get_chunk_aligned_index(
         self, idx: VolumetricIndex, mode: Literal["expand", "shrink"]
     ) -> VolumetricIndex:
-        """``idx`` snapped to the chunk grid at its resolution, outward or inward."""
+        """``idx`` snapped to the (read) chunk grid at its resolution, outward or inward."""
         if mode not in ("expand", "shrink"):
             raise ValueError(f"mode must be 'expand' or 'shrink'; got {mode!r}")
         return idx.snapped(
@@ -178,33 +178,82 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
     def is_chunk_aligned(self, idx: VolumetricIndex) -> bool:
         """Whether every face of ``idx`` is on the chunk grid or on the dataset's end face.
 
-        The reference rule (F10): ``idx`` is aligned iff it equals its outward snap to
-        the grid, or that snap cropped to the dataset bounds (partial edge chunks).
+        The reference rule: ``idx`` is aligned iff it equals its outward snap to the
+        grid, or that snap cropped to the dataset bounds (partial edge chunks).
         """
-        expanded = self.get_chunk_aligned_index(idx, "expand")
+        return self._is_aligned(idx, self.get_chunk_aligned_index(idx, "expand"))
+
+    def assert_idx_is_chunk_aligned(self, idx: VolumetricIndex) -> None:
+        """Raise a ``ValueError`` describing the chunk grid and the nearest aligned boxes."""
+        if not self.is_chunk_aligned(idx):
+            raise self._misaligned(
+                idx,
+                f"chunk size {self.get_chunk_size(idx.resolution).pformat()}",
+                self.get_chunk_aligned_index(idx, "expand"),
+                self.get_chunk_aligned_index(idx, "shrink"),
+            )
+
+    # -- the write grid: the unit a write must cover to be safe -----------------------------------
+    def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The size of one cell of the write grid at ``resolution`` (voxels), a whole number
+        of chunks on the grid that starts at the voxel offset.
+
+        A write that covers whole cells changes nothing outside itself, and two writes to
+        different cells never race. Default: the chunk size. A sharded scale answers its
+        shard's box (a shard file holds many chunks and is written whole).
+        """
+        return self.get_chunk_size(resolution)
+
+    def describe_write_grid(self, resolution: RawVec3D) -> str:
+        """The write grid in words, for errors (default: the chunk size)."""
+        return f"chunk size {self.get_chunk_size(resolution).pformat()}"
+
+    def get_write_aligned_index(
+        self, idx: VolumetricIndex, mode: Literal["expand", "shrink"]
+    ) -> VolumetricIndex:
+        """``idx`` snapped to the write grid at its resolution, outward or inward."""
+        if mode not in ("expand", "shrink"):
+            raise ValueError(f"mode must be 'expand' or 'shrink'; got {mode!r}")
+        return idx.snapped(
+            self.get_voxel_offset(idx.resolution), self.get_write_grid_size(idx.resolution), mode
+        )
+
+    def is_write_aligned(self, idx: VolumetricIndex) -> bool:
+        """Whether every face of ``idx`` is on the write grid or on the dataset's end face:
+        the check every write makes while chunk-aligned writes are enforced."""
+        return self._is_aligned(idx, self.get_write_aligned_index(idx, "expand"))
+
+    def assert_idx_is_write_aligned(self, idx: VolumetricIndex) -> None:
+        """Raise a ``ValueError`` describing the write grid and the nearest aligned boxes."""
+        if not self.is_write_aligned(idx):
+            raise self._misaligned(
+                idx,
+                self.describe_write_grid(idx.resolution),
+                self.get_write_aligned_index(idx, "expand"),
+                self.get_write_aligned_index(idx, "shrink"),
+            )
+
+    def _is_aligned(self, idx: VolumetricIndex, expanded: VolumetricIndex) -> bool:
         if expanded.bbox == idx.bbox:
             return True
         cropped = expanded.intersection(self.get_bounds(idx.resolution))
         return bool(cropped.bbox == idx.bbox)
 
-    def assert_idx_is_chunk_aligned(self, idx: VolumetricIndex) -> None:
-        """Raise a ``ValueError`` describing the grid and the nearest aligned boxes."""
-        if self.is_chunk_aligned(idx):
-            return
+    def _misaligned(
+        self, idx: VolumetricIndex, grid: str, expanded: VolumetricIndex, shrunk: VolumetricIndex
+    ) -> ValueError:
         res = idx.resolution
         bounds = self.get_bounds(res)
-        expanded = self.get_chunk_aligned_index(idx, "expand")
-        shrunk = self.get_chunk_aligned_index(idx, "shrink")
-        raise ValueError(
+        return ValueError(
             f"the write to {idx.pformat()} at resolution {res.pformat()} is not aligned to "
             f"the chunk grid of {self.name!r}: voxel offset "
-            f"{self.get_voxel_offset(res).pformat()}, chunk size "
-            f"{self.get_chunk_size(res).pformat()}, dataset bounds {bounds.pformat()}. "
-            f"Nearest aligned boxes: expanded {expanded.pformat()} (cropped to the bounds: "
-            f"{expanded.intersection(bounds).pformat()}), shrunk {shrunk.pformat()} "
-            f"(cropped: {shrunk.intersection(bounds).pformat()}). Write a chunk-aligned "
-            "region (backend.get_chunk_aligned_index(idx, 'expand')), or opt into "
-            "non-aligned writes with backend.with_changes(enforce_chunk_aligned_writes=False)."
+            f"{self.get_voxel_offset(res).pformat()}, {grid}, dataset bounds "
+            f"{bounds.pformat()}. Nearest aligned boxes: expanded {expanded.pformat()} "
+            f"(cropped to the bounds: {expanded.intersection(bounds).pformat()}), shrunk "
+            f"{shrunk.pformat()} (cropped: {shrunk.intersection(bounds).pformat()}). Write "
+            "an aligned region (backend.get_write_aligned_index(idx, 'expand')), or opt into "
+            "non-aligned writes (a read-modify-write of what the write covers in part) with "
+            "backend.with_changes(enforce_chunk_aligned_writes=False)."
         )
 
     def is_within_bounds(self, idx: VolumetricIndex) -> bool:
@@ -250,12 +299,13 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
         """``data`` checked and converted for a write at ``idx``, before anything is written.
 
         Checks shape and channel count against ``idx`` and the volume, converts the dtype
-        only where no value changes, and checks chunk alignment when it is enforced.
+        only where no value changes, and checks alignment to the write grid when it is
+        enforced.
         """
         array = check_volume_data(data, idx.shape, self.num_channels)
         array = convert_dtype(array, self.dtype)
         if self.enforce_chunk_aligned_writes:
-            self.assert_idx_is_chunk_aligned(idx)
+            self.assert_idx_is_write_aligned(idx)
         return array
 
     def pformat(self) -> str:

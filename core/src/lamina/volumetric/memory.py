@@ -294,6 +294,8 @@ class MemoryVolumetricBackend(VolumetricBackend):
         finest = self.scales[self.resolutions[0]]
         chunk = finest.chunk_size if chunk_size is None else chunk_size
         wanted = [r for r in sorted_resolutions(resolutions) if r not in self.scales]
+        if not wanted:
+            return self
         added = scales_from_bbox(bbox_of(self.scales), wanted, chunk)
         with self._store.lock:
             for res, geo in added.items():

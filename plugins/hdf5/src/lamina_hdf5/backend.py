@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lamina.backend import Capabilities
-from lamina.errors import UnknownResolutionError
+from lamina.errors import DamagedChunkError, UnknownResolutionError
 from lamina.volumetric.backend import VolumetricBackend, VolumetricChanges
 from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -357,7 +357,19 @@ class H5Backend(VolumetricBackend):
 
     def read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         """``(C, X, Y, Z)`` at ``idx``; zeros outside the dataset. Only the hyperslab of the
-        intersection is read."""
+        intersection is read. A stored chunk whose filter (gzip, …) fails to decode is a
+        :class:`~lamina.errors.DamagedChunkError`, never zeros."""
+        try:
+            return self._read(idx)
+        except OSError as exc:
+            if not _is_decode_failure(exc):
+                raise
+            raise DamagedChunkError(
+                f"{self._abs}: a stored chunk of {self.dataset!r} in {idx.pformat()} at "
+                f"{idx.resolution.pformat()} nm does not decode: {exc}"
+            ) from exc
+
+    def _read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         plan = self._plans.get(idx.resolution)
         if plan is None:
             plan = self._plans[self.meta(idx.resolution).resolution]
@@ -534,3 +546,10 @@ class H5Backend(VolumetricBackend):
                 empty = len(f.keys()) == 0
             if empty:
                 os.remove(self._abs)
+
+
+def _is_decode_failure(exc: OSError) -> bool:
+    """Whether h5py's error is a chunk that does not decode (a filter failing), not a
+    missing or locked file."""
+    text = str(exc).lower()
+    return "filter" in text or "inflate" in text or "decompress" in text

@@ -61,7 +61,7 @@ class VolumetricSetBackend(MemberSet, VolumetricBackend):
     offsets, chunk and dataset sizes, bounds, chunk-aligned indices, ``is_local`` and
     the write options) are the members' common value, and a
     :class:`~lamina_layerset.errors.MembersDisagreeError` listing every member's value
-    when they differ. ``assert_idx_is_chunk_aligned`` and the bounds check ask every
+    when they differ. The alignment checks (chunk and write grid) and the bounds check ask every
     member; ``clear_cache`` clears every member.
     """
 
@@ -150,6 +150,28 @@ class VolumetricSetBackend(MemberSet, VolumetricBackend):
             lambda b: b.get_chunk_aligned_index(idx, mode),
         )
 
+    def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        res = _res(resolution)
+        return self._common(
+            f"write grid at {res.pformat()} nm", lambda b: b.get_write_grid_size(res)
+        )
+
+    def describe_write_grid(self, resolution: RawVec3D) -> str:
+        res = _res(resolution)
+        return self._common(
+            f"write grid at {res.pformat()} nm", lambda b: b.describe_write_grid(res)
+        )
+
+    def get_write_aligned_index(
+        self, idx: VolumetricIndex, mode: Literal["expand", "shrink"]
+    ) -> VolumetricIndex:
+        if mode not in ("expand", "shrink"):
+            raise ValueError(f"mode must be 'expand' or 'shrink'; got {mode!r}")
+        return self._common(
+            f"write-aligned index ({mode}) of {idx.pformat()}",
+            lambda b: b.get_write_aligned_index(idx, mode),
+        )
+
     @property
     def is_local(self) -> bool:
         return self._common("is_local", lambda b: b.is_local)
@@ -184,6 +206,17 @@ class VolumetricSetBackend(MemberSet, VolumetricBackend):
         """A ``ValueError`` naming every member whose chunk grid ``idx`` is not on, with
         that member's own description of its grid and the nearest aligned boxes."""
         self._assert_every("chunk alignment", lambda b: b.assert_idx_is_chunk_aligned(idx))
+
+    def is_write_aligned(self, idx: VolumetricIndex) -> bool:
+        """Whether ``idx`` is on every member's write grid."""
+        return all(
+            bool(self.ask(k, "write alignment", lambda b: b.is_write_aligned(idx)))
+            for k in self._layers
+        )
+
+    def assert_idx_is_write_aligned(self, idx: VolumetricIndex) -> None:
+        """A ``ValueError`` naming every member whose write grid ``idx`` is not on."""
+        self._assert_every("write alignment", lambda b: b.assert_idx_is_write_aligned(idx))
 
     def is_within_bounds(self, idx: VolumetricIndex) -> bool:
         """Whether ``idx`` is inside every member's bounds."""

@@ -408,18 +408,29 @@ class RangeMapBackend(VolumetricBackend):
         offsets on one grid with the range map's own offset — else
         :class:`~lamina_rangemap.errors.RangeMapError` lists each source's grid.
         """
+        return self._common_grid(resolution, "chunk", lambda b, res: b.get_chunk_size(res))
+
+    def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The write grid shared by every source that stores ``resolution`` (their chunk
+        size, or the shard box of sharded sources); the same rules as the chunk size."""
+        return self._common_grid(resolution, "write", lambda b, res: b.get_write_grid_size(res))
+
+    def _common_grid(
+        self,
+        resolution: RawVec3D,
+        what: str,
+        size_of: Callable[[VolumetricBackend, Vec3D[float]], Vec3D[int]],
+    ) -> Vec3D[int]:
         res = self._check_resolution(resolution)
         offset = self.get_voxel_offset(res)
         grids: list[tuple[int, Vec3D[int], Vec3D[int]]] = []
         for i, (_, layer) in enumerate(self.ranges):
             if res in layer.backend.resolutions:
-                grids.append(
-                    (i, layer.backend.get_chunk_size(res), layer.backend.get_voxel_offset(res))
-                )
+                grids.append((i, size_of(layer.backend, res), layer.backend.get_voxel_offset(res)))
         if not grids:
             raise UnknownResolutionError(
                 f"no source of {self.name} stores resolution {res.pformat()} nm, so the range "
-                "map has no chunk size there"
+                f"map has no {what} grid there"
             )
         size = grids[0][1]
         if all(
@@ -428,14 +439,15 @@ class RangeMapBackend(VolumetricBackend):
         ):
             return size
         listing = "; ".join(
-            f"{self._label(i)}: chunk size {chunk.pformat()} from voxel offset {off.pformat()}"
-            for i, chunk, off in grids
+            f"{self._label(i)}: {what} {'size' if what == 'chunk' else 'grid'} "
+            f"{cell.pformat()} from voxel offset {off.pformat()}"
+            for i, cell, off in grids
         )
         raise RangeMapError(
-            f"the sources of {self.name} have no common chunk grid at {res.pformat()} nm (the "
-            f"range map starts at voxel {offset.pformat()}): {listing}. A range map has a "
-            "chunk size only where every source has the same chunk grid; chunk its writes "
-            "by each source's own grid instead."
+            f"the sources of {self.name} have no common {what} grid at {res.pformat()} nm "
+            f"(the range map starts at voxel {offset.pformat()}): {listing}. A range map has "
+            f"a {what} grid only where every source has the same one; cut its writes by "
+            "each source's own grid instead."
         )
 
     @property
@@ -627,9 +639,9 @@ class RangeMapBackend(VolumetricBackend):
                 f"{self._label(i)} has no scale at {res.pformat()} nm (it has: {known}); "
                 "nothing was written"
             )
-        if backend.enforce_chunk_aligned_writes and not backend.is_chunk_aligned(part):
+        if backend.enforce_chunk_aligned_writes and not backend.is_write_aligned(part):
             try:
-                backend.assert_idx_is_chunk_aligned(part)
+                backend.assert_idx_is_write_aligned(part)
             except ValueError as exc:
                 raise ValueError(
                     f"{self._label(i)} refuses its part of the write: {exc} Nothing was "
