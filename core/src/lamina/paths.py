@@ -21,6 +21,7 @@ from lamina.plugins.contributions import Command, PathOpener, VolumeTemplate
 __all__ = [
     "INFO_COMMAND",
     "describe_layer",
+    "destination_exists",
     "open_or_create_path",
     "open_path",
     "render_description",
@@ -49,29 +50,53 @@ def open_path(path: str, **options: Any) -> Any:
     )
 
 
-def open_or_create_path(path: str, like: VolumeTemplate, **options: Any) -> Any:
-    """The volume at ``path`` opened for writing, or, when nothing is stored there yet, a
-    new one made like ``like`` by the first path opener that can create such paths."""
+def _creator_for(path: str) -> PathOpener | None:
+    """The first path opener that creates volumes at paths like ``path``."""
     from lamina.plugins.manager import get_host
 
-    entries = get_host().registry.entries("path_openers")
-    for entry in entries:
+    for entry in get_host().registry.entries("path_openers"):
         opener: PathOpener = entry.obj
         if opener.create is None:
             continue
         can_create = opener.can_create or opener.recognises
-        if not can_create(path):
-            continue
-        if opener.exists is not None and opener.exists(path):
-            return opener.open(path, **{"readonly": False, **options})
-        return opener.create(path, like)
+        if can_create(path):
+            return opener
+    return None
+
+
+def destination_exists(path: str) -> bool:
+    """Whether :func:`open_or_create_path` would open a volume stored at ``path`` (True)
+    or create one (False), found without creating anything: a command checks its
+    arguments against the new volume's geometry before it creates it. Raises
+    :class:`~lamina.errors.UnknownNameError` when it could do neither."""
+    from lamina.plugins.manager import get_host
+
+    creator = _creator_for(path)
+    if creator is not None:
+        return creator.exists is not None and creator.exists(path)
+    entries = get_host().registry.entries("path_openers")
     if any(entry.obj.recognises(path) for entry in entries):
-        return open_path(path, **{"readonly": False, **options})
+        return True
     creators = [f for e in entries if e.obj.create is not None for f in e.obj.forms]
     raise UnknownNameError(
         f"nothing is stored at {path!r} and no installed plugin creates volumes at paths "
         f"like it. Paths new volumes can be made at: {', '.join(creators) or '(none)'}."
     )
+
+
+def open_or_create_path(path: str, like: VolumeTemplate, **options: Any) -> Any:
+    """The volume at ``path`` opened for writing, or, when nothing is stored there yet, a
+    new one made like ``like`` by the first path opener that can create such paths.
+
+    A caller that must not leave a volume behind on bad arguments checks them first,
+    against ``like`` when :func:`destination_exists` says the volume is new."""
+    creator = _creator_for(path)
+    if creator is not None and creator.create is not None:
+        if creator.exists is not None and creator.exists(path):
+            return creator.open(path, **{"readonly": False, **options})
+        return creator.create(path, like)
+    destination_exists(path)  # raises, naming the forms new volumes can be made at
+    return open_path(path, **{"readonly": False, **options})
 
 
 def template_of(
@@ -162,7 +187,13 @@ def render_description(description: dict[str, Any]) -> str:
         lines.append(f"      bounds {_vec(lo)} - {_vec(hi)} nm")
         extras = [f"encoding {scale['encoding']}"] if scale.get("encoding") else []
         if scale.get("sharded"):
-            extras.append("sharded")
+            sharding = scale.get("sharding") or {}
+            shard = f"sharded ({sharding['hash']} hash)" if "hash" in sharding else "sharded"
+            if scale.get("shard_box"):
+                shard += f", shard box {_vec(scale['shard_box'])}"
+            extras.append(shard)
+        if scale.get("write_grid") and scale["write_grid"] != scale["chunk_size"]:
+            extras.append(f"write grid {_vec(scale['write_grid'])}")
         if extras:
             lines.append("      " + ", ".join(extras))
     return "\n".join(lines)

@@ -73,15 +73,18 @@ def test_copy_to_a_coarser_resolution_by_layer_type() -> None:
 
 
 def test_copy_refuses_what_it_cannot_do_before_writing() -> None:
-    src, _ = _filled()
+    src, _ = _filled(resolutions=[R, (8, 8, 40)])
     dst = _volume(resolutions=[R, (8, 8, 40)])
     with pytest.raises(ValueError, match="do not upsample"):
         copy(src, dst, resolution=(8, 8, 40), dst_resolution=R)
+    with pytest.raises(ValueError, match=r"resolution \(2, 2, 40\) nm is not a scale of"):
+        copy(src, dst, resolution=(2, 2, 40))
     with pytest.raises(ValueError, match=r"whole number.*axis x: 6.0 / 4.0"):
         copy(src, dst, dst_resolution=(6, 8, 40))
-    with pytest.raises(ValueError, match=r"multiple of the destination's chunk size \(32, 32, 4\)"):
+    grid = r"multiple of the destination's write grid \(chunk size \(32, 32, 4\)\)"
+    with pytest.raises(ValueError, match=grid):
         copy(src, dst, chunk_size=(48, 32, 4))
-    with pytest.raises(ValueError, match=r"not on the chunk grid.*Use the aligned region"):
+    with pytest.raises(ValueError, match=r"not on the write grid.*Use the aligned region"):
         copy(src, dst, bbox=BBox3D.from_coords((10, 0, 0), (64, 64, 8), R))
     small = build_memory_volumetric_layer(
         BBox3D.from_coords((0, 0, 0), (64, 64, 16), R), [R], chunk_size=(32, 32, 4)

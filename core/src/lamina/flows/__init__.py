@@ -5,7 +5,10 @@ Each flow cuts its region into tasks on the destination's chunk grid
 ``serial``, ``threads`` and ``processes`` in the core (:mod:`lamina.flows.executors`),
 ``dask`` in lamina-dask — with bounded retries, a resumable journal and a progress bar
 (:mod:`lamina.flows.engine`); ``with reuse_workers():`` keeps the workers from one run
-to the next (:mod:`lamina.flows.reuse`). The flows are registered by name for specs
+to the next (:mod:`lamina.flows.reuse`). Every flow checks all of its arguments before
+it changes anything (:mod:`lamina.flows.checks`), and a run is known by what it does,
+the same in every process (:mod:`lamina.flows.identity`), so ``resume=True`` finds its
+journal from anywhere. The flows are registered by name for specs
 (``{"@type": "copy", "src": {...}, "dst": {...}}``) and behind the ``lamina copy``,
 ``lamina downsample`` and ``lamina run`` commands (:mod:`lamina.flows.cli`).
 """
@@ -23,6 +26,8 @@ _LAZY: dict[str, str] = {
     "ChunkFailure": "lamina.flows.engine",
     "ChunksFailedError": "lamina.flows.engine",
     "RunOptions": "lamina.flows.options",
+    "FlowArgumentError": "lamina.flows.checks",
+    "FlowKeywordError": "lamina.flows.checks",
     "task_grid": "lamina.flows.grid",
     "reuse_workers": "lamina.flows.reuse",
 }

@@ -5,7 +5,8 @@ with the padded numpy ``(C, X, Y, Z)`` arrays (positionally for a list of source
 name for a mapping), crops the padded result back to the chunk and writes it. ``fn`` is
 a callable or the name of a registered processor (built with no arguments); to run on
 other processes (``processes``, ``dask``) it must pickle — a module-level function, a
-processor object or a name.
+processor object or a name. A run is known by ``fn``'s identity, the same in every
+process (:mod:`lamina.flows.identity`), so ``resume=True`` finds its journal.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ from typing import Any, Unpack
 import attrs
 import numpy as np
 
+from lamina.flows.checks import (
+    FlowArgumentError,
+    check_region,
+    check_resolution,
+    check_run_options,
+    check_writable,
+)
 from lamina.flows.engine import RunSummary, run_chunks
 from lamina.flows.grid import task_grid, volumetric_backend
+from lamina.flows.identity import callable_identity
 from lamina.flows.options import RunOptions, check_executor_reaches
+from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
@@ -87,6 +97,11 @@ class ApplyChunk:
         return int(cropped.nbytes)
 
 
+def _layer_name(layer: Any) -> str:
+    backend = getattr(layer, "backend", None)
+    return str(getattr(backend, "name", type(layer).__name__))
+
+
 def apply(
     fn: Callable[..., Any] | str,
     sources: Any,
@@ -99,18 +114,24 @@ def apply(
 ) -> RunSummary:
     """Write ``fn(sources...)`` into ``dst`` over ``bbox`` at ``resolution``, chunk by chunk.
 
+    Every argument is checked before anything is written. The run is known by ``fn``'s
+    identity (:func:`lamina.flows.identity.callable_identity`: a function by its module
+    and name, a callable object by its class and a digest of its pickled state), so
+    ``resume=True`` finds it from any process; ``run_id=`` names it instead.
+
     Args:
         fn: ``fn(*padded_arrays) -> padded array`` (or ``fn(**{name: array})`` when
             ``sources`` is a mapping), a processor (a joint processor's read step runs
             on the one source), or a registered processor's name.
         sources: a layer, a sequence of layers or a mapping name → layer.
-        dst: the volumetric layer written (its chunk grid shapes the tasks).
+        dst: the volumetric layer written (its write grid shapes the tasks).
         bbox: the region (nm); default: ``dst``'s bounds at ``resolution``.
-        resolution: default: ``dst``'s finest scale.
-        chunk_size: voxels of one task, a multiple of ``dst``'s chunk size.
+        resolution: one of ``dst``'s scales; default: its finest.
+        chunk_size: voxels of one task, a multiple of ``dst``'s write grid.
         context: voxels of padding around each chunk (one number or x, y, z).
         run: how it runs (:class:`lamina.flows.options.RunOptions`).
     """
+    check_run_options("apply", run, apply)
     resolved = _resolve(fn)  # fail early on a bad name
     dst_backend = volumetric_backend(dst, "dst")
     check_executor_reaches(run, dst_backend)
@@ -124,31 +145,50 @@ def apply(
         layers = (sources,)
         names = ["0"]
     if not layers:
-        raise ValueError("sources is empty: give at least one layer to read")
+        raise FlowArgumentError("apply: sources is empty: give at least one layer to read")
     if _is_joint(resolved) and len(layers) != 1:
-        raise ValueError(
-            f"a processor takes one source; got {len(layers)} ({', '.join(names)}): pass a "
+        raise FlowArgumentError(
+            f"apply: a processor takes one source; got {len(layers)} ({', '.join(names)}): pass a "
             "function of several arrays instead"
         )
     res = (
         dst_backend.resolutions[0]
         if resolution is None
-        else Vec3D.from_seq(resolution, "resolution").float()
+        else check_resolution(dst_backend, resolution, "resolution", "apply")
     )
+    by_name = dict(zip(names, layers.values() if isinstance(layers, dict) else layers, strict=True))
+    for name, layer in by_name.items():
+        backend = getattr(layer, "backend", None)
+        if isinstance(backend, VolumetricBackend):
+            check_resolution(
+                backend, res, f"resolution (read from source {name!r})", "apply", layer
+            )
     pad = Vec3D(context, context, context) if isinstance(context, int) else Vec3D.from_seq(context)
     pad = pad.int()
     if not pad >= 0:
-        raise ValueError(f"context must be >= 0 voxels; got {pad.pformat()}")
+        raise FlowArgumentError(f"apply: context must be >= 0 voxels; got {pad.pformat()}")
+    check_region("apply", bbox)
     region = dst_backend.get_bounds(res).bbox if bbox is None else bbox
     tasks = task_grid(dst_backend, region, res, chunk_size)
+    check_writable("apply", dst, "dst")
+    identity = callable_identity(fn)
+    if identity is None:
+        if run.get("resume") and run.get("run_id") is None:
+            raise FlowArgumentError(
+                f"apply: resume=True must find this run's journal, but fn (a "
+                f"{type(fn).__qualname__}) cannot be pickled, so nothing identifies it from "
+                "one process to the next. Name the run with run_id='…' (the same one as "
+                "the run it resumes)"
+            )
+        identity = f"{type(fn).__module__}.{type(fn).__qualname__} (not picklable)"
     operation = ApplyChunk(fn, layers, dst, pad)
     description = {
-        "fn": fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn)),
-        "sources": names,
+        "fn": identity,
+        "sources": {name: _layer_name(layer) for name, layer in by_name.items()},
         "dst": dst_backend.name,
         "bbox": [list(region.start), list(region.end)],
         "resolution": list(res),
-        "chunk_size": None if chunk_size is None else list(chunk_size),
+        "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
         "context": list(pad),
     }
     return run_chunks("apply", operation, tasks, description, layers=(*layers, dst), **run)

@@ -5,6 +5,11 @@ Vectors are written ``4,4,40``; a box ``x0,y0,z0:x1,y1,z1`` in voxels at
 ``--resolution``. Every option has a default. A progress bar shows chunks done, the
 throughput and the time left when standard error is a terminal (never with
 ``--quiet``); every run ends with one summary line on standard output.
+
+Every argument is checked before anything is created or changed: ``lamina copy``
+checks against the geometry a new DST will have before it creates DST, so a command
+that fails leaves nothing behind for the next one to reuse. ``--resume`` finds a run's
+journal from any working directory (they live in a per-user state directory).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lamina.plugins.contributions import Command
 
+if TYPE_CHECKING:
+    from lamina.flows.options import RunOptions
+
 __all__ = ["COPY_COMMAND", "DOWNSAMPLE_COMMAND", "RUN_COMMAND", "parse_box", "parse_vector"]
 
-_RUN_KEYS = ("executor", "workers", "resume", "scheduler", "retries", "journal_dir")
+_RUN_KEYS = ("executor", "workers", "resume", "scheduler", "retries", "journal_dir", "run_id")
 
 
 def parse_vector(text: str, what: str = "vector") -> tuple[float, float, float]:
@@ -43,13 +51,21 @@ def parse_int_vector(text: str, what: str = "size") -> tuple[int, int, int]:
 
 
 def parse_box(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """``"x0,y0,z0:x1,y1,z1"`` → its two corners (voxels)."""
+    """``"x0,y0,z0:x1,y1,z1"`` → its two corners (voxels); refused unless the end is
+    beyond the start on every axis (a reversed or empty box does nothing)."""
     if text.count(":") != 1:
         raise argparse.ArgumentTypeError(
             f"--bbox must be x0,y0,z0:x1,y1,z1 (voxels at --resolution); got {text!r}"
         )
-    start, stop = text.split(":")
-    return parse_vector(start, "--bbox start"), parse_vector(stop, "--bbox end")
+    start_text, stop_text = text.split(":")
+    start, stop = parse_vector(start_text, "--bbox start"), parse_vector(stop_text, "--bbox end")
+    flat = [f"{'xyz'[d]} ({start[d]:g} to {stop[d]:g})" for d in range(3) if stop[d] <= start[d]]
+    if flat:
+        raise argparse.ArgumentTypeError(
+            f"--bbox {text} is empty or reversed on {', '.join(flat)}: its end x1,y1,z1 must "
+            "be beyond its start x0,y0,z0 on every axis"
+        )
+    return start, stop
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -88,7 +104,8 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         default=None,
-        help="skip the chunks an earlier run of the same command finished",
+        help="skip the chunks an earlier run of the same command (or --run-id) finished, "
+        "wherever it was run from; the summary says when no journal was found",
     )
     parser.add_argument(
         "--retries", type=int, default=None, help="attempts after a failure (default 3)"
@@ -96,15 +113,22 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--journal-dir",
         default=None,
-        help="where run journals are kept (default: $LAMINA_JOURNAL_DIR or ./.lamina/journals)",
+        help="where run journals are kept (default: $LAMINA_JOURNAL_DIR, else "
+        "$XDG_STATE_HOME/lamina/journals, else ~/.local/state/lamina/journals)",
+    )
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="name the run: its journal is named after it, and --resume with the same "
+        "--run-id continues it (default: the run is known by what it does)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+def _run_options(args: argparse.Namespace) -> RunOptions:
     options = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
     options["progress"] = False if args.quiet else None
-    return options
+    return cast("RunOptions", options)
 
 
 def _region(args: argparse.Namespace, resolution: Any) -> Any:
@@ -139,27 +163,69 @@ def _add_copy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dst-chunk-size",
         type=lambda t: parse_int_vector(t, "--dst-chunk-size"),
-        help="the chunking of a new DST (default: SRC's)",
+        help="the chunking of a new DST (default: SRC's); refused when DST exists with another",
     )
 
 
-def _run_copy(args: argparse.Namespace) -> int:
-    from lamina.flows.copying import copy
-    from lamina.paths import open_or_create_path, open_path, template_of
+def _check_chunking_of_existing(path: str, dst: Any, resolution: Any, wanted: Any) -> None:
+    """Refuse ``--dst-chunk-size`` that an existing DST does not have: it would be
+    ignored, and the copy written with DST's own chunking without a word."""
+    from lamina.flows.checks import FlowArgumentError
+    from lamina.volumetric.geometry import Vec3D
 
+    backend = dst.backend
+    res = Vec3D.from_seq(resolution, "--dst-resolution").float()
+    if res not in backend.resolutions:
+        return  # copy() names the missing scale
+    have = backend.get_chunk_size(res)
+    if tuple(have) != tuple(wanted):
+        raise FlowArgumentError(
+            f"--dst-chunk-size {','.join(map(str, wanted))} is the chunking of a new DST, but "
+            f"{path} exists with chunk size {have.pformat()} at {res.pformat()} nm; nothing "
+            "was written. Copy into a new path, or leave out --dst-chunk-size to write with "
+            "DST's chunking"
+        )
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    """Check every argument, against DST's geometry or, when DST does not exist yet,
+    against the geometry it will be created with, before DST is created: a bad argument
+    leaves nothing behind for the next command to reuse."""
+    from lamina.flows.checks import backend_like, check_run_options
+    from lamina.flows.copying import copy, plan_copy
+    from lamina.paths import destination_exists, open_or_create_path, open_path, template_of
+
+    options = _run_options(args)
+    check_run_options("copy", options)
     src = open_path(args.src)
     resolution = args.resolution or _finest(src)
     dst_resolution = args.dst_resolution or resolution
+    region = _region(args, resolution)
     like = template_of(src, resolutions=[dst_resolution], chunk_size=args.dst_chunk_size)
+    exists = destination_exists(args.dst)
+    if not exists:
+        # the stand-in lives in memory; whether DST's storage reaches other processes is
+        # checked on DST itself once it is made
+        plan_copy(
+            src,
+            backend_like(like, args.dst),
+            bbox=region,
+            resolution=resolution,
+            dst_resolution=dst_resolution,
+            chunk_size=args.chunk_size,
+            run=cast("RunOptions", {k: v for k, v in options.items() if k != "executor"}),
+        )
     dst = open_or_create_path(args.dst, like)
+    if exists and args.dst_chunk_size is not None:
+        _check_chunking_of_existing(args.dst, dst, dst_resolution, args.dst_chunk_size)
     summary = copy(
         src,
         dst,
-        bbox=_region(args, resolution),
+        bbox=region,
         resolution=resolution,
         dst_resolution=dst_resolution,
         chunk_size=args.chunk_size,
-        **_run_options(args),
+        **options,
     )
     return _finish(summary)
 
@@ -195,9 +261,12 @@ def _add_downsample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_downsample(args: argparse.Namespace) -> int:
+    from lamina.flows.checks import check_run_options
     from lamina.flows.pyramid import downsample
     from lamina.paths import open_path
 
+    options = _run_options(args)
+    check_run_options("downsample", options)
     layer = open_path(args.path, readonly=False)
     resolution = args.resolution or _finest(layer)
     summary = downsample(
@@ -208,7 +277,7 @@ def _run_downsample(args: argparse.Namespace) -> int:
         mode=args.mode,
         bbox=_region(args, resolution),
         chunk_size=args.chunk_size,
-        **_run_options(args),
+        **options,
     )
     return _finish(summary)
 

@@ -36,6 +36,7 @@ from typing import Any
 import attrs
 
 from lamina.errors import LaminaError
+from lamina.flows.checks import check_run_options
 from lamina.flows.executors import default_workers
 from lamina.flows.journal import Journal
 from lamina.flows.reuse import KeptExecutors, RunExecutor
@@ -50,21 +51,30 @@ _MAX_BACKOFF_S = 10.0
 
 @attrs.frozen
 class RunSummary:
-    """What a run did: chunks run and skipped (resumed), bytes written, seconds."""
+    """What a run did: chunks run and skipped (resumed), bytes written, seconds, the
+    run's journal and, for a resumed run, whether that journal was found
+    (``journal_found``; ``None`` when the run was not resumed)."""
 
     chunks: int
     skipped: int
     bytes: int
     seconds: float
+    journal_found: bool | None = None
+    journal: Path | None = None
 
     def line(self) -> str:
-        """One summary line, e.g. ``64 chunks, 2.1 MB in 0.8 s, 2.6 MB/s``."""
+        """One summary line, e.g. ``64 chunks, 2.1 MB in 0.8 s, 2.6 MB/s``; a resumed run
+        that found no journal says so (every task ran)."""
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-        skipped = f" ({self.skipped} already done, skipped)" if self.skipped else ""
+        if self.journal_found is False:
+            where = f" in {self.journal.parent}" if self.journal is not None else ""
+            note = f" (resume: no journal of this run was found{where}, every task ran)"
+        else:
+            note = f" ({self.skipped} already done, skipped)" if self.skipped else ""
         return (
             f"{self.chunks} chunk{'' if self.chunks == 1 else 's'}, "
             f"{_megabytes(self.bytes)} in {self.seconds:.1f} s, "
-            f"{rate:.1f} MB/s{skipped}"
+            f"{rate:.1f} MB/s{note}"
         )
 
     def __str__(self) -> str:
@@ -201,6 +211,7 @@ def run_chunks(
     retries: int = 3,
     progress: bool | None = None,
     journal_dir: str | Path | None = None,
+    run_id: str | None = None,
     layers: Sequence[Any] = (),
 ) -> RunSummary:
     """Run ``operation`` on every chunk; see the module docstring.
@@ -209,25 +220,42 @@ def run_chunks(
         flow: the flow's name (for messages and the journal's name).
         operation: picklable ``operation(idx) -> bytes written``; must be idempotent.
         chunks: the chunk indices, in order (their numbers are their positions).
-        description: what the run does, JSON-able (names the journal).
+        description: what the run does, JSON-able (names the journal): it must be the
+            same in every process for the same run (no ``repr`` holding an address;
+            :func:`lamina.flows.identity.callable_identity` names functions).
         executor, workers, scheduler: the registered executor, its worker count and,
             for executors with a cluster (``dask``), the scheduler's address.
-        resume: skip the chunks the journal of this same run lists as finished.
+        resume: skip the chunks the journal of this same run lists as finished (the
+            summary says when no journal was found).
         retries: how often a failing chunk is tried again (0: never).
         progress: show a progress bar (``None``: when standard error is a terminal).
-        journal_dir: where journals live (see :mod:`lamina.flows.journal`).
+        journal_dir: where journals live (default: a per-user state directory, see
+            :func:`lamina.flows.journal.default_journal_dir`).
+        run_id: name the run: its journal is named after it instead of a hash of
+            ``description`` (a resumed run must still do the same chunks).
         layers: the layers the operation reads and writes; their backends' ``warm_up``
             runs here first, before any worker process is forked (in a
             ``reuse_workers()`` block, only the first run's workers are forked after it).
     """
     from lamina.plugins.manager import get_host
 
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an int >= 0; got {retries!r}")
+    check_run_options(  # before the journal is touched
+        flow,
+        {
+            "executor": executor,
+            "workers": workers,
+            "resume": resume,
+            "scheduler": scheduler,
+            "retries": retries,
+            "progress": progress,
+            "journal_dir": journal_dir,
+            "run_id": run_id,
+        },
+    )
     factory = get_host().lookup("executors", executor)
     options = {} if scheduler is None else {"scheduler": scheduler}
     total = len(chunks)
-    journal = Journal.for_run({"flow": flow, **description}, journal_dir)
+    journal = Journal.for_run({"flow": flow, **description}, journal_dir, run_id)
     done = journal.start(total, resume)
     todo: deque[int] = deque(n for n in range(total) if n not in done)
     attempts = dict.fromkeys(todo, 0)
@@ -306,7 +334,14 @@ def run_chunks(
         run_executor.close(ended)  # an interrupted run stops even a kept executor
         bar.close()
         journal.close()
-    summary = RunSummary(total - len(done), len(done), written, time.perf_counter() - start)
+    summary = RunSummary(
+        total - len(done),
+        len(done),
+        written,
+        time.perf_counter() - start,
+        journal_found=journal.found,
+        journal=journal.path,
+    )
     if failures:
         raise ChunksFailedError(flow, sorted(failures, key=lambda f: f.number), total, journal.path)
     return summary

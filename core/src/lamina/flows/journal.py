@@ -1,16 +1,19 @@
 """The journal of a flow run: which chunks are finished, on disk, for ``resume=True``.
 
-One small text file per run, named after a hash of what the run does (the flow, its
-destination, region, resolution and task size, and its other parameters), so that
-running the same command again finds it. The first line is a JSON header with that
-description and the number of chunks; each later line is the number of one finished
-chunk, appended (and flushed) by the process that runs the flow as soon as the chunk's
-write has returned. A run killed at any moment therefore leaves a journal that lists
-only chunks whose data is stored; ``resume=True`` skips exactly those.
+One small text file per run. It is named after a hash of what the run does (the flow,
+its volumes, region, resolution and task size, and its function by an identity that
+is the same in every process: :mod:`lamina.flows.identity`), so that running the same
+thing again — after the driver was killed, from another directory, on another machine
+sharing the directory — finds it; or after the run's ``run_id`` when one is given. The
+first line is a JSON header with that description and the number of chunks; each later
+line is the number of one finished chunk, appended (and flushed) by the process that
+runs the flow as soon as the chunk's write has returned. A run killed at any moment
+therefore leaves a journal that lists only chunks whose data is stored; ``resume=True``
+skips exactly those.
 
-Journals live in ``journal_dir`` (default: ``$LAMINA_JOURNAL_DIR``, else
-``.lamina/journals`` in the current directory). A run without ``resume`` starts its
-journal afresh.
+Journals live in ``journal_dir``, by default a per-user state directory
+(:func:`default_journal_dir`), never the current one, so where a command is run from
+does not matter. A run without ``resume`` starts its journal afresh.
 """
 
 from __future__ import annotations
@@ -18,49 +21,95 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+from lamina.flows.checks import FlowArgumentError
+
 __all__ = ["Journal", "default_journal_dir"]
+
+#: Keys of a run's description that may differ between runs sharing a ``run_id``: the
+#: identity of the run's function (naming the run is saying it is the same one).
+_IDENTITY_KEYS = frozenset({"fn"})
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def default_journal_dir() -> Path:
-    """``$LAMINA_JOURNAL_DIR``, else ``.lamina/journals`` in the current directory."""
-    return Path(os.environ.get("LAMINA_JOURNAL_DIR") or Path.cwd() / ".lamina" / "journals")
+    """Where journals are kept: ``$LAMINA_JOURNAL_DIR``; else
+    ``$XDG_STATE_HOME/lamina/journals``; else ``~/.local/state/lamina/journals``.
+
+    A per-user directory, not the current one, so that ``resume`` finds a run's journal
+    from any working directory.
+    """
+    chosen = os.environ.get("LAMINA_JOURNAL_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state and os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "lamina" / "journals"
+
+
+def _file_name(description: dict[str, Any], text: str, run_id: str | None) -> str:
+    if run_id is None:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return f"{description.get('flow', 'run')}-{digest}.jsonl"
+    if _SAFE_NAME.fullmatch(run_id):
+        return f"{run_id}.jsonl"
+    # a name with other characters: a safe spelling of it, plus a hash keeping it unique
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._-")[:80] or "run"
+    return f"{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}.jsonl"
 
 
 class Journal:
-    """The finished chunks of one run (see the module docstring)."""
+    """The finished chunks of one run (see the module docstring).
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    After :meth:`start`, ``found`` says whether a resumed run found its journal
+    (``None`` when the run was not resumed).
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any], run_id: str | None = None) -> None:
         self.path = path
         self.header = header
+        self.run_id = run_id
+        self.found: bool | None = None
 
     @classmethod
-    def for_run(cls, description: dict[str, Any], journal_dir: str | Path | None) -> Journal:
-        """The journal of the run ``description`` (JSON-able) in ``journal_dir``."""
+    def for_run(
+        cls,
+        description: dict[str, Any],
+        journal_dir: str | os.PathLike[str] | None,
+        run_id: str | None = None,
+    ) -> Journal:
+        """The journal of the run ``description`` (JSON-able) in ``journal_dir``
+        (default: :func:`default_journal_dir`), named after ``run_id`` when given, else
+        after a hash of the description."""
         text = json.dumps(description, sort_keys=True, default=str)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        root = Path(journal_dir) if journal_dir is not None else default_journal_dir()
-        name = f"{description.get('flow', 'run')}-{digest}.jsonl"
-        return cls(root / name, json.loads(text))
+        root = Path(journal_dir).expanduser() if journal_dir is not None else default_journal_dir()
+        header = json.loads(text)
+        if run_id is not None:
+            header["run_id"] = run_id
+        return cls(root / _file_name(description, text, run_id), header, run_id)
 
-    def finished(self, total: int) -> set[int]:
-        """The chunks recorded as finished (empty when there is no journal yet).
+    def finished(self, total: int) -> set[int] | None:
+        """The chunks recorded as finished; ``None`` when there is no journal yet.
 
-        Raises ``ValueError`` when the journal belongs to a run of another size (it
-        should not happen: the name is a hash of the run).
+        Raises :class:`~lamina.flows.checks.FlowArgumentError` (a ``ValueError``) when
+        the journal belongs to another run: one of another
+        size, or (a journal named by ``run_id``) one that did something else.
         """
         if not self.path.exists():
-            return set()
+            return None
         lines = self.path.read_text().splitlines()
         if not lines:
-            return set()
+            return None
         header = json.loads(lines[0])
+        self._check_same_run(header)
         if header.get("chunks") != total:
-            raise ValueError(
+            raise FlowArgumentError(
                 f"the journal {self.path} is of a run of {header.get('chunks')} chunks, not "
-                f"{total}; delete it to start afresh"
+                f"{total}; it is another run's. Give this run another run_id, or run it "
+                "without resume to start its journal afresh"
             )
         done = set()
         for line in lines[1:]:
@@ -69,10 +118,32 @@ class Journal:
                 done.add(int(line))
         return {n for n in done if n < total}
 
+    def _check_same_run(self, header: dict[str, Any]) -> None:
+        """Refuse resuming from a journal whose run did something else (the same
+        ``run_id`` given to two different runs): its chunk numbers are other boxes."""
+        ignored = {"chunks", "run_id", *_IDENTITY_KEYS}
+        theirs = {k: v for k, v in header.items() if k not in ignored}
+        ours = {k: v for k, v in self.header.items() if k not in ignored}
+        if theirs == ours:
+            return
+        differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
+        listed = "; ".join(
+            f"{k}: {json.dumps(theirs.get(k))} there, {json.dumps(ours.get(k))} now" for k in differ
+        )
+        raise FlowArgumentError(
+            f"the journal {self.path} is of another run ({listed}): resuming from it would "
+            "skip chunks this run has not done. Give this run another run_id, or run it "
+            "without resume to start its journal afresh. Nothing was changed."
+        )
+
     def start(self, total: int, resume: bool) -> set[int]:
         """Open the journal for this run: keep it (``resume``) or start afresh. Returns
-        the chunks to skip."""
-        done = self.finished(total) if resume else set()
+        the chunks to skip; sets ``found``."""
+        done: set[int] = set()
+        if resume:
+            recorded = self.finished(total)
+            self.found = recorded is not None
+            done = recorded or set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not done:
             header = {**self.header, "chunks": total}

@@ -15,8 +15,11 @@ class RunOptions(TypedDict, total=False):
 
     ``executor`` (``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``, …),
     ``workers``, ``resume``, ``scheduler`` (a Dask scheduler's address), ``retries``
-    (3), ``progress`` (a progress bar; ``None``: when standard error is a terminal) and
-    ``journal_dir``.
+    (3), ``progress`` (a progress bar; ``None``: when standard error is a terminal),
+    ``journal_dir`` (where journals are kept; default: a per-user state directory, see
+    :func:`lamina.flows.journal.default_journal_dir`) and ``run_id`` (a name for the
+    run: its journal is named after it, so ``resume=True`` finds it whatever the run's
+    function is; default: the run is known by what it does).
     """
 
     executor: str
@@ -26,17 +29,20 @@ class RunOptions(TypedDict, total=False):
     retries: int
     progress: bool | None
     journal_dir: str | Path | None
+    run_id: str | None
 
 
 def check_executor_reaches(options: RunOptions, *backends: VolumetricBackend) -> None:
     """Refuse running in other processes when a backend's data stays in this one (an
     in-memory volume would be written in each worker's copy and lost)."""
+    from lamina.flows.checks import FlowArgumentError
+
     executor = options.get("executor", "serial")
     if executor in ("serial", "threads"):
         return
     for backend in backends:
         if not backend.capabilities.shared_across_processes:
-            raise ValueError(
+            raise FlowArgumentError(
                 f"executor={executor!r} runs tasks in other processes, but {backend.name} "
                 f"({type(backend).__name__}) keeps its data in this process: what workers "
                 "write would be lost. Use executor='threads' or 'serial', or a volume on "

@@ -1,21 +1,35 @@
 """``downsample``: add a resolution pyramid to a volume, one read per task (as Igneous).
 
-The new scales are added to the volume first (``backend.add_resolutions``: stored, so
-every worker sees them). Tasks follow the chunk grid of the *coarsest* new level; each
-reads its region once at ``from_resolution`` and writes every level from it, each level
-resampled from the one before it, so no level is read back. Every task's writes are
-whole chunks of every level (checked before anything runs).
+Every argument is checked first, against the geometry the new scales will have
+(computed without writing: :func:`lamina.flows.checks.planned_scales`); only then are
+the scales added to the volume (``backend.add_resolutions``: stored, so every worker
+sees them), so a pyramid that fails to start leaves the volume as it was. Tasks follow
+the write grid of the *coarsest* new level; each reads its region once at
+``from_resolution`` and writes every level from it, each level resampled from the one
+before it, so no level is read back. Every task's writes are whole chunks of every
+level (checked before anything runs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Unpack
 
 import attrs
 
+from lamina.flows.checks import (
+    FlowArgumentError,
+    check_mode,
+    check_region,
+    check_resolution,
+    check_run_options,
+    check_writable,
+    planned_scales,
+)
 from lamina.flows.engine import RunSummary, run_chunks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.options import RunOptions, check_executor_reaches, mode_for
+from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.interpolation import InterpolationMode
@@ -29,11 +43,11 @@ def pyramid_resolutions(
 ) -> list[Vec3D[float]]:
     """``from_resolution * factor**k`` for ``k = 1 .. levels``."""
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be an int >= 1; got {levels!r}")
+        raise FlowArgumentError(f"levels must be an int >= 1; got {levels!r}")
     base = Vec3D.from_seq(from_resolution, "from_resolution").float()
     f = Vec3D.from_seq(factor, "factor")
     if not all(float(v).is_integer() and v >= 1 for v in f) or f == Vec3D(1, 1, 1):
-        raise ValueError(
+        raise FlowArgumentError(
             f"factor must be whole numbers >= 1 on every axis, not all 1 (e.g. 2,2,1); got "
             f"{f.pformat()}"
         )
@@ -68,6 +82,40 @@ class DownsampleChunk:
         return written
 
 
+def _pyramid_tasks(
+    grids: Mapping[Vec3D[float], VolumetricBackend],
+    levels: Sequence[Vec3D[float]],
+    bbox: BBox3D | None,
+    chunk_size: RawVec3D | None,
+) -> tuple[list[VolumetricIndex], BBox3D, Vec3D[int]]:
+    """The tasks of a pyramid (on the coarsest level's write grid), its region and task
+    size, checking that every task writes whole cells of every level's write grid.
+    ``grids`` gives, per level, the backend whose geometry the level has (or will have:
+    :func:`lamina.flows.checks.planned_scales`)."""
+    coarsest = levels[-1]
+    top = grids[coarsest]
+    region = top.get_bounds(coarsest).bbox if bbox is None else bbox
+    size = Vec3D.from_seq(
+        top.get_write_grid_size(coarsest) if chunk_size is None else chunk_size, "chunk_size"
+    ).int()
+    tasks = task_grid(top, region, coarsest, size)
+    for task in tasks:
+        for res in levels[:-1]:
+            grid = grids[res]
+            level = VolumetricIndex(resolution=res, bbox=task.bbox).intersection(
+                grid.get_bounds(res)
+            )
+            if grid.enforce_chunk_aligned_writes and not grid.is_write_aligned(level):
+                try:
+                    grid.assert_idx_is_write_aligned(level)  # describes the grid
+                except ValueError as exc:
+                    raise FlowArgumentError(
+                        f"downsample: the task {task.pformat()} at {coarsest.pformat()} nm "
+                        f"writes part of a chunk of level {res.pformat()} nm: {exc}"
+                    ) from None
+    return tasks, region, size
+
+
 def downsample(
     layer: Any,
     from_resolution: RawVec3D | None = None,
@@ -80,41 +128,44 @@ def downsample(
 ) -> RunSummary:
     """Add ``levels`` scales of ``factor`` each to ``layer``'s volume, from ``from_resolution``.
 
+    Every argument is checked — against the geometry the new scales will have — before
+    the scales are added: a pyramid that fails to start leaves the volume as it was.
+
     Args:
-        layer: a volumetric layer whose backend can add scales (precomputed, HDF5,
-            in-memory).
-        from_resolution: the scale the pyramid is computed from; default: the finest.
+        layer: a writable volumetric layer whose backend can add scales (precomputed,
+            HDF5, in-memory).
+        from_resolution: the scale the pyramid is computed from, one of the volume's;
+            default: the finest.
         factor: the downsampling factor per level (x, y, z), whole numbers.
         levels: how many levels to add.
         mode: the resampling mode; default: the one the volume's type implies
             (``segmentation`` for labels, ``img`` otherwise).
         bbox: the region (nm) to compute; default: the whole volume.
-        chunk_size: voxels of one task at the coarsest level, a multiple of its chunk
-            size (default: one chunk there, i.e. ``factor**levels`` chunks per axis at
+        chunk_size: voxels of one task at the coarsest level, a multiple of its write
+            grid (default: one cell of it, i.e. ``factor**levels`` chunks per axis at
             ``from_resolution``).
         run: how it runs (:class:`lamina.flows.options.RunOptions`).
     """
+    check_run_options("downsample", run, downsample)
     backend = volumetric_backend(layer, "layer")
+    if type(backend).add_resolutions is VolumetricBackend.add_resolutions:
+        backend.add_resolutions(())  # the base class's: says this backend cannot add scales
     check_executor_reaches(run, backend)
+    check_writable("downsample", layer, "layer")
     start = (
         backend.resolutions[0]
         if from_resolution is None
-        else Vec3D.from_seq(from_resolution, "from_resolution").float()
+        else check_resolution(backend, from_resolution, "from_resolution", "downsample")
     )
     wanted = pyramid_resolutions(start, factor, levels)
-    extended = backend.add_resolutions(wanted)
+    check_mode("downsample", mode, backend.num_channels)
+    check_region("downsample", bbox)
+    _pyramid_tasks(planned_scales(backend, wanted), wanted, bbox, chunk_size)
+    # every argument is good: only now is the volume changed (if it lacks a level)
+    new = [r for r in wanted if r not in backend.resolutions]
+    extended = backend.add_resolutions(wanted) if new else backend
     pyramid = attrs.evolve(layer, backend=extended)
-    coarsest = wanted[-1]
-    region = extended.get_bounds(coarsest).bbox if bbox is None else bbox
-    size = extended.get_chunk_size(coarsest) if chunk_size is None else chunk_size
-    tasks = task_grid(extended, region, coarsest, size)
-    for task in tasks:
-        for res in wanted[:-1]:
-            level = VolumetricIndex(resolution=res, bbox=task.bbox).intersection(
-                extended.get_bounds(res)
-            )
-            if extended.enforce_chunk_aligned_writes and not extended.is_chunk_aligned(level):
-                extended.assert_idx_is_chunk_aligned(level)  # raises, describing the grid
+    tasks, region, size = _pyramid_tasks(dict.fromkeys(wanted, extended), wanted, bbox, chunk_size)
     chosen: Literal["img", "segmentation"] | InterpolationMode = mode or mode_for(extended)
     operation = DownsampleChunk(pyramid, start, tuple(wanted), chosen)
     description = {
@@ -123,6 +174,6 @@ def downsample(
         "levels": [list(r) for r in wanted],
         "mode": chosen,
         "bbox": [list(region.start), list(region.end)],
-        "chunk_size": list(Vec3D.from_seq(size)),
+        "chunk_size": list(size),
     }
     return run_chunks("downsample", operation, tasks, description, layers=(pyramid,), **run)
