@@ -271,6 +271,16 @@ def is_stored(backend: Any, idx: VolumetricIndex) -> bool:
     return False
 
 
+def damage_chunk(backend: Any, idx: VolumetricIndex) -> bool:
+    """Damage a precomputed member's stored chunk holding ``idx``'s first voxel; memory
+    and dense members keep arrays: nothing to damage."""
+    if is_memory(backend) or isinstance(backend, DenseBackend):
+        return False
+    from lamina_precomputed.testing import damage_chunk as damage_precomputed
+
+    return damage_precomputed(backend, idx)
+
+
 def small_volume(**changes: Any) -> TestVolume:
     """A small contract-style volume: offset (32, 64, 4), size (160, 96, 10) at 4x4x40."""
     return TestVolume(**changes)

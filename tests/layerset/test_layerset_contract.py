@@ -23,6 +23,7 @@ import attrs
 import pytest
 from lamina_layerset import VolumetricSetBackend
 from layerset_support import (
+    damage_chunk,
     dense_member,
     is_stored,
     memory_member,
@@ -139,6 +140,9 @@ class _MemberContract(VolumetricBackendTests):
 
     def is_stored(self, backend: Any, idx: VolumetricIndex) -> bool:
         return is_stored(backend.member, idx)
+
+    def damage_stored_chunk(self, backend: Any, idx: VolumetricIndex) -> bool:
+        return damage_chunk(backend.member, idx)
 
     def test_other_members_are_untouched(self, backend: MemberView) -> None:
         """A partial write through the set writes only the member it names."""

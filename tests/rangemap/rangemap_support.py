@@ -102,6 +102,18 @@ def is_stored(rm: Any, idx: VolumetricIndex) -> bool:
     return False
 
 
+def damage_chunk(rm: Any, idx: VolumetricIndex) -> bool:
+    """Damage, in the source owning ``idx``'s first voxel, the chunk holding it (a
+    precomputed source); in-memory sources keep arrays: nothing to damage."""
+    first = VolumetricIndex.from_coords(idx.start, idx.start + Vec3D(1, 1, 1), idx.resolution)
+    backend = rm.ranges[int(owner_map(_boxes(rm), first)[0, 0, 0])][1].backend
+    if type(backend).__name__ != "CVBackend":
+        return False
+    from lamina_precomputed.testing import damage_chunk as damage_precomputed
+
+    return damage_precomputed(backend, idx)
+
+
 # -- a user's own volumetric backend that records what it is asked ---------------------------
 class RecordingBackend(VolumetricBackend):
     """A user's own ``VolumetricBackend`` subclass: delegates to ``inner`` and records

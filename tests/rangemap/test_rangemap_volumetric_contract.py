@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from lamina_rangemap import RangeMapBackend
-from rangemap_support import is_stored, owner_map, raw_read, raw_write
+from rangemap_support import damage_chunk, is_stored, owner_map, raw_read, raw_write
 
 import lamina
 from lamina import BBox3D, MemoryVolumetricBackend, VolumetricIndex, build_volumetric_layer
@@ -55,6 +55,9 @@ class _RangeMapContract(VolumetricBackendTests):
 
     def is_stored(self, backend: Any, idx: VolumetricIndex) -> bool:
         return is_stored(backend, idx)
+
+    def damage_stored_chunk(self, backend: Any, idx: VolumetricIndex) -> bool:
+        return damage_chunk(backend, idx)
 
     # -- beyond the suite: the foreign data stays where it is ------------------------------
     def test_foreign_data_is_neither_read_nor_overwritten(self, backend: Any) -> None:

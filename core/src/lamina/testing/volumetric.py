@@ -4,10 +4,11 @@ Subclass :class:`VolumetricBackendTests` and implement ``make_backend(volume, pa
 (a fresh, empty backend for a :class:`TestVolume` — ``path`` is a fresh directory for
 backends that store files) and the raw hooks ``raw_read``, ``raw_write`` and
 ``is_stored``, which must reach the storage without the backend's own ``read`` and
-``write``. The suite covers round trips per dtype and channel count, reads outside the
-bounds and of missing chunks, aligned and non-aligned writes, several resolutions,
-checks made before anything is written, readonly, pickling, a spawned process and
-delete.
+``write``, and ``damage_stored_chunk``. The suite covers round trips per dtype and
+channel count, reads outside the bounds and of missing chunks, damaged chunks (an error,
+never zeros), aligned and non-aligned writes, several resolutions, checks made before
+anything is written (a refused write leaves stored data unchanged), readonly, pickling,
+a spawned process and delete.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from lamina.errors import UnknownResolutionError
+from lamina.errors import DamagedChunkError, UnknownResolutionError
 from lamina.testing.contracts import BackendContract
+from lamina.testing.flows import FlowArgumentTests
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -66,7 +68,7 @@ def random_data(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> npt.NDArra
     return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
 
 
-class VolumetricBackendTests(BackendContract):
+class VolumetricBackendTests(FlowArgumentTests, BackendContract):
     """Contract of every volumetric backend; subclass it in the backend's tests."""
 
     #: The dtypes the backend stores (override for formats with fewer).
@@ -86,6 +88,13 @@ class VolumetricBackendTests(BackendContract):
     def make_backend(self, volume: TestVolume, path: Path) -> VolumetricBackend:
         """A fresh, empty backend storing ``volume`` (under ``path`` if it stores files)."""
         raise NotImplementedError("subclass the suite and implement make_backend")
+
+    def damage_stored_chunk(self, backend: VolumetricBackend, idx: VolumetricIndex) -> bool:
+        """Damage, without the backend's methods, the stored chunk holding ``idx``'s first
+        voxel so that it no longer decodes (a file cut short, a body that is not its
+        encoding). Return ``False`` when the storage holds no encoded chunks that could be
+        damaged (arrays kept in memory); the suite then checks nothing more."""
+        raise NotImplementedError("subclass the suite and implement damage_stored_chunk")
 
     @pytest.fixture
     def make(self, tmp_path: Path) -> Any:
@@ -305,3 +314,36 @@ class VolumetricBackendTests(BackendContract):
         with pytest.raises(IOError, match="readonly"):
             layer[idx] = 1
         assert not self.is_stored(backend, idx)
+
+    # -- nothing lost, nothing invented ---------------------------------------------------------
+    def test_a_damaged_chunk_is_an_error_not_the_fill_value(
+        self, backend: VolumetricBackend
+    ) -> None:
+        idx = self.index(backend, (0, 0, 0), (32, 32, 4))
+        backend.write(idx, random_data((1, *idx.shape), backend.dtype, seed=8))
+        if not self.damage_stored_chunk(backend, idx):
+            pytest.skip(f"{type(backend).__name__} stores no encoded chunks to damage")
+        with pytest.raises(DamagedChunkError):
+            backend.read(idx)
+
+    def test_a_refused_write_leaves_the_stored_data_unchanged(
+        self, backend: VolumetricBackend
+    ) -> None:
+        whole = self.index(backend, (0, 0, 0), (64, 64, 8))
+        stored = random_data((1, *whole.shape), backend.dtype, seed=9)
+        backend.write(whole, stored)
+        lossy = 0.5 if backend.dtype.kind in "iu" else 1e300
+        region = self.index(backend, (0, 0, 0), (32, 32, 4))
+        refused: list[tuple[VolumetricIndex, Any, str]] = [
+            (self.index(backend, (1, 0, 0), (33, 32, 4)), None, "not aligned"),
+            (self.index(backend, (128, 0, 0), (192, 32, 4)), None, "bounds"),
+            (region, np.ones((1, 32, 32, 3)), "spatial shape"),
+            (region, np.ones((2, 32, 32, 4)), "channel"),
+            (region, np.full((1, 32, 32, 4), lossy), "without losing data"),
+        ]
+        for idx, data, match in refused:
+            payload = random_data((1, *idx.shape), backend.dtype) if data is None else data
+            with pytest.raises(ValueError, match=match):
+                backend.write(idx, payload)
+        self.assert_data_equal(self.raw_read(backend, whole), stored)
+        self.assert_data_equal(backend.read(whole), stored)
