@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from lamina_precomputed import CVBackend
+from lamina_precomputed.testing import damage_chunk
 from precomputed_support import is_stored, raw_read, raw_write, spec_for
 
 from lamina import VolumetricIndex
@@ -31,6 +32,9 @@ class _CVContract(VolumetricBackendTests):
 
     def is_stored(self, backend: Any, idx: VolumetricIndex) -> bool:
         return is_stored(backend, idx)
+
+    def damage_stored_chunk(self, backend: Any, idx: VolumetricIndex) -> bool:
+        return damage_chunk(backend, idx)
 
 
 class TestLocalPath(_CVContract):

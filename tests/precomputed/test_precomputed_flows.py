@@ -164,23 +164,167 @@ def test_unknown_encodings_are_refused_before_anything_is_written(tmp_path: Path
     assert not (tmp_path / "bad").exists()
 
 
-def test_the_parent_imports_cloudvolume_before_forking_workers(
+def test_the_parent_imports_cloudfiles_before_forking_workers(
     source: tuple[Path, Any], tmp_path: Path
 ) -> None:
-    """Forked workers inherit CloudVolume from the parent (``CVBackend.warm_up``) instead
+    """Forked workers inherit cloud-files from the parent (``CVBackend.warm_up``) instead
     of each importing it again on its first chunk (about a second each)."""
     path, _ = source
     script = f"""
 import sys, lamina
 from lamina.flows import downsample
 layer = lamina.build_cv_layer({str(path)!r})
-assert "cloudvolume" not in sys.modules, "building a layer stays cheap"
+assert "cloudfiles" not in sys.modules, "building a layer stays cheap"
 downsample(layer, levels=1, executor="processes", workers=2, progress=False,
            journal_dir={str(tmp_path / "j")!r})
-print("cloudvolume" in sys.modules)
+print("cloudfiles" in sys.modules)
 """
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+# -- nothing lost when a run is killed, nothing made when arguments are bad -----------------------
+_DRIVER = """
+import sys, time
+import numpy as np
+import lamina
+from lamina.flows import apply
+
+class Slow:
+    '''A configured callable object, as a model is: known by its class and state.'''
+
+    def __init__(self, factor, markers):
+        self.factor = factor
+        self.markers = markers
+
+    def __call__(self, data):
+        import os, uuid
+        open(os.path.join(self.markers, uuid.uuid4().hex), "w").close()
+        time.sleep(0.15)
+        return data * self.factor
+
+src = lamina.build_cv_layer(sys.argv[1])
+dst = lamina.build_cv_layer(sys.argv[2])
+summary = apply(Slow(2, sys.argv[3]), src, dst, chunk_size=(64, 64, 8), progress=False,
+                resume=len(sys.argv) > 4)
+print(summary.chunks, summary.skipped)
+"""
+
+
+def test_a_killed_apply_with_a_callable_object_resumes_from_another_directory(
+    source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    path, data = source
+    small = data // 2  # so that doubling stays in uint8
+    lamina.build_cv_layer(str(path))[R, 0:256, 0:256, 0:32] = small
+    _volume(tmp_path / "dst")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # Slow lives in __main__ of each run
+    first_dir, second_dir = tmp_path / "here", tmp_path / "there"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    args = [sys.executable, str(script), str(path), str(tmp_path / "dst"), str(markers)]
+    driver = subprocess.Popen(args, cwd=first_dir, env=env)
+    deadline = time.monotonic() + 60
+    while len(list(markers.iterdir())) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(30)
+    started = len(list(markers.iterdir()))
+    assert 6 <= started < 64  # killed mid-run: 64 tasks of 64 x 64 x 8
+    resumed = subprocess.run(
+        [*args, "resume"], cwd=second_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    ran, skipped = (int(v) for v in resumed.stdout.split())
+    assert skipped >= started - 1  # every task journaled before the kill is skipped
+    assert ran + skipped == 64
+    out = lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:256, 0:256, 0:32]
+    np.testing.assert_array_equal(out, small * 2)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--executor", "gpu"], "gpu"),
+        (["--workers", "0", "--executor", "threads"], "workers"),
+        (["--resolution", "9,9,40"], "9"),
+        (["--chunk-size", "100,100,8"], "multiple"),
+        (["--bbox", "64,64,8:0,0,0"], "bbox"),
+        (["--levls", "2"], "levls"),
+    ],
+)
+def test_a_bad_copy_argument_creates_no_destination(
+    source: tuple[Path, Any], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    path, _ = source
+    out = _lamina("copy", str(path), "out", "--dst-chunk-size", "64,64,8", *extra, cwd=tmp_path)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists()
+    good = _lamina("copy", str(path), "out", "--dst-chunk-size", "128,128,16", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    made = lamina.build_cv_layer(str(tmp_path / "out"))
+    assert made.backend.get_chunk_size(R) == Vec3D(128, 128, 16)
+
+
+def _invert(data: Any) -> Any:
+    return 255 - data
+
+
+def test_apply_into_a_sharded_volume_writes_every_voxel(
+    source: tuple[Path, Any], tmp_path: Path
+) -> None:
+    import tensorstore as ts
+
+    from lamina.flows import apply
+
+    path, data = source
+    sharding = {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "hash": "identity",
+        "preshift_bits": 2,
+        "minishard_bits": 1,
+        "shard_bits": 3,
+        "minishard_index_encoding": "gzip",
+        "data_encoding": "gzip",
+    }
+    ts.open(
+        {
+            "driver": "neuroglancer_precomputed",
+            "kvstore": {"driver": "file", "path": str(tmp_path / "sharded")},
+            "multiscale_metadata": {"type": "image", "data_type": "uint8", "num_channels": 1},
+            "scale_metadata": {
+                "resolution": list(R),
+                "encoding": "raw",
+                "chunk_size": [64, 64, 8],
+                "size": list(SHAPE),
+                "sharding": sharding,
+            },
+            "create": True,
+        }
+    ).result()
+    dst = lamina.build_cv_layer(str(tmp_path / "sharded"))
+    assert dst.backend.get_write_grid_size(R) == Vec3D(128, 128, 16)
+    summary = apply(_invert, lamina.build_cv_layer(str(path)), dst, progress=False)
+    assert summary.chunks >= 1
+    back = ts.open(
+        {
+            "driver": "neuroglancer_precomputed",
+            "kvstore": {"driver": "file", "path": str(tmp_path / "sharded")},
+        }
+    ).result()
+    np.testing.assert_array_equal(
+        np.asarray(back.read(order="F").result()).transpose(3, 0, 1, 2), 255 - data
+    )

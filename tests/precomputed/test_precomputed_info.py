@@ -148,7 +148,7 @@ def make_reference(path: Path, *, coarse_first: bool = False) -> Path:
     scales = [
         {"key": "fine", "encoding": "raw", "chunk_sizes": [[16, 16, 2]], "resolution": [4, 4, 40],
          "voxel_offset": [8, 8, 1], "size": [100, 80, 6], "locked": True, "note": "fine"},
-        {"key": "coarse", "encoding": "jpeg", "chunk_sizes": [[32, 32, 4]],
+        {"key": "coarse", "encoding": "compressed_segmentation", "chunk_sizes": [[32, 32, 4]],
          "resolution": [8, 8, 40], "voxel_offset": [4, 4, 1], "size": [50, 40, 6],
          "note": "coarse"},
     ]  # fmt: skip
@@ -195,7 +195,7 @@ def test_a_chosen_reference_scale(tmp_path: Path) -> None:
     )
     (scale,) = info_at(tmp_path / "v")["scales"]
     assert (scale["encoding"], scale["chunk_sizes"], scale["note"]) == (
-        "jpeg",
+        "compressed_segmentation",
         [[32, 32, 4]],
         "coarse",
     )

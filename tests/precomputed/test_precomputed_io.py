@@ -1,5 +1,5 @@
-"""IO (issue item 2): scales by resolution, layout, zeros, alignment, bounds, zero chunks,
-threads, and the memory layout handed to CloudVolume."""
+"""IO: scales by resolution, layout, zeros, alignment, bounds, zero chunks, threads, and
+the memory layout of writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from lamina_precomputed import CVBackend, build_cv_layer
+from lamina_precomputed import build_cv_layer
 from precomputed_support import raw_read, small_volume_params, stored_chunks
 
 from lamina import BBox3D, UnknownResolutionError, Vec3D, VolumetricIndex
@@ -67,8 +67,8 @@ def test_reads_are_channels_first_views_of_fortran_cutouts(tmp_path: Path) -> No
     assert out.shape == (3, 64, 32, 4)
     np.testing.assert_array_equal(out, data)
     assert type(out) is np.ndarray
-    # (C, X, Y, Z) with x fastest: the transpose of CloudVolume's (X, Y, Z, C) cutout,
-    # not a copy of it (W34).
+    # (C, X, Y, Z) with x fastest: the transpose of a Fortran-ordered (X, Y, Z, C)
+    # array, not a copy of it.
     assert out.base is not None
     assert out.transpose(1, 2, 3, 0).flags.f_contiguous
 
@@ -182,79 +182,42 @@ def test_many_threads_write_and_read_one_layer(layer: Any) -> None:
     np.testing.assert_array_equal(raw_read(layer.name, idx((0, 0, 0), (128, 64, 4))), expected)
 
 
-def test_each_thread_has_its_own_handles(layer: Any) -> None:
-    backend: CVBackend = layer.backend
-    seen: list[Any] = []
-    thread = threading.Thread(target=lambda: seen.append(backend._handle(0)))
-    thread.start()
-    thread.join()
-    assert seen[0] is not backend._handle(0)
-    assert backend._handle(0) is backend._handle(0)
-
-
-# -- the memory layout handed to CloudVolume ---------------------------------------------------
-@pytest.fixture
-def uploads(layer: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The arrays the backend hands to CloudVolume's upload."""
-    handle = layer.backend._handle(0)
-    seen: list[Any] = []
-    real = handle.image.upload
-
-    def spy(image: Any, offset: Any, mip: int, **kwargs: Any) -> Any:
-        seen.append(image)
-        return real(image, offset, mip, **kwargs)
-
-    monkeypatch.setattr(handle.image, "upload", spy)
-    return seen
-
-
-def test_c_ordered_writes_are_converted_once_to_fortran_order(
-    layer: Any, uploads: list[Any]
-) -> None:
-    data = np.ascontiguousarray(np.random.default_rng(0).integers(0, 255, (1, 64, 32, 4), np.uint8))
-    layer[FINE, 0:64, 0:32, 0:4] = data
-    (handed,) = uploads
-    assert handed.shape == (64, 32, 4, 1)
-    assert handed.flags.f_contiguous
+# -- the memory layout of writes ---------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_every_memory_layout_stores_the_same_chunk_files(tmp_path: Path, layout: str) -> None:
+    """C-ordered (C, X, Y, Z) arrays, x-fastest ones and strided views are encoded alike:
+    the chunk files hold x-fastest raw bytes whatever the input's layout."""
+    data = np.random.default_rng(0).integers(0, 255, (2, 64, 32, 4), np.uint8)
+    given = {
+        "C": np.ascontiguousarray(data),
+        "F": np.asfortranarray(data.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),
+        "strided": np.repeat(data, 2, axis=1)[:, ::2],
+    }[layout]
+    layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_num_channels=2))
+    layer[FINE, 0:64, 0:32, 0:4] = given
+    chunk = (tmp_path / "v" / "4_4_40" / "32-64_0-32_0-4").read_bytes()
+    assert chunk == data[:, 32:64, 0:32, 0:4].transpose(1, 2, 3, 0).tobytes(order="F")
     np.testing.assert_array_equal(layer[FINE, 0:64, 0:32, 0:4], data)
 
 
-def test_x_fastest_writes_are_handed_over_without_a_copy(layer: Any, uploads: list[Any]) -> None:
-    xyzc = np.asfortranarray(np.random.default_rng(1).integers(0, 255, (64, 32, 4, 1), np.uint8))
-    data = xyzc.transpose(3, 0, 1, 2)  # (C, X, Y, Z), x fastest
-    layer[FINE, 0:64, 0:32, 0:4] = data
-    (handed,) = uploads
-    assert np.shares_memory(handed, xyzc)
-    assert handed.flags.f_contiguous
-
-
-def test_the_tiled_fortran_copy_is_exact() -> None:
-    from lamina_precomputed.backend import _to_fortran
-
-    data = np.random.default_rng(2).integers(0, 2**16, (2, 100, 70, 300), np.uint16)
-    xyzc = data.transpose(1, 2, 3, 0)
-    out = _to_fortran(xyzc)
-    assert out.flags.f_contiguous
-    np.testing.assert_array_equal(out, xyzc)
-
-
 @pytest.mark.parametrize("layout", ["C", "F", "fill", "non-aligned"])
-def test_large_writes_are_cut_into_pieces(
+def test_large_writes_are_cut_into_slabs_on_the_write_grid(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
     import lamina_precomputed.backend as backend_module
+    from lamina_precomputed.scale_io import ScaleIO
 
-    for name in ("_SPLIT_BYTES", "_SLAB_BYTES", "_BLOCK_BYTES"):
-        monkeypatch.setattr(backend_module, name, 8192)  # a 256 KiB write: many pieces
+    for name in ("_SPLIT_BYTES", "_SLAB_BYTES"):
+        monkeypatch.setattr(backend_module, name, 8192)  # a 256 KiB write: many slabs
     layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_num_channels=2))
-    handle_uploads: list[tuple[Any, ...]] = []
-    real = CVBackend._upload_part
+    slabs: list[tuple[Any, ...]] = []
+    real = ScaleIO.write
 
-    def spy(self: Any, mip: int, xyzc: Any, value: Any, offset: Any) -> None:
-        handle_uploads.append((xyzc.shape, offset))
-        real(self, mip, xyzc, value, offset)
+    def spy(self: Any, xyzc: Any, start: Any, partial: bool) -> None:
+        slabs.append((xyzc.shape, tuple(start)))
+        real(self, xyzc, start, partial)
 
-    monkeypatch.setattr(CVBackend, "_upload_part", spy)
+    monkeypatch.setattr(ScaleIO, "write", spy)
     rng = np.random.default_rng(3)
     region = idx((0, 0, 0), (128, 128, 8))
     if layout == "C":
@@ -273,7 +236,11 @@ def test_large_writes_are_cut_into_pieces(
         data = np.ascontiguousarray(rng.integers(1, 255, (2, 115, 125, 6), np.uint8))
         expected = data
     layer[region] = data
-    assert len(handle_uploads) > 1
+    assert len(slabs) > 1
+    for _, start in slabs:  # every cut is a chunk-grid line
+        assert all(
+            s == r or s % c == 0 for s, r, c in zip(start, region.start, (32, 32, 4), strict=True)
+        ), start
     np.testing.assert_array_equal(raw_read(layer.name, region), expected)
     if layout == "non-aligned":
         around = raw_read(layer.name, idx((0, 0, 0), (128, 128, 8)))
@@ -281,27 +248,20 @@ def test_large_writes_are_cut_into_pieces(
         assert not around.any()
 
 
-def test_a_local_scale_directory_is_made_before_cloudvolume_writes(
-    layer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_writes_leave_no_temporary_files_and_survive_a_deleted_volume(
+    layer: Any, tmp_path: Path
 ) -> None:
-    """Workers writing a new scale's first chunks at once would race in CloudFiles' mkdir,
-    whose loser sleeps 100 ms; lamina makes the directory first, so CloudFiles never has
-    to, also after the volume was deleted and made again in this process."""
-    import cloudfiles.interfaces
-
-    made_by_cloudfiles: list[str] = []
-    original = cloudfiles.interfaces.mkdir
-
-    def spy(path: str) -> Any:
-        if not Path(path).is_dir():
-            made_by_cloudfiles.append(path)
-        return original(path)
-
-    monkeypatch.setattr(cloudfiles.interfaces, "mkdir", spy)
+    """Chunk files are written to a temporary name and renamed into place (a reader never
+    sees half a chunk); directories removed by ``delete`` are made again."""
     for _ in range(2):
         layer[FINE, 0:64, 0:64, 0:4] = 1
         layer[COARSE, 0:32, 0:32, 0:4] = 2
-        assert (tmp_path / "v" / "4_4_40").is_dir()
+        assert sorted(p.name for p in (tmp_path / "v" / "4_4_40").iterdir()) == [
+            "0-32_0-32_0-4",
+            "0-32_32-64_0-4",
+            "32-64_0-32_0-4",
+            "32-64_32-64_0-4",
+        ]
+        assert (layer[COARSE, 0:32, 0:32, 0:4] == 2).all()
         layer.backend.delete()
         layer = build_cv_layer(tmp_path / "v", **small_volume_params())
-    assert made_by_cloudfiles == []

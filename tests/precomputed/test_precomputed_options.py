@@ -1,5 +1,4 @@
-"""Options (issue items 3 and 4): cv_kwargs, with_changes, caches, defaults, no info churn,
-pickling, delete."""
+"""Options: cv_kwargs, with_changes, caches, defaults, no info churn, pickling, delete."""
 
 from __future__ import annotations
 
@@ -38,16 +37,18 @@ def info_at(path: Path) -> dict[str, Any]:
 
 
 # -- defaults and cv_kwargs --------------------------------------------------------------------
-def test_defaults_are_fast_and_lossless(backend: CVBackend) -> None:
-    handle = backend._handle(0)
-    assert handle.bounded is False
-    assert handle.fill_missing is True
-    assert handle.delete_black_uploads is False  # all-zero chunks are stored (W27)
-    assert handle.non_aligned_writes is False
-    assert handle.autocrop is False  # lamina crops only when asked, never CloudVolume
-    assert handle.compress is False  # no gzip: fast writes, readable by TensorStore
-    assert handle.cache.enabled is False  # no disk cache (W33)
-    assert handle.image.lru.size == 0  # no in-memory chunk cache (W33)
+def test_defaults_are_fast_and_lossless(backend: CVBackend, path: Path) -> None:
+    options = backend.cv_kwargs
+    assert options["bounded"] is False
+    assert options["fill_missing"] is True
+    assert options["delete_black_uploads"] is False  # all-zero chunks are stored
+    assert options["non_aligned_writes"] is False
+    assert options["autocrop"] is False  # lamina crops only when asked
+    assert options["compress"] is False  # no gzip: fast writes, readable by TensorStore
+    backend.write(_idx((0, 0, 0), (32, 32, 4)), np.zeros((1, 32, 32, 4), np.uint8))
+    assert os.listdir(path / "4_4_40") == ["0-32_0-32_0-4"]  # stored, uncompressed
+    assert backend._memory_cache is None  # no in-memory chunk cache
+    assert backend._io(FINE).disk_cache is None  # no disk cache
     assert (backend.allow_cache, backend.use_compression, backend.cache_bytes_limit) == (
         False,
         False,
@@ -66,11 +67,14 @@ def test_new_chunk_files_are_plain_raw_bytes(path: Path) -> None:
     assert (path / "4_4_40" / name).stat().st_size == 32 * 32 * 4
 
 
-def test_cv_kwargs_pass_through_and_mip_is_refused(path: Path) -> None:
+def test_cv_kwargs_are_honoured_accepted_or_refused(path: Path) -> None:
     layer = build_cv_layer(path, cv_kwargs={"lru_encoding": "raw", "cdn_cache": False})
-    handle = layer.backend._handle(0)
-    assert handle.image._lru_encoding == "raw"
-    assert handle.cdn_cache is False
+    assert layer.backend._io(FINE).options.cache_control == "no-cache"
+    assert layer.backend.cv_kwargs["lru_encoding"] == "raw"  # accepted, without effect here
+    with pytest.raises(ValueError, match=r"does not know: \['fill_mising'\]"):
+        build_cv_layer(path, cv_kwargs={"fill_mising": False})  # a typo is not ignored
+    with pytest.raises(ValueError, match="compress"):
+        build_cv_layer(path, cv_kwargs={"compress": "lz4"})
     with pytest.raises(ValueError, match="mip"):
         build_cv_layer(path, cv_kwargs={"mip": 1})
     with pytest.raises(ValueError, match="info"):
@@ -129,7 +133,7 @@ def _idx(start: Any, stop: Any, res: Any = FINE) -> Any:
 def test_enforce_chunk_aligned_writes(backend: CVBackend) -> None:
     loose = backend.with_changes(enforce_chunk_aligned_writes=False)
     assert not loose.enforce_chunk_aligned_writes
-    assert loose._handle(0).non_aligned_writes
+    assert loose.cv_kwargs["non_aligned_writes"]
     loose.write(_idx((1, 1, 1), (5, 5, 3)), np.full((1, 4, 4, 2), 4, np.uint8))
     assert (backend.read(_idx((1, 1, 1), (5, 5, 3))) == 4).all()
     strict = loose.with_changes(enforce_chunk_aligned_writes=True)
@@ -148,7 +152,6 @@ def test_overwrite_partial_chunks(backend: CVBackend) -> None:
     assert (out[:, 16:] == 9).all()
     shell = loose.with_changes(overwrite_partial_chunks=True)
     assert shell.overwrite_partial_chunks
-    assert shell._handle(0).overwrite_partial_chunks
     shell.write(part, np.full((1, 16, 16, 4), 2, np.uint8))  # no read: the rest becomes 0
     out = backend.read(whole)
     assert (out[:, :16, :16] == 2).all()
@@ -158,25 +161,23 @@ def test_overwrite_partial_chunks(backend: CVBackend) -> None:
 def test_use_compression(backend: CVBackend, path: Path) -> None:
     gz = backend.with_changes(use_compression=True)
     assert gz.use_compression
-    assert gz._handle(0).compress == "gzip"
+    assert gz.cv_kwargs["compress"] == "gzip"
     gz.write(_idx((0, 0, 0), (32, 32, 4)), np.full((1, 32, 32, 4), 6, np.uint8))
     assert os.listdir(path / "4_4_40") == ["0-32_0-32_0-4.gz"]
     assert (backend.read(_idx((0, 0, 0), (32, 32, 4))) == 6).all()
     assert not gz.with_changes(use_compression=False).use_compression
 
 
-def test_allow_cache_really_turns_the_disk_cache_on(backend: CVBackend) -> None:
+def test_allow_cache_turns_the_disk_cache_on_for_remote_volumes(
+    backend: CVBackend, mem_root: str
+) -> None:
     cached = backend.with_changes(allow_cache=True)
     assert cached.allow_cache
-    assert cached._handle(0).cache.enabled
-    idx = _idx((0, 0, 0), (32, 32, 4))
-    cached.write(idx, np.full((1, 32, 32, 4), 8, np.uint8))
-    cached.read(idx)
-    cache_dir = Path(cached._handle(0).cache.path)
-    assert any(p.is_file() and "0-32_0-32_0-4" in p.name for p in cache_dir.rglob("*"))
-    cached.clear_disk_cache()
-    assert not any("0-32_0-32_0-4" in p.name for p in cache_dir.rglob("*"))
-    assert not cached.with_changes(allow_cache=False)._handle(0).cache.enabled
+    assert cached._io(FINE).disk_cache is None  # a local volume has nothing to cache
+    remote = build_cv_layer(mem_root, **small_volume_params()).backend
+    assert remote._io(FINE).disk_cache is None
+    # (mem:// counts as local too; S3 reads through the disk cache: test_remote_reads)
+    assert not cached.with_changes(allow_cache=False).allow_cache
 
 
 def test_cache_bytes_limit_sizes_the_memory_cache_and_clear_cache_empties_it(
@@ -184,18 +185,22 @@ def test_cache_bytes_limit_sizes_the_memory_cache_and_clear_cache_empties_it(
 ) -> None:
     limited = backend.with_changes(cache_bytes_limit=1_000_000)
     assert limited.cache_bytes_limit == 1_000_000
-    lru = limited._handle(0).image.lru
-    assert lru.size == 1_000_000
     idx = _idx((0, 0, 0), (64, 64, 4))
     limited.write(idx, np.full((1, 64, 64, 4), 2, np.uint8))
     limited.read(idx)
-    assert len(lru) > 0
+    cache = limited._memory_cache
+    assert cache is not None
+    assert cache.limit == 1_000_000
+    assert len(cache) == 4
+    limited.write(_idx((0, 0, 0), (32, 32, 4)), np.full((1, 32, 32, 4), 5, np.uint8))
+    assert len(cache) == 3  # a write forgets the chunks it replaces
+    assert (limited.read(idx)[:, :32, :32] == 5).all()
     limited.clear_cache()
-    assert len(lru) == 0
-    assert limited._handle(0) is not None
-    assert limited._handle(0).image.lru is not lru
+    assert len(cache) == 0
     via_builder = build_cv_layer(backend.name, cache_bytes_limit=4096).backend
-    assert via_builder._handle(0).image.lru.size == 4096
+    via_builder.read(idx)
+    assert via_builder._memory_cache is not None
+    assert via_builder._memory_cache.nbytes == 4096  # one 32 x 32 x 4 chunk fits, not two
     with pytest.raises(ValueError, match="cache_bytes_limit"):
         backend.with_changes(cache_bytes_limit=-1)
 
@@ -242,7 +247,7 @@ def test_capabilities_are_honest(backend: CVBackend, mem_root: str) -> None:
 
 
 def test_pickles_carry_no_handles(backend: CVBackend) -> None:
-    backend._handle(0)
+    backend.read(_idx((0, 0, 0), (32, 32, 4)))  # opens the scale's IO
     state = backend.__getstate__()
     assert set(state) == {"path", "kwargs", "info"}
     assert len(pickle.dumps(backend)) < 4096

@@ -1,6 +1,6 @@
-"""Remote reads over several chunks: cut at the chunk grid, each chunk downloaded by
-CloudVolume on lamina's read threads (``READ_THREADS``) into one output array; the cases
-that keep CloudVolume's single call; errors; a forked child."""
+"""Remote reads over several chunks: each chunk file fetched once, on lamina's read
+threads (``READ_THREADS``), into one output array; the caches; bounds; errors; a forked
+child."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cloudvolume.datasource.precomputed.image import PrecomputedImageSource
-from cloudvolume.exceptions import EmptyVolumeException, OutOfBoundsError
 from lamina_precomputed import build_cv_layer
 from precomputed_support import small_volume_params
 
-from lamina import BBox3D, Vec3D, VolumetricIndex
+from lamina import BBox3D, Vec3D
 
 FINE = Vec3D(4, 4, 40)
 # 128 x 128 x 8 voxels from (16, 32, 2), chunks of 32 x 32 x 4: a 4 x 4 x 2 grid.
@@ -41,45 +39,47 @@ def stored(s3_root: str) -> tuple[str, np.ndarray[Any, Any]]:
 
 
 @pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, ...]]]:
-    """Every CloudVolume image download: (thread name, requested size)."""
-    calls: list[tuple[str, tuple[int, ...]]] = []
-    original = PrecomputedImageSource.download
+def downloads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every chunk file fetched from remote storage: (thread name, file name)."""
+    from lamina_precomputed.storage import FileStore
 
-    def spy(self: Any, bbox: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append((threading.current_thread().name, tuple(int(v) for v in bbox.size3())))
-        return original(self, bbox, *args, **kwargs)
+    calls: list[tuple[str, str]] = []
+    original = FileStore._get_remote
 
-    monkeypatch.setattr(PrecomputedImageSource, "download", spy)
+    def spy(self: Any, name: str) -> Any:
+        if "/" in name:  # a chunk, not the info
+            calls.append((threading.current_thread().name, name))
+        return original(self, name)
+
+    monkeypatch.setattr(FileStore, "_get_remote", spy)
     return calls
 
 
-def test_a_multi_chunk_read_is_one_download_per_chunk_on_the_read_threads(
-    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, tuple[int, ...]]]
+def test_a_multi_chunk_read_fetches_each_chunk_once_on_the_read_threads(
+    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, str]]
 ) -> None:
     path, data = stored
     layer = build_cv_layer(path, readonly=True)
-    layer[FINE, 16:48, 32:64, 2:6]  # warm up: the handle, imports
+    layer[FINE, 16:48, 32:64, 2:6]  # warm up: imports, the storage connection
     downloads.clear()
     # Not aligned: 4 x 4 x 2 chunks touched, the outer ones in part.
     out = layer[FINE, 20:140, 40:150, 3:9]
     np.testing.assert_array_equal(out, data[:, 4:124, 8:118, 1:7])
-    assert len(downloads) == 4 * 4 * 2
-    assert all(s[0] <= 32 and s[1] <= 32 and s[2] <= 4 for _, s in downloads)
-    names = {name for name, _ in downloads}
-    assert any(name.startswith("lamina-cv-read") for name in names)
-    assert names <= {threading.current_thread().name} | {
+    names = [name for _, name in downloads]
+    assert len(names) == len(set(names)) == 4 * 4 * 2
+    threads = {thread for thread, _ in downloads}
+    assert any(t.startswith("lamina-cv-read") for t in threads)
+    assert threads <= {threading.current_thread().name} | {
         t.name for t in threading.enumerate() if t.name.startswith("lamina-cv-read")
     }
-    # The same layout as CloudVolume's own cutouts: a (C, X, Y, Z) view of an
-    # (X, Y, Z, C) Fortran-ordered array.
+    # A (C, X, Y, Z) view of an (X, Y, Z, C) Fortran-ordered array.
     assert type(out) is np.ndarray
     assert out.base is not None
     assert out.transpose(1, 2, 3, 0).flags.f_contiguous
 
 
 def test_outside_the_bounds_reads_the_background(
-    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, tuple[int, ...]]]
+    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, str]]
 ) -> None:
     path, data = stored
     out = build_cv_layer(path, readonly=True)[FINE, 0:80, 0:80, 0:12]
@@ -88,84 +88,103 @@ def test_outside_the_bounds_reads_the_background(
     inside = np.zeros(out.shape, bool)
     inside[:, 16:, 32:, 2:10] = True
     assert not out[~inside].any()
-    # Only the stored chunks are downloaded: 2 x 2 x 2 of them.
+    # Only the chunks inside the bounds are fetched: 2 x 2 x 2 of them.
     assert len(downloads) == 8
 
     shaded = build_cv_layer(path, readonly=True, cv_kwargs={"background_color": 3})
     out = shaded[FINE, 0:80, 0:80, 0:12]
     np.testing.assert_array_equal(out[:, 16:, 32:, 2:10], data[:, :64, :48, :])
     assert (out[~inside] == 3).all()
+    assert not build_cv_layer(path, readonly=True)[FINE, 500:600, 500:600, 20:30].any()
 
 
-@pytest.mark.parametrize(
-    "cv_kwargs",
-    [{"lru_bytes": 1 << 20}, {"cache": True}, {"green_threads": True}],
-    ids=["lru", "disk-cache", "green"],
-)
-def test_caches_and_green_threads_keep_cloudvolumes_single_call(
+def test_the_memory_cache_serves_repeated_reads(
+    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, str]]
+) -> None:
+    path, data = stored
+    layer = build_cv_layer(path, readonly=True, cv_kwargs={"lru_bytes": 1 << 20})
+    np.testing.assert_array_equal(layer[FINE, 16:144, 32:160, 2:10], data)
+    assert len(downloads) == 32
+    np.testing.assert_array_equal(layer[FINE, 16:144, 32:160, 2:10], data)
+    assert len(downloads) == 32  # every chunk from memory the second time
+    layer.backend.clear_cache()
+    layer[FINE, 16:48, 32:64, 2:6]
+    assert len(downloads) == 33
+
+
+def test_the_disk_cache_serves_repeated_reads_and_is_cleared(
+    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, str]]
+) -> None:
+    path, data = stored
+    layer = build_cv_layer(path, readonly=True, cv_kwargs={"cache": True})
+    np.testing.assert_array_equal(layer[FINE, 16:144, 32:160, 2:10], data)
+    assert len(downloads) == 32
+    again = build_cv_layer(path, readonly=True, cv_kwargs={"cache": True})
+    np.testing.assert_array_equal(again[FINE, 16:144, 32:160, 2:10], data)
+    assert len(downloads) == 32  # another backend, the same files on disk
+    again.backend.clear_disk_cache()
+    again[FINE, 16:48, 32:64, 2:6]
+    assert len(downloads) == 33
+
+
+def test_bounded_refuses_reads_outside_the_bounds(
     stored: tuple[str, np.ndarray[Any, Any]],
-    downloads: list[tuple[str, tuple[int, ...]]],
-    cv_kwargs: dict[str, Any],
 ) -> None:
     path, data = stored
-    layer = build_cv_layer(path, readonly=True, cv_kwargs=cv_kwargs)
-    if cv_kwargs.get("green_threads"):
-        assert not layer.backend._split_mips
-        return  # green threads need gevent's monkey patching: not done in the tests
-    out = layer[FINE, 16:144, 32:160, 2:10]
-    np.testing.assert_array_equal(out, data)
-    assert downloads == [(threading.current_thread().name, (128, 128, 8))]
-    if cv_kwargs.get("cache"):
-        layer.backend.clear_disk_cache()
-
-
-def test_one_chunk_nothing_stored_and_bounded_keep_the_single_call(
-    stored: tuple[str, np.ndarray[Any, Any]], downloads: list[tuple[str, tuple[int, ...]]]
-) -> None:
-    path, data = stored
-    layer = build_cv_layer(path, readonly=True)
-    backend = layer.backend
-    assert backend._split_mips
-    np.testing.assert_array_equal(layer[FINE, 20:40, 40:60, 3:5], data[:, 4:24, 8:28, 1:3])
-    assert not layer[FINE, 500:600, 500:600, 20:30].any()
-    assert [s for _, s in downloads] == [(20, 20, 2), (100, 100, 10)]
-
-    box = VolumetricIndex.from_coords((0, 0, 0), (80, 80, 12), FINE)
     bounded = build_cv_layer(path, readonly=True, cv_kwargs={"bounded": True})
-    assert bounded.backend._chunk_boxes(box) is None
-    with pytest.raises(OutOfBoundsError):
+    np.testing.assert_array_equal(bounded[FINE, 20:40, 40:60, 3:5], data[:, 4:24, 8:28, 1:3])
+    with pytest.raises(ValueError, match="outside the bounds"):
         bounded[FINE, 0:80, 0:80, 0:12]
 
 
-def test_local_volumes_keep_the_single_call(tmp_path: Any) -> None:
-    layer = build_cv_layer(tmp_path / "v", **_params())
-    assert not layer.backend._split_mips
-    mem = build_cv_layer(f"mem://lamina-test/{uuid.uuid4().hex[:8]}", **_params())
-    assert not mem.backend._split_mips
+def test_local_volumes_are_read_in_the_calling_thread(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lamina_precomputed.storage import FileStore
+
+    threads: set[str] = set()
+    original = FileStore.get
+
+    def spy(self: Any, name: str) -> Any:
+        threads.add(threading.current_thread().name)
+        return original(self, name)
+
+    monkeypatch.setattr(FileStore, "get", spy)
+    for path in (tmp_path / "v", f"mem://lamina-test/{uuid.uuid4().hex[:8]}"):
+        layer = build_cv_layer(path, **_params())
+        layer[FINE, 16:144, 32:160, 2:10] = 5
+        assert (layer[FINE, 16:144, 32:160, 2:10] == 5).all()
+    assert threads == {threading.current_thread().name}
 
 
-def test_a_failing_chunk_raises_after_every_download_finished(
+def test_a_missing_chunk_with_fill_missing_off_raises_after_every_fetch_finished(
     s3_root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from lamina_precomputed.scale_io import MissingChunkError
+    from lamina_precomputed.storage import FileStore
+
     path = f"{s3_root}/missing-{uuid.uuid4().hex[:8]}"
     layer = build_cv_layer(path, **_params())
     layer[FINE, 16:48, 32:64, 2:6] = 9  # one chunk of 32 stored
     strict = build_cv_layer(path, readonly=True, cv_kwargs={"fill_missing": False})
     running: list[int] = []
     finished: list[int] = []
-    original = PrecomputedImageSource.download
+    original = FileStore._get_remote
 
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def spy(self: Any, name: str) -> Any:
+        if "/" not in name:
+            return original(self, name)
         running.append(1)
         try:
-            return original(self, *args, **kwargs)
+            return original(self, name)
         finally:
             finished.append(1)
 
-    monkeypatch.setattr(PrecomputedImageSource, "download", spy)
-    with pytest.raises(EmptyVolumeException):
+    monkeypatch.setattr(FileStore, "_get_remote", spy)
+    with pytest.raises(MissingChunkError, match="fill_missing=False"):
         strict[FINE, 16:144, 32:160, 2:10]
     assert len(running) == len(finished) == 32
+    np.testing.assert_array_equal(strict[FINE, 16:48, 32:64, 2:6], np.full((1, 32, 32, 4), 9))
 
 
 def _child_read(path: str, queue: Any) -> None:

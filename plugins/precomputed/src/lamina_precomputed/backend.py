@@ -1,45 +1,39 @@
-"""``CVBackend``: a Neuroglancer precomputed volume read and written through CloudVolume.
+"""``CVBackend``: a Neuroglancer precomputed volume, read and written chunk file by chunk file.
 
 * The index resolution picks the scale; a resolution the info does not list raises
   :class:`lamina.errors.UnknownResolutionError` naming the path and the resolutions.
-* Reads return ``(C, X, Y, Z)``: a transposed *view* of a Fortran-ordered ``(X, Y, Z, C)``
-  array, no copy (W34). Out-of-bounds regions and missing chunks read as zeros
-  (``bounded=False, fill_missing=True``).
-* A read of a remote (``s3://``, ``gs://``, ``http(s)://``) unsharded scale touching
-  several chunks is cut at the chunk grid, and CloudVolume downloads each chunk on
-  lamina's read threads (:data:`READ_THREADS`, shared by every backend of the process,
-  started once) into one output array. Given a multi-chunk box, CloudVolume itself
-  starts up to 20 threads per call, which poll its queue every 10 ms and are joined by
-  polling: with 4 such reads at once on S3 that was about 1 ms of CPU per request more
-  (half the context switches, a third of the system time) and, one read alone, some
-  25 ms of latency per read. Local volumes, sharded scales, the in-memory
-  (``lru_bytes``) and disk caches, progress bars and green threads keep CloudVolume's
-  own single call.
-* Writes are checked before anything is stored (shape, channels, lossless dtype, chunk
-  alignment unless ``enforce_chunk_aligned_writes=False``, dataset bounds). CloudVolume
-  gets an ``(X, Y, Z, C)`` Fortran-ordered array, the layout it writes fastest: free
-  for x-fastest input, one conversion for C-ordered input. A write reaching outside
-  the dataset bounds is refused unless ``cv_kwargs={"autocrop": True}`` (then cropped);
-  all-zero chunks are stored unless ``cv_kwargs={"delete_black_uploads": True}`` (W27).
-* CloudVolume handles are kept per (thread, scale), built from the info this backend
-  holds (no info read per handle, per construction or per ``with_changes``: W35), and
-  never mutated (W32). Caches are off and bounded unless asked for (W33).
-* The backend pickles by spec (path, options, info); handles are reopened lazily in the
-  process that unpickles it. ``mem://`` volumes live in one process, so they travel by
-  value: the pickle carries their objects.
+* Files go through :mod:`lamina_precomputed.storage` (local files directly; ``mem://``,
+  ``s3://``, ``gs://`` through cloud-files, CloudVolume's storage layer), each chunk in
+  exactly one form; chunks are encoded and decoded by :mod:`lamina_precomputed.codecs`
+  and sharded scales by :mod:`lamina_precomputed.sharding` (see
+  :mod:`lamina_precomputed.scale_io`). Only an absent chunk reads as the background
+  value; a damaged one raises an error naming its file.
+* Reads return ``(C, X, Y, Z)``: a transposed *view* of a Fortran-ordered
+  ``(X, Y, Z, C)`` array, no copy. Out-of-bounds regions and missing chunks read as
+  the background value (``bounded=False, fill_missing=True``). Remote chunks are
+  fetched on lamina's read threads (:data:`READ_THREADS`, shared by every backend of
+  the process).
+* Writes are checked before anything is stored (shape, channels, lossless dtype,
+  alignment to the write grid — the chunk grid, or the shard grid of a sharded scale —
+  unless ``enforce_chunk_aligned_writes=False``, dataset bounds). A write reaching
+  outside the bounds is refused unless ``cv_kwargs={"autocrop": True}`` (then cropped);
+  all-zero chunks are stored unless ``cv_kwargs={"delete_black_uploads": True}``.
+  Writes above 16 MiB are cut at write-grid lines into slabs written by two threads.
+* The backend pickles by spec (path, options, info); nothing is opened until used.
+  ``mem://`` volumes live in one process, so they travel by value: the pickle carries
+  their objects.
 """
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import itertools
 import os
+import shutil
 import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Unpack
+from typing import Any, ClassVar, Literal, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +45,7 @@ from lamina.volumetric.data import fill_value
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
+from lamina_precomputed.codecs import check_encoding
 from lamina_precomputed.info import (
     InfoSpec,
     change_geometry,
@@ -60,15 +55,17 @@ from lamina_precomputed.info import (
     scale_resolution,
     update_info,
 )
+from lamina_precomputed.scale_io import ChunkCache, IOOptions, ScaleIO, _cuts
+from lamina_precomputed.storage import FileStore, compression_name
 
 __all__ = ["DEFAULT_CV_KWARGS", "READ_THREADS", "CVBackend"]
 
-#: Threads downloading the chunks of remote reads, shared by every backend in a process
-#: (CloudVolume starts 20 per download call): enough that a layer set's or range map's
-#: concurrent reads (4 members of 8 chunks) go out in one wave rather than two.
+#: Threads fetching the chunks of remote reads, shared by every backend in a process:
+#: enough that a layer set's or range map's concurrent reads (4 members of 8 chunks)
+#: go out in one wave rather than two.
 READ_THREADS = 64
 
-#: lamina's defaults for CloudVolume's constructor; ``cv_kwargs`` override them.
+#: lamina's defaults for the CloudVolume options it honours; ``cv_kwargs`` override them.
 DEFAULT_CV_KWARGS: Mapping[str, Any] = {
     "bounded": False,
     "fill_missing": True,
@@ -81,8 +78,26 @@ DEFAULT_CV_KWARGS: Mapping[str, Any] = {
     "overwrite_partial_chunks": False,
     "autocrop": False,
 }
-# Handled by lamina itself, never handed to CloudVolume.
-_LAMINA_ONLY = frozenset({"autocrop"})
+#: CloudVolume options lamina honours beyond the defaults above.
+_HONOURED = frozenset(
+    {*DEFAULT_CV_KWARGS, "background_color", "compress_level", "cdn_cache", "secrets", "use_https"}
+)
+#: CloudVolume options accepted for specs written for CloudVolume, with no effect on
+#: image IO here (progress bars, CloudVolume's own parallelism, graphene, meshes).
+_WITHOUT_EFFECT = frozenset(
+    {
+        "agglomerate",
+        "cache_locking",
+        "compress_cache",
+        "green_threads",
+        "lru_encoding",
+        "max_redirects",
+        "mesh_dir",
+        "parallel",
+        "skel_dir",
+        "timestamp",
+    }
+)
 _REFUSED = {
     "mip": "the resolution comes from the index, not from cv_kwargs['mip']",
     "info": "the info comes from the path or from the info_* parameters",
@@ -95,18 +110,38 @@ def _check_cv_kwargs(cv_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, why in _REFUSED.items():
         if key in given:
             raise ValueError(f"cv_kwargs must not contain {key!r}: {why}")
+    unknown = sorted(set(given) - _HONOURED - _WITHOUT_EFFECT)
+    if unknown:
+        raise ValueError(
+            f"cv_kwargs has keys lamina-precomputed does not know: {unknown}; it honours "
+            f"{sorted(_HONOURED)} and accepts without effect {sorted(_WITHOUT_EFFECT)}"
+        )
     kwargs = {**DEFAULT_CV_KWARGS, **given}
     if kwargs["lru_bytes"] is None:
         kwargs["lru_bytes"] = 0
+    if int(kwargs["lru_bytes"]) < 0:
+        raise ValueError(f"cv_kwargs['lru_bytes'] must be >= 0; got {kwargs['lru_bytes']}")
+    compression_name(kwargs["compress"])  # raises for an unknown compression
     return kwargs
 
 
-class _Local(threading.local):
-    generation: int = -1
-    handles: dict[int, Any]
+def _cache_control(cdn_cache: Any) -> str | None:
+    """CloudVolume's ``cdn_cache``: ``False`` no caching, an int a max-age, a str as is."""
+    if cdn_cache is None or cdn_cache is True:
+        return None
+    if cdn_cache is False:
+        return "no-cache"
+    if isinstance(cdn_cache, int):
+        return f"public, max-age={cdn_cache}"
+    return str(cdn_cache)
 
-    def __init__(self) -> None:
-        self.handles = {}
+
+def _disk_cache_root(cache: Any) -> str:
+    """Where the disk cache lives: ``cv_kwargs['cache']`` when it is a path, else
+    ``$CLOUD_VOLUME_CACHE_DIR``, else ``~/.cloudvolume/cache`` (CloudVolume's place)."""
+    if isinstance(cache, str | os.PathLike):
+        return os.fspath(cache)
+    return os.environ.get("CLOUD_VOLUME_CACHE_DIR") or os.path.expanduser("~/.cloudvolume/cache")
 
 
 class CVBackend(VolumetricBackend):
@@ -115,14 +150,19 @@ class CVBackend(VolumetricBackend):
 
     Args:
         path: where the volume is.
-        cv_kwargs: keyword arguments for CloudVolume's constructor, over lamina's
-            defaults (:data:`DEFAULT_CV_KWARGS`); ``mip`` is refused.
+        cv_kwargs: CloudVolume's options, over lamina's defaults
+            (:data:`DEFAULT_CV_KWARGS`): ``bounded``, ``fill_missing``, ``cache`` (the disk
+            cache: ``True`` or its directory), ``lru_bytes``, ``compress``,
+            ``compress_level``, ``delete_black_uploads``, ``non_aligned_writes``,
+            ``overwrite_partial_chunks``, ``autocrop``, ``background_color``,
+            ``cdn_cache``, ``secrets``, ``use_https``; a few more are accepted without
+            effect; ``mip``, ``info`` and unknown keys are refused.
         info_spec: the info to create or extend (an :class:`InfoSpec` or an info dict);
             ``None`` uses the info found at ``path``.
         info_overwrite: allow changing existing scales and top-level fields.
         info_keep_existing_scales: keep the scales already in the info.
-        cache_bytes_limit: size of CloudVolume's in-memory chunk cache per handle
-            (``lru_bytes``); 0 by default.
+        cache_bytes_limit: bytes of decoded chunks kept in memory (``lru_bytes``); 0 by
+            default.
     """
 
     supported_changes: ClassVar[frozenset[str]] = CHANGE_KEYS
@@ -138,12 +178,16 @@ class CVBackend(VolumetricBackend):
     ) -> None:
         kwargs = _check_cv_kwargs(cv_kwargs)
         if cache_bytes_limit is not None:
+            if int(cache_bytes_limit) < 0:
+                raise ValueError(f"cache_bytes_limit must be >= 0; got {cache_bytes_limit}")
             kwargs["lru_bytes"] = int(cache_bytes_limit)
         cloudpath = normalize_path(path)
         if info_spec is None:
             info = read_info(cloudpath)
+            _check_scales(cloudpath, info)
         else:
             new = info_spec.make_info() if isinstance(info_spec, InfoSpec) else dict(info_spec)
+            _check_scales(cloudpath, new)  # refused before anything is written
             info, _ = update_info(
                 cloudpath,
                 new,
@@ -163,45 +207,21 @@ class CVBackend(VolumetricBackend):
         self._path = path
         self._kwargs = kwargs
         self._info = info
-        mips: dict[Vec3D[float], int] = {}
-        geometry: dict[Vec3D[float], tuple[Vec3D[int], Vec3D[int], Vec3D[int]]] = {}
-        for i, scale in enumerate(info["scales"]):
-            res = scale_resolution(scale)
-            if res in mips:
-                continue
-            mips[res] = i
-            geometry[res] = (
-                Vec3D.from_seq(scale["voxel_offset"], "voxel_offset").int(),
-                Vec3D.from_seq(scale["chunk_sizes"][0], "chunk size").int(),
-                Vec3D.from_seq(scale["size"], "size").int(),
-            )
-        self._mips = mips
-        self._geometry = geometry
-        remote = not path.startswith(("file://", "mem://"))
-        own_threads = not (
-            kwargs.get("lru_bytes")
-            or kwargs.get("cache")
-            or kwargs.get("progress")
-            or kwargs.get("green_threads")
-        )
-        # The scales whose multi-chunk reads lamina's read threads split (see the module).
-        self._split_mips = frozenset(
-            mip
-            for mip in mips.values()
-            if remote and own_threads and not info["scales"][mip].get("sharding")
-        )
-        self._background = kwargs.get("background_color", 0)
-        self._resolutions = tuple(sorted(mips, key=lambda r: (r[0] * r[1] * r[2], tuple(r))))
+        scales: dict[Vec3D[float], dict[str, Any]] = {}
+        for scale in info["scales"]:
+            scales.setdefault(scale_resolution(scale), scale)
+        self._scales = scales
+        self._resolutions = tuple(sorted(scales, key=lambda r: (r[0] * r[1] * r[2], tuple(r))))
         self._dtype: np.dtype[Any] = np.dtype(info["data_type"])
         self._num_channels = int(info["num_channels"])
         self._capabilities = Capabilities(
             shared_across_processes=not path.startswith("mem://"),  # mem:// lives in-process
             non_aligned_writes=True,
         )
-        self._local = _Local()
-        self._generation = 0
-        self._all_handles: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._ios: dict[Vec3D[float], ScaleIO] = {}
+        self._memory_cache: ChunkCache | None = None
+        self._store_obj: FileStore | None = None
 
     # -- pickling by spec ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -255,6 +275,15 @@ class CVBackend(VolumetricBackend):
         return self._resolutions
 
     @property
+    def volume_type(self) -> Literal["image", "segmentation"] | None:
+        """The info's ``type``: the flows downsample ``segmentation`` volumes by the most
+        frequent label, never by block means (which would invent labels)."""
+        kind = self._info.get("type")
+        if kind == "image" or kind == "segmentation":
+            return kind  # type: ignore[no-any-return]
+        return None
+
+    @property
     def is_local(self) -> bool:
         return self._path.startswith(("file://", "mem://"))
 
@@ -277,15 +306,15 @@ class CVBackend(VolumetricBackend):
 
     @property
     def cache_bytes_limit(self) -> int:
-        """Bytes of CloudVolume's in-memory chunk cache per handle (``lru_bytes``)."""
+        """Bytes of decoded chunks kept in memory (``lru_bytes``)."""
         return int(self._kwargs["lru_bytes"])
 
-    def _scale(self, resolution: RawVec3D) -> tuple[Vec3D[int], Vec3D[int], Vec3D[int]]:
+    def _scale(self, resolution: RawVec3D) -> dict[str, Any]:
         res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
-        geo = self._geometry.get(res)
-        if geo is None:
+        scale = self._scales.get(res)
+        if scale is None:
             raise self._unknown(res)
-        return geo
+        return scale
 
     def _unknown(self, res: Any) -> UnknownResolutionError:
         shown = res.pformat() if isinstance(res, Vec3D) else str(res)
@@ -295,20 +324,33 @@ class CVBackend(VolumetricBackend):
         )
 
     def get_voxel_offset(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._scale(resolution)[0]
+        return self._io(resolution).offset
 
     def get_chunk_size(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._scale(resolution)[1]
+        return self._io(resolution).chunk
 
     def get_dataset_size(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._scale(resolution)[2]
+        return self._io(resolution).size
+
+    def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        """The chunk size, or for a sharded scale the box one shard covers (the whole
+        dataset when shards are not boxes): see :mod:`lamina_precomputed.sharding`."""
+        return self._io(resolution).write_grid_size()
+
+    def describe_write_grid(self, resolution: RawVec3D) -> str:
+        sharded = self._io(resolution).sharded
+        if sharded is None:
+            return super().describe_write_grid(resolution)
+        return sharded.describe_write_grid()
 
     def describe(self) -> dict[str, Any]:
         """What ``lamina info`` shows: type, dtype, channels and every scale."""
         scales = []
         for res in self._resolutions:
-            scale = self._info["scales"][self._mips[res]]
-            offset, chunk, size = self._geometry[res]
+            scale = self._scales[res]
+            io = self._io(res)
+            offset, chunk, size = io.offset, io.chunk, io.size
+            sharded = io.sharded
             scales.append(
                 {
                     "key": scale.get("key"),
@@ -318,7 +360,12 @@ class CVBackend(VolumetricBackend):
                     "chunk_size": list(chunk),
                     "bounds_nm": [list(offset * res), list((offset + size) * res)],
                     "encoding": scale.get("encoding"),
-                    "sharded": bool(scale.get("sharding")),
+                    "sharded": sharded is not None,
+                    "sharding": None if sharded is None else dict(sharded.sharding),
+                    "shard_box": None
+                    if sharded is None or sharded.shard_box_chunks is None
+                    else list(sharded.write_grid_size),
+                    "write_grid": list(io.write_grid_size()),
                 }
             )
         return {
@@ -332,129 +379,109 @@ class CVBackend(VolumetricBackend):
 
     def pformat(self) -> str:
         encodings = sorted({str(s.get("encoding")) for s in self._info["scales"]})
-        return super().pformat() + f"\n  encoding: {', '.join(encodings)}"
+        lines = [super().pformat(), f"  encoding: {', '.join(encodings)}"]
+        for res in self._resolutions:
+            sharded = self._io(res).sharded
+            if sharded is not None:
+                lines.append(f"  {res.pformat()} nm: {sharded.describe_write_grid()}")
+        return "\n".join(lines)
 
-    # -- handles -------------------------------------------------------------------------------
-    def _handle(self, mip: int) -> Any:
-        local = self._local
-        if local.generation != self._generation:
-            local.handles = {}
-            local.generation = self._generation
-        handle = local.handles.get(mip)
-        if handle is None:
-            handle = local.handles[mip] = self._open(mip)
-        return handle
+    # -- the scales' IO --------------------------------------------------------------------
+    def _io(self, resolution: RawVec3D) -> ScaleIO:
+        res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
+        io = self._ios.get(res)
+        if io is None:
+            scale = self._scale(res)
+            with self._lock:
+                io = self._ios.get(res)
+                if io is None:
+                    io = self._ios[res] = self._make_io(scale)
+        return io
 
-    def _open(self, mip: int) -> Any:
-        from cloudvolume import CloudVolume
+    def _store(self) -> FileStore:
+        if self._store_obj is None:
+            self._store_obj = FileStore(
+                self._path,
+                secrets=self._kwargs.get("secrets"),
+                use_https=bool(self._kwargs.get("use_https", False)),
+            )
+        return self._store_obj
 
-        kwargs = {k: v for k, v in self._kwargs.items() if k not in _LAMINA_ONLY}
-        # CloudVolume's shell-chunk mode only exists for non-aligned writes.
-        kwargs["overwrite_partial_chunks"] = bool(
-            kwargs["overwrite_partial_chunks"] and kwargs["non_aligned_writes"]
+    def _make_io(self, scale: dict[str, Any]) -> ScaleIO:
+        kwargs = self._kwargs
+        if kwargs["lru_bytes"] and self._memory_cache is None:
+            self._memory_cache = ChunkCache(kwargs["lru_bytes"])
+        return ScaleIO(
+            self._store(),
+            scale,
+            self._dtype,
+            self._num_channels,
+            IOOptions(
+                fill_missing=bool(kwargs["fill_missing"]),
+                background=kwargs.get("background_color", 0),
+                compress=kwargs["compress"],
+                compress_level=kwargs.get("compress_level"),
+                delete_black_uploads=bool(kwargs["delete_black_uploads"]),
+                cache_control=_cache_control(kwargs.get("cdn_cache")),
+            ),
+            memory_cache=self._memory_cache,
+            disk_cache=self._disk_cache(),
+            pool=lambda: _executor("read"),
         )
-        handle = CloudVolume(
-            self._path, mip=mip, info=copy.deepcopy(self._info), provenance={}, **kwargs
-        )
-        with self._lock:
-            self._all_handles.add(handle)
-        return handle
+
+    def _disk_cache(self) -> FileStore | None:
+        if not self._kwargs["cache"] or self.is_local:
+            return None
+        return FileStore("file://" + self._disk_cache_dir())
+
+    def _disk_cache_dir(self) -> str:
+        protocol, _, rest = self._path.partition("://")
+        return os.path.join(_disk_cache_root(self._kwargs["cache"]), protocol, rest)
 
     def clear_cache(self) -> None:
-        """Empty the in-memory chunk cache of every handle and drop the handles."""
-        with self._lock:
-            for handle in list(self._all_handles):
-                handle.image.lru.clear()
-            self._generation += 1
+        """Empty the in-memory chunk cache."""
+        if self._memory_cache is not None:
+            self._memory_cache.clear()
 
     def clear_disk_cache(self) -> None:
-        """Delete CloudVolume's on-disk cache of this volume (when ``allow_cache``)."""
-        if self._resolutions:
-            self._handle(self._mips[self._resolutions[0]]).cache.flush()
+        """Delete the disk cache of this volume (when ``allow_cache``)."""
+        if self._kwargs["cache"] and not self.is_local:
+            shutil.rmtree(self._disk_cache_dir(), ignore_errors=True)
+
+    def warm_up(self) -> None:
+        """Import cloud-files (about a second) and the chunk IO: the flows call this
+        before forking workers, which then inherit them."""
+        import cloudfiles  # noqa: F401
+
+        import lamina_precomputed.scale_io  # noqa: F401
 
     # -- IO ------------------------------------------------------------------------------------
-    def warm_up(self) -> None:
-        """Import CloudVolume (about a second, once per process): the flows call this
-        before forking workers, which then inherit it."""
-        import cloudvolume.datasource.precomputed  # noqa: F401
-
     def read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
-        mip = self._mips.get(idx.resolution)
-        if mip is None:
-            raise self._unknown(idx.resolution)
+        io = self._ios.get(idx.resolution) or self._io(idx.resolution)
         shape = idx.shape
         if not (shape[0] and shape[1] and shape[2]):
             return np.zeros((self._num_channels, *shape), dtype=self._dtype)
-        from cloudvolume.lib import Bbox
-
-        handle = self._handle(mip)
-        if mip in self._split_mips:
-            split = self._chunk_boxes(idx)
-            if split is not None:
-                return self._read_chunks(handle, mip, idx, *split)
-        cutout = handle.image.download(Bbox(idx.start, idx.stop), mip)
-        # (X, Y, Z, C) Fortran order -> (C, X, Y, Z) view, x fastest; no copy.
-        return np.asarray(cutout).transpose(3, 0, 1, 2)
-
-    def _chunk_boxes(self, idx: VolumetricIndex) -> tuple[list[_Box], bool] | None:
-        """The stored part of ``idx`` cut at the chunk grid, and whether ``idx`` lies
-        inside the bounds; ``None`` when CloudVolume's single call does as well (at
-        most one chunk, nothing stored there, or ``bounded`` refusing the box)."""
-        offset, chunk, size = self._geometry[idx.resolution]
-        start, stop = idx.start, idx.stop
-        lo = [max(start[d], offset[d]) for d in range(3)]
-        hi = [min(stop[d], offset[d] + size[d]) for d in range(3)]
-        if any(hi[d] <= lo[d] for d in range(3)):
-            return None  # nothing stored: CloudVolume fills it without a request
-        cuts = [_cuts(lo[d], hi[d], offset[d], chunk[d]) for d in range(3)]
-        if all(len(c) == 2 for c in cuts):
-            return None  # one chunk: CloudVolume downloads it in the calling thread
-        inside = all(lo[d] == start[d] and hi[d] == stop[d] for d in range(3))
-        if not inside and self._kwargs["bounded"]:
-            return None  # CloudVolume raises its out-of-bounds error
-        return _grid_boxes(cuts), inside
-
-    def _read_chunks(
-        self, handle: Any, mip: int, idx: VolumetricIndex, boxes: list[_Box], inside: bool
-    ) -> npt.NDArray[Any]:
-        """Download ``boxes`` (one chunk each) with CloudVolume on the read threads and
-        the calling thread, into one Fortran-ordered ``(X, Y, Z, C)`` array."""
-        from cloudvolume.lib import Bbox
-
-        start = idx.start
-        shape = (*idx.shape, self._num_channels)
-        if inside:
-            out = np.empty(shape, self._dtype, order="F")
-        else:  # what CloudVolume fills outside the bounds with
-            out = np.full(shape, self._background, self._dtype, order="F")
-
-        def fetch(box: _Box) -> None:
-            lo, hi = box
-            cutout = handle.image.download(Bbox(lo, hi), mip)
-            out[_slices(lo, hi, start)] = np.asarray(cutout)
-
-        pool = _executor("read")
-        futures = [pool.submit(contextvars.copy_context().run, fetch, box) for box in boxes[1:]]
-        errors: list[BaseException | None] = []
-        try:
-            fetch(boxes[0])
-        except Exception as exc:
-            errors.append(exc)
-        # Every download finishes before anything is returned or raised: none writes
-        # into ``out`` afterwards.
-        errors.extend(f.exception() for f in futures)
-        _raise_first(errors)
+        if self._kwargs["bounded"] and not self.is_within_bounds(idx):
+            raise ValueError(
+                f"the read of {idx.pformat()} at {idx.resolution.pformat()} nm reaches outside "
+                f"the bounds of {self._path} ({self.get_bounds(idx.resolution).pformat()}) "
+                "and cv_kwargs={'bounded': True}"
+            )
+        background = self._kwargs.get("background_color", 0)
+        full_shape = (*shape, self._num_channels)
+        if background == 0:
+            out = np.zeros(full_shape, self._dtype, order="F")
+        else:
+            out = np.full(full_shape, background, self._dtype, order="F")
+        start = tuple(idx.start)
+        io.read_into(out, start, start, tuple(idx.stop))
         return out.transpose(3, 0, 1, 2)
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
-        mip = self._mips.get(idx.resolution)
-        if mip is None:
-            raise self._unknown(idx.resolution)
+        io = self._io(idx.resolution)
         array = self.check_write(idx, data)
-        offset, _, size = self._geometry[idx.resolution]
-        end = offset + size
         start, stop = idx.start, idx.stop
-        if not (start >= offset and stop <= end):
+        if not (start >= io.offset and stop <= io.end):
             if not self._kwargs["autocrop"]:
                 self.assert_idx_within_bounds(
                     idx,
@@ -462,8 +489,8 @@ class CVBackend(VolumetricBackend):
                     "voxel_offset_res=..., dataset_size_res=...), or opt into cropping "
                     "with cv_kwargs={'autocrop': True}.",
                 )
-            lo = [max(start[d], offset[d]) for d in range(3)]
-            hi = [min(stop[d], end[d]) for d in range(3)]
+            lo = [max(start[d], io.offset[d]) for d in range(3)]
+            hi = [min(stop[d], io.end[d]) for d in range(3)]
             if any(hi[d] <= lo[d] for d in range(3)):
                 return  # entirely outside: cropping leaves nothing
             array = array[
@@ -475,65 +502,38 @@ class CVBackend(VolumetricBackend):
             start = Vec3D(*lo)
         if array.size == 0:
             return
-        self._upload(mip, array, start)
-
-    def _upload(self, mip: int, array: npt.NDArray[Any], start: Vec3D[int]) -> None:
-        """Hand ``(C, X, Y, Z)`` data to CloudVolume as Fortran-ordered ``(X, Y, Z, C)``.
-
-        Large writes are cut at chunk-grid lines into pieces that two threads convert
-        and upload at once, each with its own handle: Fortran-ordered input in z slabs
-        (contiguous, handed over as they are), anything else in blocks of a few MiB
-        converted just before their upload. No full-size copy is made.
-        """
         value = fill_value(array)
-        xyzc = array.transpose(1, 2, 3, 0)
-        fortran = value is None and xyzc.flags.f_contiguous
-        parallel = self._kwargs.get("parallel", 1)
-        if xyzc.nbytes <= _SPLIT_BYTES or _workers() < 2 or parallel not in (1, None, False):
-            self._upload_part(mip, xyzc, value, tuple(start))
+        if value is not None:  # a scalar written as a broadcast view
+            array = np.broadcast_to(np.asarray(value, self._dtype), array.shape)
+        self._write_slabs(io, array.transpose(1, 2, 3, 0), tuple(start))
+
+    def _write_slabs(self, io: ScaleIO, xyzc: npt.NDArray[Any], start: tuple[int, ...]) -> None:
+        """Write ``xyzc`` at ``start``; above :data:`_SPLIT_BYTES`, as slabs cut at
+        write-grid lines that two threads encode and store at once (no two touch one
+        chunk or shard)."""
+        partial = self.overwrite_partial_chunks
+        if xyzc.nbytes <= _SPLIT_BYTES or _workers() < 2:
+            io.write(xyzc, start, partial)
             return
-        offset, chunk, _ = self._geometry[self._resolution_of(mip)]
+        cell = io.write_grid_size()
         shape = xyzc.shape[:3]
-        voxel_bytes = xyzc.itemsize * xyzc.shape[3]
-        if fortran:  # z slabs of a Fortran array are contiguous
-            slab = shape[0] * shape[1] * voxel_bytes
-            widths = [shape[0], shape[1], max(chunk[2], _SLAB_BYTES // slab // chunk[2] * chunk[2])]
-        else:  # blocks: a whole number of chunks, growing in z, then y, then x
-            widths = list(chunk)
-            for d in (2, 1, 0):
-                while (
-                    widths[d] < shape[d]
-                    and 2 * widths[0] * widths[1] * widths[2] * voxel_bytes <= _BLOCK_BYTES
-                ):
-                    widths[d] *= 2
-        cuts = [
-            _cuts(start[d], start[d] + shape[d], offset[d], widths[d])
-            if widths[d] < shape[d]
-            else [start[d], start[d] + shape[d]]
-            for d in range(3)
-        ]
-        futures = [
-            _executor("write").submit(
-                self._upload_part, mip, xyzc[_slices(lo, hi, start)], value, lo
+        axis = max(range(3), key=lambda d: -(-shape[d] // cell[d]))  # the most cells
+        per_voxel = xyzc.nbytes // shape[axis]
+        width = max(1, _SLAB_BYTES // max(1, per_voxel * cell[axis])) * cell[axis]
+        cuts = _cuts(start[axis], start[axis] + shape[axis], int(io.offset[axis]), width)
+        futures = []
+        for lo, hi in itertools.pairwise(cuts):
+            index = [slice(None)] * 4
+            index[axis] = slice(lo - start[axis], hi - start[axis])
+            origin = list(start)
+            origin[axis] = lo
+            futures.append(
+                _executor("write").submit(io.write, xyzc[tuple(index)], tuple(origin), partial)
             )
-            for lo, hi in _grid_boxes(cuts)
-        ]
-        _raise_first([f.exception() for f in futures])  # every upload finishes first
-
-    def _upload_part(self, mip: int, xyzc: Any, value: Any, offset: tuple[int, ...]) -> None:
-        if self._path.startswith("file://"):
-            _make_scale_dir(self._path, self._info["scales"][mip]["key"])
-        if value is not None:
-            xyzc = np.full(xyzc.shape, value, self._dtype, order="F")
-        elif not xyzc.flags.f_contiguous:
-            xyzc = _to_fortran(xyzc)  # CloudVolume writes ~2.5x faster from F order
-        self._handle(mip).image.upload(xyzc, offset, mip)
-
-    def _resolution_of(self, mip: int) -> Vec3D[float]:
-        return scale_resolution(self._info["scales"][mip])
-
-    def _chunk(self, mip: int) -> Vec3D[int]:
-        return self._geometry[self._resolution_of(mip)][1]
+        errors = [f.exception() for f in futures]  # every slab finishes first
+        for error in errors:
+            if error is not None:
+                raise error
 
     # -- changes -------------------------------------------------------------------------------
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> CVBackend:  # type: ignore[override]
@@ -580,16 +580,16 @@ class CVBackend(VolumetricBackend):
     ) -> CVBackend:
         """This volume with ``resolutions`` added to its info (see
         ``VolumetricBackend.add_resolutions``): each new scale is the finest one's
-        encoding and chunk size (or ``chunk_size``, unsharded), covering its bounds.
+        encoding and chunk size (or ``chunk_size``), unsharded, covering its bounds.
         Existing scales are never changed; the info is written once."""
-        finest = self._info["scales"][self._mips[self._resolutions[0]]]
+        finest = self._scales[self._resolutions[0]]
         res0 = scale_resolution(finest)
         offset = Vec3D.from_seq(finest["voxel_offset"], "voxel_offset")
         bbox = BBox3D.from_coords(offset, offset + Vec3D.from_seq(finest["size"]), res0)
         chunk = finest["chunk_sizes"][0] if chunk_size is None else list(chunk_size)
         added = []
         for res in sorted_resolutions(resolutions):
-            if res in self._mips:
+            if res in self._scales:
                 continue
             geo = scale_geometry(bbox, res, chunk)
             scale = {
@@ -621,14 +621,23 @@ class CVBackend(VolumetricBackend):
         files.delete(list(files.list()))
 
 
-# -- the layout CloudVolume writes fastest ------------------------------------------------
-_SPLIT_BYTES = 16 << 20  # writes above this are cut into pieces written by two threads
-_SLAB_BYTES = 16 << 20  # z slabs of Fortran-ordered input
-_BLOCK_BYTES = 4 << 20  # blocks of other input, converted just before their upload
-_TILE = (16, 32, 256)
+def _check_scales(path: str, info: Mapping[str, Any]) -> None:
+    """Refuse a volume with a scale whose encoding, dtype and channel count lamina cannot
+    read and write exactly (see :func:`lamina_precomputed.codecs.check_encoding`)."""
+    for scale in info.get("scales") or []:
+        check_encoding(
+            str(scale.get("encoding", "raw")),
+            info["data_type"],
+            int(info["num_channels"]),
+            where=f"{path} (scale {scale.get('key')})",
+        )
+
+
+# -- threads shared by every backend of a process -------------------------------------------
+_SPLIT_BYTES = 16 << 20  # writes above this are cut into slabs written by two threads
+_SLAB_BYTES = 16 << 20  # about this much data per slab
 _pool_lock = threading.Lock()
 _pool_state: dict[str, tuple[int, ThreadPoolExecutor]] = {}
-_Box = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 def _forget_pools() -> None:
@@ -640,14 +649,6 @@ def _forget_pools() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_pools)
-
-
-def _make_scale_dir(path: str, key: str) -> None:
-    """Create a local volume's scale directory before CloudVolume writes there (a few
-    microseconds; not remembered, since the volume may be deleted and made again).
-    Workers that write a new scale's first chunks at once otherwise race in CloudFiles'
-    ``mkdir``, whose loser sleeps 100 ms (it retries on EEXIST)."""
-    os.makedirs(os.path.join(path[len("file://") :], key), exist_ok=True)
 
 
 def _workers() -> int:
@@ -665,53 +666,6 @@ def _executor(kind: str) -> ThreadPoolExecutor:
             pool = ThreadPoolExecutor(workers, thread_name_prefix=f"lamina-cv-{kind}")
             _pool_state[kind] = state = (pid, pool)
         return state[1]
-
-
-def _grid_boxes(cuts: list[list[int]]) -> list[_Box]:
-    """The boxes ``(start, stop)`` between consecutive cuts, in every dimension at once."""
-    return [
-        (tuple(a for a, _ in box), tuple(b for _, b in box))
-        for box in itertools.product(*(itertools.pairwise(c) for c in cuts))
-    ]
-
-
-def _slices(lo: tuple[int, ...], hi: tuple[int, ...], origin: Any) -> tuple[slice, ...]:
-    """The box ``lo:hi`` as slices of an array whose first voxel is at ``origin``."""
-    return tuple(slice(a - o, b - o) for a, b, o in zip(lo, hi, origin, strict=True))
-
-
-def _raise_first(errors: list[BaseException | None]) -> None:
-    """Raise the first error of tasks that have all finished (``None``: no error); a
-    list, so that every task is waited for before anything is raised."""
-    for error in errors:
-        if error is not None:
-            raise error
-
-
-def _cuts(lo: int, hi: int, grid0: int, width: int) -> list[int]:
-    """``lo``, the grid lines ``grid0 + k * width`` strictly inside, and ``hi``."""
-    cuts = [lo]
-    line = grid0 + ((lo - grid0) // width + 1) * width
-    while line < hi:
-        cuts.append(line)
-        line += width
-    cuts.append(hi)
-    return cuts
-
-
-def _to_fortran(xyzc: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """A Fortran-ordered copy, copied tile by tile (several times faster than
-    ``np.asfortranarray`` for the transposed view of a C-ordered array)."""
-    if xyzc.nbytes < 1 << 20:
-        return np.asfortranarray(xyzc)
-    out = np.empty(xyzc.shape, xyzc.dtype, order="F")
-    nx, ny, nz = xyzc.shape[:3]
-    tx, ty, tz = _TILE
-    for z in range(0, nz, tz):
-        for y in range(0, ny, ty):
-            for x in range(0, nx, tx):
-                out[x : x + tx, y : y + ty, z : z + tz] = xyzc[x : x + tx, y : y + ty, z : z + tz]
-    return out
 
 
 # -- mem:// volumes travel by value ------------------------------------------------------------

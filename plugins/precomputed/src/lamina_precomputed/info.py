@@ -28,6 +28,7 @@ import attrs
 from lamina.errors import LaminaError, UnknownResolutionError
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
+from lamina_precomputed.codecs import PRECOMPUTED_DTYPES
 
 __all__ = [
     "PRECOMPUTED_DTYPES",
@@ -59,16 +60,6 @@ PRECOMPUTED_ENCODINGS: tuple[str, ...] = (
     "kempressed",
     "zfpc",
     "jxl",
-)
-PRECOMPUTED_DTYPES: tuple[str, ...] = (
-    "uint8",
-    "int8",
-    "uint16",
-    "int16",
-    "uint32",
-    "int32",
-    "uint64",
-    "float32",
 )
 VOLUME_TYPES: tuple[str, ...] = ("image", "segmentation")
 
@@ -134,10 +125,11 @@ def read_info(path: str) -> dict[str, Any]:
 
 
 def read_info_or_none(path: str) -> dict[str, Any] | None:
-    """The info at ``path``, or ``None`` when there is none."""
-    from cloudfiles import CloudFiles
+    """The info at ``path``, or ``None`` when there is none (local files are read
+    without importing cloud-files, so opening a local volume stays cheap)."""
+    from lamina_precomputed.storage import FileStore
 
-    raw = CloudFiles(path).get("info")
+    raw = FileStore(path).get("info")
     if raw is None:
         return None
     info = json.loads(raw)
@@ -147,10 +139,21 @@ def read_info_or_none(path: str) -> dict[str, Any] | None:
 
 
 def write_info(path: str, info: Mapping[str, Any]) -> None:
-    """Write ``info`` to ``path`` uncompressed, with ``Cache-Control: no-cache``."""
-    from cloudfiles import CloudFiles
+    """Write ``info`` to ``path`` uncompressed (one form), with ``Cache-Control:
+    no-cache`` and a JSON content type on object storage."""
+    from lamina_precomputed.storage import FileStore
 
-    CloudFiles(path).put_json("info", dict(info), cache_control="no-cache")
+    body = json.dumps(dict(info), indent=2, default=_json_number).encode()
+    FileStore(path).put_many(
+        {"info": body}, cache_control="no-cache", content_type="application/json"
+    )
+
+
+def _json_number(value: Any) -> Any:
+    """numpy numbers in an info, as JSON numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"an info value of type {type(value).__name__} is not JSON: {value!r}")
 
 
 # -- creation ------------------------------------------------------------------------------

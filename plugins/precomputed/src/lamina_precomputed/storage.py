@@ -1,0 +1,292 @@
+"""The files of a precomputed volume: chunk and shard files, each stored in exactly one form.
+
+cloud-files (CloudVolume's storage layer) keeps a gzip-compressed object under its own
+name on S3 and GCS (``Content-Encoding: gzip``) but as ``<name>.gz`` on local disk and
+in ``mem://`` (``.br``, ``.zstd``, ``.xz``, ``.bz2`` likewise), and reads whichever
+form it finds first — in an order that changes as it goes. A write in another
+compression than the stored one therefore left the old file beside the new one, and
+later reads returned either. :class:`FileStore` writes one form and removes the
+others, so every process reads what was written; where several forms exist already
+(a volume written before), it reads the newest.
+
+Local files are read and written directly (a write goes to a temporary file renamed
+into place, so a reader never sees half a chunk); ``mem://`` goes to cloud-files'
+in-process dictionary; everything else (``s3://``, ``gs://``, ``http(s)://``) through
+cloud-files. A file that is present but does not decompress is a
+:class:`~lamina_precomputed.codecs.DamagedChunkError` naming it; only an absent file
+is ``None``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from lamina_precomputed.codecs import DamagedChunkError
+
+__all__ = ["FORMS", "FileStore"]
+
+#: A stored file's possible forms: suffix on local disk and in ``mem://``, and the
+#: compression it stands for (cloud-files' names).
+FORMS: tuple[tuple[str, str | None], ...] = (
+    ("", None),
+    (".gz", "gzip"),
+    (".br", "br"),
+    (".zstd", "zstd"),
+    (".xz", "xz"),
+    (".bz2", "bzip2"),
+)
+_SUFFIX = {compression: suffix for suffix, compression in FORMS}
+
+
+def compression_name(compress: Any) -> str | None:
+    """cloud-files' name of a ``compress`` option: ``None`` for no compression."""
+    if compress in (None, False, "", "raw"):
+        return None
+    if compress is True or compress in ("gzip", "gz"):
+        return "gzip"
+    if compress in ("bz2", "bzip2"):
+        return "bzip2"
+    if compress in ("xz", "lzma"):
+        return "xz"
+    if compress in ("br", "zstd"):
+        return str(compress)
+    raise ValueError(
+        f"compress must be False, True/'gzip', 'br', 'zstd', 'xz' or 'bzip2'; got {compress!r}"
+    )
+
+
+class FileStore:
+    """The files under one cloud path (``file://``, ``mem://``, ``s3://``, ``gs://``, …)."""
+
+    def __init__(self, cloudpath: str, secrets: Any = None, use_https: bool = False) -> None:
+        self.cloudpath = cloudpath
+        self.protocol = cloudpath.split("://", 1)[0]
+        self._secrets = secrets
+        self._use_https = use_https
+        self._local_root = cloudpath[len("file://") :] if self.protocol == "file" else None
+        self._remote: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FileStore({self.cloudpath!r})"
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, name: str) -> bytes | None:
+        """The content of ``name``, decompressed; ``None`` when no form of it exists."""
+        if self._local_root is not None:
+            return self._get_local(name)
+        if self.protocol == "mem":
+            return self._get_mem(name)
+        return self._get_remote(name)
+
+    def get_range(self, name: str, start: int, end: int) -> bytes | None:
+        """Bytes ``start:end`` of ``name`` (stored uncompressed, as shard files are);
+        ``None`` when it does not exist."""
+        if self._local_root is not None:
+            path = os.path.join(self._local_root, name)
+            try:
+                with open(path, "rb") as file:
+                    file.seek(start)
+                    return file.read(end - start)
+            except FileNotFoundError:
+                content = self._get_local(name)  # a compressed form: read it whole
+                return None if content is None else content[start:end]
+        if self.protocol == "mem":
+            content = self._get_mem(name)
+            return None if content is None else content[start:end]
+        (result,) = self._cloudfiles().get([{"path": name, "start": start, "end": end}], raw=True)
+        raw = result["content"]
+        if raw is None:
+            return None
+        if result.get("compress"):  # a compressed object cannot be read in ranges
+            content = self._decompress(raw, result["compress"], name)
+            return content[start:end]
+        return bytes(raw)
+
+    def _get_local(self, name: str) -> bytes | None:
+        assert self._local_root is not None
+        path = os.path.join(self._local_root, name)
+        found: list[tuple[int, str, str | None]] = []
+        for suffix, compression in FORMS:
+            try:
+                found.append((os.stat(path + suffix).st_mtime_ns, suffix, compression))
+            except FileNotFoundError:
+                continue
+        if not found:
+            return None
+        _, suffix, compression = max(found)  # the newest form, where several exist
+        try:
+            with open(path + suffix, "rb") as file:
+                raw = file.read()
+        except FileNotFoundError:  # replaced between the stat and the open
+            return self._get_local(name)
+        return self._decompress(raw, compression, name + suffix)
+
+    def _mem_data(self) -> tuple[dict[str, Any], str]:
+        from cloudfiles.connectionpools import MEMORY_DATA
+
+        rest = self.cloudpath[len("mem://") :]
+        bucket, _, prefix = rest.partition("/")
+        return MEMORY_DATA.setdefault(bucket, {}), prefix
+
+    def _get_mem(self, name: str) -> bytes | None:
+        data, prefix = self._mem_data()
+        key = f"{prefix}/{name}" if prefix else name
+        for suffix, compression in FORMS:
+            raw = data.get(key + suffix)
+            if raw is None:
+                continue
+            if hasattr(raw, "tobytes"):  # CloudVolume keeps raw mem:// chunks as arrays
+                return bytes(raw.tobytes(order="F"))
+            return self._decompress(bytes(raw), compression, name + suffix)
+        return None
+
+    def _get_remote(self, name: str) -> bytes | None:
+        (result,) = self._cloudfiles().get([name], raw=True)
+        raw = result["content"]
+        if raw is None:
+            return None
+        return self._decompress(raw, result.get("compress"), name)
+
+    @staticmethod
+    def _decompress(raw: bytes, compression: str | None, name: str) -> bytes:
+        if not compression:
+            return raw
+        from cloudfiles import compression as codecs
+
+        try:
+            content: bytes = codecs.decompress(raw, compression, filename=name)
+        except Exception as exc:
+            raise DamagedChunkError(
+                f"{name} is stored ({len(raw)} bytes, {compression}) but does not "
+                f"decompress: {type(exc).__name__}: {exc}"
+            ) from exc
+        return content
+
+    # -- writing ----------------------------------------------------------------------------
+    def put_many(
+        self,
+        files: Mapping[str, Any],
+        compress: Any = None,
+        compress_level: int | None = None,
+        cache_control: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Store each file in one form (``compress``) and remove its other forms. A file
+        is bytes, a list of byte parts written one after another (a shard), or in
+        ``mem://`` an array, kept as it is."""
+        compression = compression_name(compress)
+        if not files:
+            return
+        if self._local_root is None:  # parts are joined except on local disk
+            files = {
+                name: b"".join(content) if isinstance(content, list) else content
+                for name, content in files.items()
+            }
+        if self._local_root is not None or self.protocol == "mem":
+            for name, content in files.items():
+                body = self._compress(content, compression, compress_level)
+                if self._local_root is not None:
+                    self._put_local(name, body, compression)
+                else:
+                    self._put_mem(name, body, compression)
+            return
+        self._cloudfiles().puts(
+            [
+                {
+                    "path": name,
+                    "content": self._compress(content, compression, compress_level),
+                    "compress": compression,
+                    "cache_control": cache_control,
+                    "content_type": content_type or "application/octet-stream",
+                }
+                for name, content in files.items()
+            ],
+            raw=True,  # compressed here; cloud-files labels the Content-Encoding
+            parallel=1,
+        )
+
+    @staticmethod
+    def _compress(content: Any, compression: str | None, level: int | None) -> Any:
+        if compression is None:
+            return content
+        if isinstance(content, list):
+            content = b"".join(content)
+        from cloudfiles import compression as codecs
+
+        body: bytes = codecs.compress(content, method=compression, compress_level=level)
+        return body
+
+    def _put_local(self, name: str, body: Any, compression: str | None) -> None:
+        assert self._local_root is not None
+        path = os.path.join(self._local_root, name)
+        target = path + _SUFFIX[compression]
+        directory = os.path.dirname(target)
+        try:
+            handle, tmp = tempfile.mkstemp(dir=directory, prefix=".lamina-")
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=directory, prefix=".lamina-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                if isinstance(body, list):
+                    file.writelines(body)
+                else:
+                    file.write(body)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        for suffix, _ in FORMS:
+            if path + suffix != target:
+                _unlink(path + suffix)
+
+    def _put_mem(self, name: str, body: Any, compression: str | None) -> None:
+        data, prefix = self._mem_data()
+        key = f"{prefix}/{name}" if prefix else name
+        target = key + _SUFFIX[compression]
+        data[target] = body
+        for suffix, _ in FORMS:
+            if key + suffix != target:
+                data.pop(key + suffix, None)
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        """Remove every form of each file (absent ones are fine)."""
+        names = list(names)
+        if not names:
+            return
+        if self._local_root is not None:
+            for name in names:
+                path = os.path.join(self._local_root, name)
+                for suffix, _ in FORMS:
+                    _unlink(path + suffix)
+            return
+        if self.protocol == "mem":
+            data, prefix = self._mem_data()
+            for name in names:
+                key = f"{prefix}/{name}" if prefix else name
+                for suffix, _ in FORMS:
+                    data.pop(key + suffix, None)
+            return
+        self._cloudfiles().delete(names)
+
+    def _cloudfiles(self) -> Any:
+        with self._lock:
+            if self._remote is None:
+                from cloudfiles import CloudFiles
+
+                self._remote = CloudFiles(
+                    self.cloudpath, secrets=self._secrets, use_https=self._use_https
+                )
+            return self._remote
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
