@@ -21,6 +21,10 @@ then every library reads those same files:
   case, a Fortran-ordered ``(X, Y, Z, C)`` array, and from the C-ordered array's
   ``(X, Y, Z, C)`` transpose; TensorStore from that same transpose (its axes are x, y, z,
   channel);
+* sharded: a write of whole shards, and ``lamina.flows.copy`` of the volume into a sharded
+  destination (identity-hashed shards of 4 x 4 x 4 chunks, raw data), against TensorStore
+  writing the same data into the same layout (its copy: ``dst.write(src)``); every result
+  is read back with TensorStore and compared with the source;
 * peak memory of the full read, each library in a fresh subprocess: peak RSS above the
   RSS just before the read (the kernel's high-water mark ``VmHWM``, reset through
   ``/proc/self/clear_refs`` right before the read; ``ru_maxrss`` minus the RSS before if
@@ -351,6 +355,101 @@ def write_rows(libs: Sequence[str], root: Path, data_c: Any, cfg: Config, repeat
     ]
 
 
+# --------------------------------------------------------------------------- sharded
+
+#: Identity-hashed shards of 4 x 4 x 4 chunks (512 x 512 x 64 voxels of 128 x 128 x 16
+#: chunks): the layout Igneous and TensorStore choose for image volumes.
+SHARDING = {
+    "@type": "neuroglancer_uint64_sharded_v1",
+    "hash": "identity",
+    "preshift_bits": 3,
+    "minishard_bits": 3,
+    "shard_bits": 3,
+    "minishard_index_encoding": "gzip",
+    "data_encoding": "raw",
+}
+
+
+def new_sharded_volume(path: str, shape: tuple[int, int, int]) -> Any:
+    """An empty sharded raw uint8 volume at ``path``, made and opened by TensorStore."""
+    import tensorstore as ts
+
+    spec = {
+        "driver": "neuroglancer_precomputed",
+        "kvstore": {"driver": "file", "path": path},
+        "multiscale_metadata": {"type": "image", "data_type": "uint8", "num_channels": 1},
+        "scale_metadata": {
+            "resolution": list(RES),
+            "encoding": "raw",
+            "chunk_size": list(CHUNK),
+            "size": list(shape),
+            "sharding": SHARDING,
+        },
+        "create": True,
+        "context": {"cache_pool": {"total_bytes_limit": 0}},
+    }
+    return ts.open(spec).result()
+
+
+def sharded_rows(
+    libs: Sequence[str], root: Path, src: str, data_c: Any, cfg: Config, repeat: int
+) -> list[Row]:
+    """A write of whole shards, and a copy of the unsharded source into a sharded
+    destination, by lamina and by TensorStore, each into its own volume; every result is
+    read back with TensorStore and compared with the source."""
+    from lamina import Vec3D, flows
+
+    data_t = data_c.transpose(1, 2, 3, 0)  # (X, Y, Z, C) view of the C-ordered array
+    sl = full(cfg.shape)
+    res = Vec3D(*RES)
+    writes: dict[str, Callable[[], None]] = {}
+    copies: dict[str, Callable[[], None]] = {}
+    made: list[str] = []
+    if LAMINA in libs:
+        write_dir, copy_dir = str(root / "lamina-write"), str(root / "lamina-copy")
+        new_sharded_volume(write_dir, cfg.shape)
+        new_sharded_volume(copy_dir, cfg.shape)
+        layer = lamina_layer(write_dir)
+        source, target = lamina_layer(src), lamina_layer(copy_dir)
+
+        def lamina_write() -> None:
+            layer[res, sl[0], sl[1], sl[2]] = data_c
+
+        def lamina_copy() -> None:
+            flows.copy(source, target, progress=False, journal_dir=str(root / "journals"))
+
+        writes[LAMINA], copies[LAMINA] = lamina_write, lamina_copy
+        made += [write_dir, copy_dir]
+    write_dir, copy_dir = str(root / "ts-write"), str(root / "ts-copy")
+    ts_out = new_sharded_volume(write_dir, cfg.shape)
+    ts_dst = new_sharded_volume(copy_dir, cfg.shape)
+    ts_src = ts_open(src)
+
+    def ts_write() -> None:
+        ts_out[sl].write(data_t).result()
+
+    def ts_copy() -> None:
+        ts_dst[sl].write(ts_src[sl]).result()
+
+    writes[TS], copies[TS] = ts_write, ts_copy
+    made += [write_dir, copy_dir]
+    rows = []
+    shard = "identity-hashed shards of 512x512x64 voxels"
+    for case, fns, note in (
+        (f"full write, sharded ({shard})", writes, "whole shards, from the C-ordered array"),
+        (f"copy into a sharded volume ({shard})", copies, "lamina: flows.copy, serial"),
+    ):
+        for fn in fns.values():
+            fn()  # warm-up
+        best = interleaved_best(fns, repeat)
+        rows += [Row(case, lib, best[lib], "s", data_c.nbytes, note) for lib in fns]
+    for where in made:
+        back = xyzc_as_cxyz(ts_reader(where)(sl))
+        if not np.array_equal(back, data_c):
+            raise AssertionError(f"{where}: the sharded volume does not read back equal")
+    return rows
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -421,6 +520,7 @@ def memory_rows(libs: Sequence[str], path: str, cfg: Config) -> tuple[list[Row],
 # --------------------------------------------------------------------------- table
 
 TARGETS = {"s": 0.95, "write": 1.0, "us": 1.1, "bytes": 1.3}
+SHARDED_CASES = ("full write, sharded", "copy into a sharded volume")
 
 
 def format_table(rows: Sequence[Row], mem_how: str) -> str:
@@ -428,6 +528,8 @@ def format_table(rows: Sequence[Row], mem_how: str) -> str:
     for r in rows:
         if r.lib == CV or r.lib == f"{CV}, F-order":
             baseline[r.case] = r
+        elif r.case.startswith(SHARDED_CASES) and r.lib == TS:
+            baseline[r.case] = r  # CloudVolume has no such write: the peer is TensorStore
     head = (
         f"{'case':36s} {'library':28s} {'best':>10s} {'MB/s':>8s} {'vs raw CV':>9s} "
         f"{'target':>8s} {'met':>4s}  note"
@@ -453,7 +555,7 @@ def format_table(rows: Sequence[Row], mem_how: str) -> str:
             ratio = r.value / base.value if base else None
             r.note = f"{r.value / r.nbytes:.2f}x the {r.nbytes / 2**20:.0f} MiB result; {r.note}"
         target = met = ""
-        if r.lib == LAMINA and ratio is not None:
+        if r.lib == LAMINA and ratio is not None and not r.case.startswith(SHARDED_CASES):
             key = "write" if r.case == "full write" else r.unit
             goal = TARGETS[key]
             higher = r.unit == "s"
@@ -467,8 +569,9 @@ def format_table(rows: Sequence[Row], mem_how: str) -> str:
     lines.append("")
     lines.append(
         "vs raw CV: throughput ratio for timed rows (higher is better; the write is compared "
-        "with CloudVolume's F-order write), multiple of raw CV for µs and memory (lower is "
-        f"better). Memory: {mem_how}, each library in a fresh subprocess."
+        "with CloudVolume's F-order write; the sharded rows with TensorStore's), multiple of "
+        f"raw CV for µs and memory (lower is better). Memory: {mem_how}, each library in a "
+        "fresh subprocess."
     )
     return "\n".join(lines)
 
@@ -576,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         new_volume(src, cfg.shape)[full(cfg.shape)] = np.asfortranarray(data.transpose(1, 2, 3, 0))
         rows = read_rows(libs, src, data, cfg, repeat)
         rows += write_rows(libs, root / "writes", data, cfg, repeat)
+        rows += sharded_rows(libs, root / "sharded", src, data, cfg, repeat)
         mem, how = memory_rows(libs, src, cfg)
         rows += mem
         print()
