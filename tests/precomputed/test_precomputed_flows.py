@@ -328,3 +328,50 @@ def test_apply_into_a_sharded_volume_writes_every_voxel(
     np.testing.assert_array_equal(
         np.asarray(back.read(order="F").result()).transpose(3, 0, 1, 2), 255 - data
     )
+
+
+def test_a_pyramid_over_a_sharded_level_never_writes_one_shard_from_two_tasks(
+    tmp_path: Path,
+) -> None:
+    """An existing sharded level of the pyramid: tasks cover whole shards there by
+    default; a task size that would share a shard between tasks is refused, even with
+    non-aligned writes allowed (two read-modify-writes of one shard lose voxels)."""
+    fine, level = Vec3D(4, 4, 40), Vec3D(8, 8, 40)
+    path = tmp_path / "v"
+    lamina.build_cv_layer(
+        str(path),
+        info_scales=[fine],
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_chunk_size=(32, 32, 8),
+        info_bbox=BBox3D.from_coords((0, 0, 0), (512, 512, 8), fine),
+    )
+    info = json.loads((path / "info").read_text())
+    sharded = {
+        **info["scales"][0],
+        "key": "8_8_40",
+        "resolution": [8, 8, 40],
+        "size": [256, 256, 8],
+        "sharding": {
+            "@type": "neuroglancer_uint64_sharded_v1",
+            "preshift_bits": 0,
+            "hash": "identity",
+            "minishard_bits": 6,
+            "shard_bits": 4,
+            "minishard_index_encoding": "raw",
+            "data_encoding": "raw",
+        },
+    }
+    info["scales"].append(sharded)
+    (path / "info").write_text(json.dumps(info))
+    layer = lamina.build_cv_layer(str(path), cv_kwargs={"non_aligned_writes": True})
+    assert layer.backend.get_write_grid_size(level) == Vec3D(256, 256, 8)
+    data = np.random.default_rng(0).integers(1, 255, (1, 512, 512, 8), dtype=np.uint8)
+    layer[fine, 0:512, 0:512, 0:8] = data
+    with pytest.raises(ValueError, match=r"shares cells of level \(8, 8, 40\).*\(128, 128, 8\)"):
+        downsample(layer, levels=2, executor="threads", workers=4, chunk_size=(32, 32, 8))
+    downsample(layer, levels=2, executor="threads", workers=4, progress=False)
+    got = lamina.build_cv_layer(str(path))[level, 0:256, 0:256, 0:8]
+    want = np.floor(data.reshape(1, 256, 2, 256, 2, 8).astype(float).mean(axis=(2, 4)) + 0.5)
+    np.testing.assert_array_equal(got, want)

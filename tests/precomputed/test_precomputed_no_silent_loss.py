@@ -318,3 +318,103 @@ def test_a_one_voxel_read_is_channels_first(tmp_path: Path, channels: int) -> No
     one = layer[RES, 3:4, 4:5, 5:6]
     assert one.shape == (channels, 1, 1, 1)
     np.testing.assert_array_equal(one[:, 0, 0, 0], data[:, 3, 4, 5])
+
+
+# -- what a fresh pair of eyes found ------------------------------------------------------------
+def test_a_geometry_change_that_would_renumber_shards_is_refused(sharded: Any) -> None:
+    path, _, expected = sharded
+    backend = build_cv_layer(path).backend
+    info_before = (path / "info").read_text()
+    with pytest.raises(ValueError, match="sharded: changing its voxel offset"):
+        backend.with_changes(dataset_size_res=((128, 128, 48), RES))  # z: 2 -> 3 chunks
+    assert (path / "info").read_text() == info_before
+    np.testing.assert_array_equal(ts_read(path), expected)
+
+
+def test_mem_volumes_keep_a_copy_of_what_was_written(mem_root: str) -> None:
+    layer = small_volume(mem_root)
+    data = layer[RES, 0:32, 0:32, 0:16]  # a Fortran-ordered (X, Y, Z) view of one channel
+    data[...] = 5
+    layer[RES, 0:32, 0:32, 0:16] = data
+    data[...] = 99  # the caller changes its own array afterwards
+    assert (layer[RES, 0:32, 0:32, 0:16] == 5).all()
+
+
+def test_a_write_through_one_backend_is_seen_by_the_cache_of_another(tmp_path: Path) -> None:
+    small_volume(tmp_path / "v")
+    cached = build_cv_layer(tmp_path / "v", cache_bytes_limit=1 << 20)
+    assert int(cached[RES, 0:1, 0:1, 0:1].ravel()[0]) == 0  # cached now
+    loose = cached.backend.with_changes(enforce_chunk_aligned_writes=False)
+    loose.write(idx((0, 0, 0), (32, 32, 16)), np.full((1, 32, 32, 16), 7, np.uint8))
+    other = build_cv_layer(tmp_path / "v")
+    other[RES, 32:64, 0:32, 0:16] = 8
+    assert int(cached[RES, 0:1, 0:1, 0:1].ravel()[0]) == 7
+    assert int(cached[RES, 40:41, 0:1, 0:1].ravel()[0]) == 8
+
+
+def test_a_gzip_labelled_shard_on_s3_reads_whole(s3_root: str) -> None:
+    """A shard object stored with ``Content-Encoding: gzip`` (CloudVolume compresses what
+    it uploads): its byte ranges are of the compressed form, so it is read whole."""
+    from cloudfiles import CloudFiles
+
+    cloudpath = f"{s3_root}/gzip-shard"
+    data = random_data((*SIZE, 1), "uint8", seed=21)
+    local = Path(f"/tmp/lamina-gzip-shard-{os.getpid()}")
+    ts_sharded(local, "identity", data)
+    try:
+        files = CloudFiles(cloudpath)
+        for file in local.rglob("*"):
+            if file.is_file():
+                name = str(file.relative_to(local))
+                compress = "gzip" if name.endswith(".shard") else None
+                files.put(name, file.read_bytes(), compress=compress)
+    finally:
+        import shutil
+
+        shutil.rmtree(local, ignore_errors=True)
+    layer = build_cv_layer(cloudpath, readonly=True)
+    np.testing.assert_array_equal(layer[RES, 0:128, 0:128, 0:32], data.transpose(3, 0, 1, 2))
+
+
+def test_mem_reads_the_form_cloudfiles_reads(mem_root: str) -> None:
+    from cloudvolume import CloudVolume
+
+    layer = small_volume(mem_root)
+    layer[RES, 0:32, 0:32, 0:16] = 1  # raw
+    cv = CloudVolume(mem_root, mip=0, progress=False, compress="gzip")
+    cv[0:32, 0:32, 0:16] = np.full((32, 32, 16, 1), 2, np.uint8)  # a .gz beside it
+    assert int(np.asarray(cv[0:1, 0:1, 0:1]).ravel()[0]) == 2
+    assert int(build_cv_layer(mem_root)[RES, 0:1, 0:1, 0:1].ravel()[0]) == 2
+
+
+def test_a_volume_with_one_unsupported_scale_opens_and_refuses_that_scale(
+    tmp_path: Path,
+) -> None:
+    from lamina_precomputed.codecs import UnsupportedEncodingError
+
+    layer = build_cv_layer(
+        tmp_path / "v",
+        info_scales=[RES, (8, 8, 40)],
+        info_type="image",
+        info_data_type="uint8",
+        info_num_channels=1,
+        info_chunk_size=(32, 32, 16),
+        info_bbox=BBox3D.from_coords((0, 0, 0), (64, 64, 16), RES),
+    )
+    layer[RES, 0:64, 0:64, 0:16] = 3
+    info = json.loads((tmp_path / "v" / "info").read_text())
+    info["scales"][1]["encoding"] = "jxl"
+    (tmp_path / "v" / "info").write_text(json.dumps(info))
+    reopened = build_cv_layer(tmp_path / "v")
+    assert (reopened[RES, 0:64, 0:64, 0:16] == 3).all()
+    assert "jxl" in str(reopened.backend.describe()["scales"][1]["encoding"])
+    with pytest.raises(UnsupportedEncodingError, match=r"'jxl'.*uint8.*1 channel"):
+        reopened[Vec3D(8, 8, 40), 0:32, 0:32, 0:16]
+
+
+def test_compress_none_is_cloudvolumes_default_gzip(tmp_path: Path) -> None:
+    small_volume(tmp_path / "v")
+    layer = build_cv_layer(tmp_path / "v", cv_kwargs={"compress": None})
+    assert layer.backend.use_compression
+    layer[RES, 0:32, 0:32, 0:16] = 4
+    assert os.listdir(tmp_path / "v" / "4_4_40") == ["0-32_0-32_0-16.gz"]

@@ -141,7 +141,7 @@ def test_copy_checks_resolutions_task_sizes_boxes_and_dtypes() -> None:
         copy(src, dst, bbox=flat)
     with pytest.raises(FlowArgumentError, match="bbox must be a BBox3D"):
         copy(src, dst, bbox=((0, 0, 0), (1, 1, 1)))  # type: ignore[arg-type]
-    with pytest.raises(FlowArgumentError, match="float32 values do not all fit in uint8"):
+    with pytest.raises(FlowArgumentError, match="float32 values are not uint8 values"):
         copy(_filled("float32"), dst)
     with pytest.raises(FlowArgumentError, match=r"has 3 channel.* has 1"):
         copy(_volume(num_channels=3), dst)

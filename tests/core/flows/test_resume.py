@@ -300,3 +300,45 @@ def test_a_killed_driver_resumed_from_another_directory_runs_only_the_rest(root:
     _, dst = resume_layers(root)  # every chunk is written, by one process or the other
     expected = (source_data().astype("int64") * 2 + 1).astype("uint8")
     np.testing.assert_array_equal(dst[0:128, 0:96, 0:8], expected)
+
+
+def test_a_journal_line_cut_short_by_a_kill_is_no_record(tmp_path: Path) -> None:
+    from lamina.flows.journal import Journal
+
+    journal = Journal.for_run({"flow": "copy", "dst": "x"}, tmp_path, None)
+    journal.start(200, resume=False)
+    journal.record(5)
+    journal.close()
+    with journal.path.open("a") as file:
+        file.write("12")  # "123" cut short by a kill
+    again = Journal.for_run({"flow": "copy", "dst": "x"}, tmp_path, None)
+    assert again.start(200, resume=True) == {5}
+    again.record(7)
+    again.close()
+    third = Journal.for_run({"flow": "copy", "dst": "x"}, tmp_path, None)
+    assert third.start(200, resume=True) == {5, 7}
+    third.close()
+
+
+def test_in_memory_volumes_of_two_processes_never_share_a_journal(tmp_path: Path) -> None:
+    """In-memory volumes are named alike in every process (``mem://volume-0``…) but are
+    other volumes: a resume in a new process must not skip what an old one did."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from lamina import BBox3D, build_memory_volumetric_layer
+        from lamina.flows import copy
+        box = BBox3D.from_coords((0, 0, 0), (32, 32, 4), (4, 4, 40))
+        src = build_memory_volumetric_layer(box, [(4, 4, 40)], chunk_size=(32, 32, 4))
+        dst = build_memory_volumetric_layer(box, [(4, 4, 40)], chunk_size=(32, 32, 4))
+        src[(4, 4, 40), 0:32, 0:32, 0:4] = 9
+        summary = copy(src, dst, progress=False, resume=True)
+        print(summary.skipped, int(dst[(4, 4, 40), 0:32, 0:32, 0:4].max()))
+        """
+    )
+    env = {**os.environ, "LAMINA_JOURNAL_DIR": str(tmp_path / "journals")}
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        assert out.stdout.split() == ["0", "9"]

@@ -191,4 +191,6 @@ def apply(
         "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
         "context": list(pad),
     }
-    return run_chunks("apply", operation, tasks, description, layers=(*layers, dst), **run)
+    return run_chunks(
+        "apply", operation, tasks, description, layers=(*layers, dst), destinations=(dst,), **run
+    )

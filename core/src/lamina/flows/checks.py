@@ -195,13 +195,15 @@ def check_mode(flow: str, mode: Any, num_channels: int) -> None:
 
 
 def check_dtypes(flow: str, src: VolumetricBackend, dst: VolumetricBackend) -> None:
-    """Refuse a destination whose dtype cannot hold every value of the source's
-    (``np.can_cast(src, dst, "safe")``), or whose channel count differs: every chunk
-    would fail or lose values."""
-    if not np.can_cast(src.dtype, dst.dtype, "safe"):
+    """Refuse a destination of another kind of dtype than the source's (floats into
+    integers, signed or unsigned integers into booleans: ``np.can_cast(src, dst,
+    "same_kind")`` fails), or whose channel count differs. Narrower types of the same
+    kind (uint64 labels into uint32) are let through: each write checks that its values
+    fit, as every lamina write does."""
+    if not np.can_cast(src.dtype, dst.dtype, "same_kind"):
         raise FlowArgumentError(
             f"{flow}: the source {src.name} is {src.dtype} and the destination {dst.name} is "
-            f"{dst.dtype}: {src.dtype} values do not all fit in {dst.dtype}, so the copy "
+            f"{dst.dtype}: {src.dtype} values are not {dst.dtype} values, so the copy "
             f"would lose them. Write into a {src.dtype} volume (or a wider type), or convert "
             "the data with apply(fn, ...)"
         )

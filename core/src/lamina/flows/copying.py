@@ -147,4 +147,6 @@ def copy(
         "dst_resolution": list(plan.dst_resolution),
         "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
     }
-    return run_chunks("copy", operation, plan.tasks, description, layers=(src, dst), **run)
+    return run_chunks(
+        "copy", operation, plan.tasks, description, layers=(src, dst), destinations=(dst,), **run
+    )

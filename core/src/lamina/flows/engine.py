@@ -46,6 +46,16 @@ from lamina.volumetric.index import VolumetricIndex
 __all__ = ["ChunkFailure", "ChunksFailedError", "RunSummary", "run_chunks"]
 
 _BACKOFF_S = 0.2
+#: This process, among every process that has run or will run a flow.
+_PROCESS = uuid.uuid4().hex
+
+
+def _shared(layer: Any) -> bool:
+    """Whether ``layer``'s data is seen by other processes (not in-memory)."""
+    capabilities = getattr(getattr(layer, "backend", None), "capabilities", None)
+    return bool(getattr(capabilities, "shared_across_processes", True))
+
+
 _MAX_BACKOFF_S = 10.0
 
 
@@ -213,6 +223,7 @@ def run_chunks(
     journal_dir: str | Path | None = None,
     run_id: str | None = None,
     layers: Sequence[Any] = (),
+    destinations: Sequence[Any] = (),
 ) -> RunSummary:
     """Run ``operation`` on every chunk; see the module docstring.
 
@@ -236,6 +247,9 @@ def run_chunks(
         layers: the layers the operation reads and writes; their backends' ``warm_up``
             runs here first, before any worker process is forked (in a
             ``reuse_workers()`` block, only the first run's workers are forked after it).
+        destinations: the layers the operation writes; one whose data stays in this process
+            (an in-memory volume) makes the run this process's own (no other process
+            resumes it).
     """
     from lamina.plugins.manager import get_host
 
@@ -255,7 +269,12 @@ def run_chunks(
     factory = get_host().lookup("executors", executor)
     options = {} if scheduler is None else {"scheduler": scheduler}
     total = len(chunks)
-    journal = Journal.for_run({"flow": flow, **description}, journal_dir, run_id)
+    description = {"flow": flow, **description}
+    if any(not _shared(layer) for layer in destinations):
+        # a destination that lives in this process (an in-memory one) is another volume
+        # in every other process, though its name may repeat: so is the run
+        description["process"] = _PROCESS
+    journal = Journal.for_run(description, journal_dir, run_id)
     done = journal.start(total, resume)
     todo: deque[int] = deque(n for n in range(total) if n not in done)
     attempts = dict.fromkeys(todo, 0)

@@ -11,6 +11,7 @@ destination accepts non-aligned writes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lamina.flows.checks import FlowArgumentError, check_region
@@ -20,6 +21,10 @@ from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
 __all__ = ["DEFAULT_TASK_VOXELS", "default_task_size", "task_grid", "volumetric_backend"]
+
+#: A task is held in memory whole: larger ones are refused before anything runs (a
+#: destination whose write grid is its whole dataset, a murmurhash3-sharded volume).
+MAX_TASK_BYTES = 8 << 30
 
 #: The default task covers about this many voxels per axis (a whole number of chunks).
 DEFAULT_TASK_VOXELS = Vec3D(512, 512, 64)
@@ -86,6 +91,15 @@ def task_grid(
             " covers all of it), or make the destination larger"
         )
     size = _task_size(dst, res, task_size)
+    task_bytes = math.prod(size) * dst.num_channels * dst.dtype.itemsize
+    if task_bytes > MAX_TASK_BYTES:
+        raise FlowArgumentError(
+            f"one task of {size.pformat()} voxels at {res.pformat()} nm would hold "
+            f"{task_bytes / 2**30:.1f} GiB in memory (at most {MAX_TASK_BYTES / 2**30:.0f} "
+            f"GiB): {dst.name}'s write grid is {dst.describe_write_grid(res)}. Give a smaller "
+            "chunk_size (--chunk-size) that is a multiple of the write grid, or write into a "
+            "volume whose write grid is smaller (unsharded, or identity-hashed shards)"
+        )
     aligned = dst.get_write_aligned_index(region, "expand")
     chunker = VolumetricIndexChunker(chunk_size=size)
     tasks = [t.intersection(region) for t in chunker(aligned, mode="exact")]

@@ -100,7 +100,9 @@ class Journal:
         """
         if not self.path.exists():
             return None
-        lines = self.path.read_text().splitlines()
+        text = self.path.read_text()
+        # only whole lines count: a line a kill cut short ("12" of "123") is no record
+        lines = text.split("\n")[:-1]
         if not lines:
             return None
         header = json.loads(lines[0])
@@ -113,8 +115,7 @@ class Journal:
             )
         done = set()
         for line in lines[1:]:
-            line = line.strip()
-            if line.isdigit():  # a line cut short by a kill is ignored
+            if line.isdigit():
                 done.add(int(line))
         return {n for n in done if n < total}
 
@@ -148,6 +149,11 @@ class Journal:
         if not done:
             header = {**self.header, "chunks": total}
             self.path.write_text(json.dumps(header, sort_keys=True) + "\n")
+        if done:  # drop a line a kill cut short: the next record must not extend it
+            data = self.path.read_bytes()
+            whole = data.rfind(b"\n") + 1
+            if whole < len(data):
+                os.truncate(self.path, whole)
         self._file = self.path.open("a")
         return done
 

@@ -12,6 +12,7 @@ level (checked before anything runs).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Unpack
 
@@ -82,6 +83,21 @@ class DownsampleChunk:
         return written
 
 
+def _default_task_size(
+    grids: Mapping[Vec3D[float], VolumetricBackend], levels: Sequence[Vec3D[float]]
+) -> Vec3D[int]:
+    """One cell of the coarsest level's write grid, grown (as a whole number of them) to
+    cover a whole cell of every finer level's write grid too (a sharded finer level)."""
+    coarsest = levels[-1]
+    size = list(grids[coarsest].get_write_grid_size(coarsest))
+    for res in levels[:-1]:
+        cell = grids[res].get_write_grid_size(res)
+        for d in range(3):
+            needed = math.ceil(cell[d] * res[d] / coarsest[d])
+            size[d] = math.lcm(size[d], max(1, needed))
+    return Vec3D(*size)
+
+
 def _pyramid_tasks(
     grids: Mapping[Vec3D[float], VolumetricBackend],
     levels: Sequence[Vec3D[float]],
@@ -89,22 +105,23 @@ def _pyramid_tasks(
     chunk_size: RawVec3D | None,
 ) -> tuple[list[VolumetricIndex], BBox3D, Vec3D[int]]:
     """The tasks of a pyramid (on the coarsest level's write grid), its region and task
-    size, checking that every task writes whole cells of every level's write grid.
-    ``grids`` gives, per level, the backend whose geometry the level has (or will have:
+    size, checking that no two tasks write one cell of any level's write grid (they
+    would race, a read-modify-write against a read-modify-write) and, where aligned
+    writes are enforced, that every task writes whole cells. ``grids`` gives, per level,
+    the backend whose geometry the level has (or will have:
     :func:`lamina.flows.checks.planned_scales`)."""
     coarsest = levels[-1]
     top = grids[coarsest]
     region = top.get_bounds(coarsest).bbox if bbox is None else bbox
     size = Vec3D.from_seq(
-        top.get_write_grid_size(coarsest) if chunk_size is None else chunk_size, "chunk_size"
+        _default_task_size(grids, levels) if chunk_size is None else chunk_size, "chunk_size"
     ).int()
     tasks = task_grid(top, region, coarsest, size)
     for task in tasks:
         for res in levels[:-1]:
             grid = grids[res]
-            level = VolumetricIndex(resolution=res, bbox=task.bbox).intersection(
-                grid.get_bounds(res)
-            )
+            bounds = grid.get_bounds(res)
+            level = VolumetricIndex(resolution=res, bbox=task.bbox).intersection(bounds)
             if grid.enforce_chunk_aligned_writes and not grid.is_write_aligned(level):
                 try:
                     grid.assert_idx_is_write_aligned(level)  # describes the grid
@@ -113,6 +130,17 @@ def _pyramid_tasks(
                         f"downsample: the task {task.pformat()} at {coarsest.pformat()} nm "
                         f"writes part of a chunk of level {res.pformat()} nm: {exc}"
                     ) from None
+            # the cells this task touches, inside the region: no other task's
+            cells = grid.get_write_aligned_index(level, "expand").intersection(bounds)
+            inside = VolumetricIndex(resolution=res, bbox=region).intersection(cells)
+            if inside.bbox != level.bbox:
+                raise FlowArgumentError(
+                    f"downsample: the task {task.pformat()} at {coarsest.pformat()} nm "
+                    f"shares cells of level {res.pformat()} nm's write grid "
+                    f"({grid.describe_write_grid(res)}) with other tasks, which would "
+                    "write them at once and lose each other's voxels. Give a chunk_size "
+                    f"that is a multiple of {_default_task_size(grids, levels).pformat()}"
+                )
     return tasks, region, size
 
 
@@ -176,4 +204,12 @@ def downsample(
         "bbox": [list(region.start), list(region.end)],
         "chunk_size": list(size),
     }
-    return run_chunks("downsample", operation, tasks, description, layers=(pyramid,), **run)
+    return run_chunks(
+        "downsample",
+        operation,
+        tasks,
+        description,
+        layers=(pyramid,),
+        destinations=(pyramid,),
+        **run,
+    )

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal, Unpack
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -45,7 +46,7 @@ from lamina.volumetric.data import fill_value
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
-from lamina_precomputed.codecs import check_encoding
+from lamina_precomputed.codecs import UnsupportedEncodingError, check_encoding
 from lamina_precomputed.info import (
     InfoSpec,
     change_geometry,
@@ -56,6 +57,7 @@ from lamina_precomputed.info import (
     update_info,
 )
 from lamina_precomputed.scale_io import ChunkCache, IOOptions, ScaleIO, _cuts
+from lamina_precomputed.sharding import ShardedScale
 from lamina_precomputed.storage import FileStore, compression_name
 
 __all__ = ["DEFAULT_CV_KWARGS", "READ_THREADS", "CVBackend"]
@@ -136,6 +138,34 @@ def _cache_control(cdn_cache: Any) -> str | None:
     return str(cdn_cache)
 
 
+@attrs.frozen
+class _ScaleGeometry:
+    """A scale's voxel offset, chunk size, size and sharding, from its info alone (the
+    geometry of a scale whose encoding lamina refuses is still described)."""
+
+    offset: Vec3D[int]
+    chunk: Vec3D[int]
+    size: Vec3D[int]
+    sharded: ShardedScale | None
+
+    @classmethod
+    def of(cls, scale: Mapping[str, Any]) -> _ScaleGeometry:
+        return cls(
+            Vec3D.from_seq(scale["voxel_offset"], "voxel_offset").int(),
+            Vec3D.from_seq(scale["chunk_sizes"][0], "chunk size").int(),
+            Vec3D.from_seq(scale["size"], "size").int(),
+            ShardedScale.from_scale(scale) if scale.get("sharding") else None,
+        )
+
+
+def _compression_for(compress: Any, encoding: str) -> Any:
+    """The compression of a scale's chunk files: ``compress``, where ``None`` is
+    CloudVolume's default, gzip for the encodings that do not compress themselves."""
+    if compress is None:
+        return "gzip" if encoding in ("raw", "compressed_segmentation") else False
+    return compress
+
+
 def _disk_cache_root(cache: Any) -> str:
     """Where the disk cache lives: ``cv_kwargs['cache']`` when it is a path, else
     ``$CLOUD_VOLUME_CACHE_DIR``, else ``~/.cloudvolume/cache`` (CloudVolume's place)."""
@@ -184,10 +214,10 @@ class CVBackend(VolumetricBackend):
         cloudpath = normalize_path(path)
         if info_spec is None:
             info = read_info(cloudpath)
-            _check_scales(cloudpath, info)
+            _check_scales(cloudpath, info, every=False)
         else:
             new = info_spec.make_info() if isinstance(info_spec, InfoSpec) else dict(info_spec)
-            _check_scales(cloudpath, new)  # refused before anything is written
+            _check_scales(cloudpath, new, every=True)  # refused before anything is written
             info, _ = update_info(
                 cloudpath,
                 new,
@@ -220,6 +250,7 @@ class CVBackend(VolumetricBackend):
         )
         self._lock = threading.Lock()
         self._ios: dict[Vec3D[float], ScaleIO] = {}
+        self._geometries: dict[Vec3D[float], _ScaleGeometry] = {}
         self._memory_cache: ChunkCache | None = None
         self._store_obj: FileStore | None = None
 
@@ -323,22 +354,30 @@ class CVBackend(VolumetricBackend):
             f"{self._path} has no scale at resolution {shown} nm; its resolutions are: {known}"
         )
 
+    def _geometry(self, resolution: RawVec3D) -> _ScaleGeometry:
+        res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
+        geometry = self._geometries.get(res)
+        if geometry is None:
+            geometry = self._geometries[res] = _ScaleGeometry.of(self._scale(res))
+        return geometry
+
     def get_voxel_offset(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._io(resolution).offset
+        return self._geometry(resolution).offset
 
     def get_chunk_size(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._io(resolution).chunk
+        return self._geometry(resolution).chunk
 
     def get_dataset_size(self, resolution: RawVec3D) -> Vec3D[int]:
-        return self._io(resolution).size
+        return self._geometry(resolution).size
 
     def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
         """The chunk size, or for a sharded scale the box one shard covers (the whole
         dataset when shards are not boxes): see :mod:`lamina_precomputed.sharding`."""
-        return self._io(resolution).write_grid_size()
+        geometry = self._geometry(resolution)
+        return geometry.chunk if geometry.sharded is None else geometry.sharded.write_grid_size
 
     def describe_write_grid(self, resolution: RawVec3D) -> str:
-        sharded = self._io(resolution).sharded
+        sharded = self._geometry(resolution).sharded
         if sharded is None:
             return super().describe_write_grid(resolution)
         return sharded.describe_write_grid()
@@ -348,9 +387,9 @@ class CVBackend(VolumetricBackend):
         scales = []
         for res in self._resolutions:
             scale = self._scales[res]
-            io = self._io(res)
-            offset, chunk, size = io.offset, io.chunk, io.size
-            sharded = io.sharded
+            geometry = self._geometry(res)
+            offset, chunk, size = geometry.offset, geometry.chunk, geometry.size
+            sharded = geometry.sharded
             scales.append(
                 {
                     "key": scale.get("key"),
@@ -365,7 +404,7 @@ class CVBackend(VolumetricBackend):
                     "shard_box": None
                     if sharded is None or sharded.shard_box_chunks is None
                     else list(sharded.write_grid_size),
-                    "write_grid": list(io.write_grid_size()),
+                    "write_grid": list(self.get_write_grid_size(res)),
                 }
             )
         return {
@@ -381,7 +420,7 @@ class CVBackend(VolumetricBackend):
         encodings = sorted({str(s.get("encoding")) for s in self._info["scales"]})
         lines = [super().pformat(), f"  encoding: {', '.join(encodings)}"]
         for res in self._resolutions:
-            sharded = self._io(res).sharded
+            sharded = self._geometry(res).sharded
             if sharded is not None:
                 lines.append(f"  {res.pformat()} nm: {sharded.describe_write_grid()}")
         return "\n".join(lines)
@@ -408,9 +447,10 @@ class CVBackend(VolumetricBackend):
         return self._store_obj
 
     def _make_io(self, scale: dict[str, Any]) -> ScaleIO:
+        _check_scale(self._path, self._info, scale)
         kwargs = self._kwargs
         if kwargs["lru_bytes"] and self._memory_cache is None:
-            self._memory_cache = ChunkCache(kwargs["lru_bytes"])
+            self._memory_cache = ChunkCache(kwargs["lru_bytes"], self._path)
         return ScaleIO(
             self._store(),
             scale,
@@ -419,7 +459,7 @@ class CVBackend(VolumetricBackend):
             IOOptions(
                 fill_missing=bool(kwargs["fill_missing"]),
                 background=kwargs.get("background_color", 0),
-                compress=kwargs["compress"],
+                compress=_compression_for(kwargs["compress"], str(scale["encoding"])),
                 compress_level=kwargs.get("compress_level"),
                 delete_black_uploads=bool(kwargs["delete_black_uploads"]),
                 cache_control=_cache_control(kwargs.get("cdn_cache")),
@@ -508,11 +548,16 @@ class CVBackend(VolumetricBackend):
         self._write_slabs(io, array.transpose(1, 2, 3, 0), tuple(start))
 
     def _write_slabs(self, io: ScaleIO, xyzc: npt.NDArray[Any], start: tuple[int, ...]) -> None:
-        """Write ``xyzc`` at ``start``; above :data:`_SPLIT_BYTES`, as slabs cut at
-        write-grid lines that two threads encode and store at once (no two touch one
-        chunk or shard)."""
+        """Write ``xyzc`` at ``start``; above :data:`_SPLIT_BYTES` and from the main
+        thread, as slabs cut at write-grid lines that two threads encode and store at
+        once (no two touch one chunk or shard). Other threads (a threads executor's
+        workers, already running side by side) write in their own thread."""
         partial = self.overwrite_partial_chunks
-        if xyzc.nbytes <= _SPLIT_BYTES or _workers() < 2:
+        if (
+            xyzc.nbytes <= _SPLIT_BYTES
+            or _workers() < 2
+            or threading.current_thread() is not threading.main_thread()
+        ):  # a worker thread (the flows' threads executor) writes on its own
             io.write(xyzc, start, partial)
             return
         cell = io.write_grid_size()
@@ -568,6 +613,7 @@ class CVBackend(VolumetricBackend):
         }
         if geometry:
             info = change_geometry(info, **geometry)
+            _check_shards_stay(self._path, self._info, info)
         path = self._path
         if "name" in changes:
             path = normalize_path(changes["name"])
@@ -621,16 +667,49 @@ class CVBackend(VolumetricBackend):
         files.delete(list(files.list()))
 
 
-def _check_scales(path: str, info: Mapping[str, Any]) -> None:
-    """Refuse a volume with a scale whose encoding, dtype and channel count lamina cannot
-    read and write exactly (see :func:`lamina_precomputed.codecs.check_encoding`)."""
+def _check_shards_stay(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Refuse a geometry change that would give a sharded scale's chunks other ids: its
+    stored chunks would be read from the wrong places (before anything is written)."""
+    for before, after in zip(old["scales"], new["scales"], strict=True):
+        if not before.get("sharding"):
+            continue
+        if not ShardedScale.from_scale(before).keeps_chunk_ids(ShardedScale.from_scale(after)):
+            raise ValueError(
+                f"the scale {before.get('key')} of {path} is sharded: changing its voxel "
+                f"offset {before['voxel_offset']} -> {after['voxel_offset']}, chunk size "
+                f"{before['chunk_sizes'][0]} -> {after['chunk_sizes'][0]} or size "
+                f"{before['size']} -> {after['size']} would renumber its chunks, and their "
+                "data would be read from other places. Keep the chunk grid (a size with "
+                "as many chunks per axis, rounded up to a power of two), or copy the "
+                "volume into a new one with the geometry you want (lamina copy)."
+            )
+
+
+def _check_scale(path: str, info: Mapping[str, Any], scale: Mapping[str, Any]) -> None:
+    """Refuse a scale whose encoding, dtype and channel count lamina cannot read and write
+    exactly (see :func:`lamina_precomputed.codecs.check_encoding`)."""
+    check_encoding(
+        str(scale.get("encoding", "raw")),
+        info["data_type"],
+        int(info["num_channels"]),
+        where=f"{path} (scale {scale.get('key')})",
+    )
+
+
+def _check_scales(path: str, info: Mapping[str, Any], *, every: bool) -> None:
+    """Refuse, before anything is written, a new info with any scale lamina cannot
+    handle (``every``), or an existing volume none of whose scales it can: a volume
+    with some such scales opens, and those scales are refused when first used."""
+    errors = []
     for scale in info.get("scales") or []:
-        check_encoding(
-            str(scale.get("encoding", "raw")),
-            info["data_type"],
-            int(info["num_channels"]),
-            where=f"{path} (scale {scale.get('key')})",
-        )
+        try:
+            _check_scale(path, info, scale)
+        except UnsupportedEncodingError as exc:
+            if every:
+                raise
+            errors.append(exc)
+    if errors and len(errors) == len(info.get("scales") or []):
+        raise errors[0]
 
 
 # -- threads shared by every backend of a process -------------------------------------------

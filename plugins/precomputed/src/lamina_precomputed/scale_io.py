@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,12 +57,30 @@ class IOOptions:
     cache_control: str | None = None
 
 
+#: The memory caches of every backend of each volume in this process: a write through any
+#: backend of a path forgets what all of them hold of the chunks it replaces.
+_CACHES: dict[str, weakref.WeakSet[ChunkCache]] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def forget_everywhere(cloudpath: str, names: Sequence[str]) -> None:
+    """Drop ``names`` from the memory cache of every backend of ``cloudpath``."""
+    with _CACHES_LOCK:
+        caches = list(_CACHES.get(cloudpath, ()))
+    for cache in caches:
+        cache.forget(names)
+
+
 class ChunkCache:
     """Decoded chunks in memory, least recently used first out, at most ``limit`` bytes;
-    shared by the threads of one backend."""
+    shared by the threads of one backend and kept current by the writes of every
+    backend of the same volume in this process."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, cloudpath: str = "") -> None:
         self.limit = int(limit)
+        if cloudpath:
+            with _CACHES_LOCK:
+                _CACHES.setdefault(cloudpath, weakref.WeakSet()).add(self)
         self._items: OrderedDict[str, npt.NDArray[Any]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -381,8 +400,8 @@ class ScaleIO:
                 piece = chunk
             if self.options.delete_black_uploads and not np.any(piece != background):
                 contents[self.name(box)] = None
-            elif self._arrays_in_memory:
-                contents[self.name(box)] = np.asfortranarray(piece)
+            elif self._arrays_in_memory:  # a copy: never the caller's array itself
+                contents[self.name(box)] = np.array(piece, order="F", copy=True)
             else:
                 contents[self.name(box)] = encode_chunk(
                     piece, self.encoding, block_size=self.block_size, **self._quality

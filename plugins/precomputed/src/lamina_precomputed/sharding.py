@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from lamina.volumetric.geometry import Vec3D
 from lamina_precomputed.codecs import DamagedChunkError
-from lamina_precomputed.storage import FileStore
+from lamina_precomputed.storage import FileStore, RangeReader
 
 __all__ = ["ShardedScale", "compressed_morton_codes"]
 
@@ -134,6 +134,16 @@ class ShardedScale:
             f"({box.pformat()} chunks of {chunk}); a write must cover whole shards"
         )
 
+    def keeps_chunk_ids(self, other: ShardedScale) -> bool:
+        """Whether every chunk keeps its id (so its place in the shards) when the scale's
+        geometry becomes ``other``'s: the same offset and chunk size, and as many grid
+        bits per axis (ids are Morton codes of grid positions, compressed by the bits)."""
+        return (
+            self.voxel_offset == other.voxel_offset
+            and self.chunk_size == other.chunk_size
+            and [_bits(n) for n in self.grid_size] == [_bits(n) for n in other.grid_size]
+        )
+
     def chunk_ids(self, chunk_starts: Sequence[Sequence[int]]) -> list[int]:
         """The ids of the chunks starting at ``chunk_starts`` (voxels)."""
         starts = np.asarray(chunk_starts, dtype=np.int64).reshape(-1, 3)
@@ -165,7 +175,20 @@ class ShardedScale:
     def _read_file(
         self, store: FileStore, name: str, minishards: Mapping[int, list[int]]
     ) -> dict[int, bytes]:
-        index_bytes = store.get_range(name, 0, self._index_length)
+        reader = store.open_ranges(name)
+        if reader is None:
+            return {}
+        try:
+            return self._read_chunks(reader, name, minishards)
+        finally:
+            reader.close()
+
+    def _read_chunks(
+        self, reader: RangeReader, name: str, minishards: Mapping[int, list[int]]
+    ) -> dict[int, bytes]:
+        """The chunks ``minishards`` asks for, all read from one version of the file (a
+        shard rewritten meanwhile would otherwise give offsets into another one)."""
+        index_bytes = reader.read(0, self._index_length)
         if index_bytes is None:
             return {}
         if len(index_bytes) != self._index_length:
@@ -179,13 +202,13 @@ class ShardedScale:
             start, end = (int(v) + self._index_length for v in index[minishard])
             if start == end:
                 continue
-            table = self._minishard_table(store, name, start, end)
+            table = self._minishard_table(reader.read(start, end), name, end - start)
             for chunk_id in wanted:
                 entry = table.get(chunk_id)
                 if entry is None:
                     continue
                 offset, size = entry
-                data = store.get_range(name, offset, offset + size)
+                data = reader.read(offset, offset + size)
                 if data is None or len(data) != size:
                     raise DamagedChunkError(
                         f"the shard {name} is damaged: chunk {chunk_id} should have {size} "
@@ -195,10 +218,9 @@ class ShardedScale:
         return found
 
     def _minishard_table(
-        self, store: FileStore, name: str, start: int, end: int
+        self, raw: bytes | None, name: str, length: int
     ) -> dict[int, tuple[int, int]]:
-        raw = store.get_range(name, start, end)
-        if raw is None or len(raw) != end - start:
+        if raw is None or len(raw) != length:
             raise DamagedChunkError(f"the shard {name} is damaged: a minishard index is cut short")
         if self.sharding.get("minishard_index_encoding", "raw") != "raw":
             raw = _gunzip(raw, f"a minishard index of {name}")
@@ -304,25 +326,13 @@ class ShardedScale:
             start, end = int(start) + self._index_length, int(end) + self._index_length
             if start == end:
                 continue
-            table = self._minishard_table(_BytesStore(name, content), name, start, end)
+            table = self._minishard_table(content[start:end], name, end - start)
             for chunk_id, (offset, size) in table.items():
                 data = content[offset : offset + size]
                 if len(data) != size:
                     raise DamagedChunkError(f"the shard {name} is damaged: chunk {chunk_id}")
                 labels[chunk_id] = self._decode_data(data, name, chunk_id)
         return labels
-
-
-class _BytesStore(FileStore):
-    """One file's bytes, read in ranges like a store (for a shard read whole)."""
-
-    def __init__(self, name: str, content: bytes) -> None:
-        super().__init__(f"mem://{name}")
-        self._name = name
-        self._content = content
-
-    def get_range(self, name: str, start: int, end: int) -> bytes | None:
-        return self._content[start:end]
 
 
 def _gzip(data: bytes) -> bytes:

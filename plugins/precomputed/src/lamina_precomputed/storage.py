@@ -7,7 +7,8 @@ form it finds first — in an order that changes as it goes. A write in another
 compression than the stored one therefore left the old file beside the new one, and
 later reads returned either. :class:`FileStore` writes one form and removes the
 others, so every process reads what was written; where several forms exist already
-(a volume written before), it reads the newest.
+(a volume written before), it reads the newest file on local disk and, in ``mem://``
+(which keeps no times), the form cloud-files itself would read.
 
 Local files are read and written directly (a write goes to a temporary file renamed
 into place, so a reader never sees half a chunk); ``mem://`` goes to cloud-files'
@@ -84,29 +85,28 @@ class FileStore:
             return self._get_mem(name)
         return self._get_remote(name)
 
-    def get_range(self, name: str, start: int, end: int) -> bytes | None:
-        """Bytes ``start:end`` of ``name`` (stored uncompressed, as shard files are);
-        ``None`` when it does not exist."""
+    def open_ranges(self, name: str) -> RangeReader | None:
+        """A reader of byte ranges of ``name`` (a shard file), ``None`` when it does not
+        exist. Every range a reader returns comes from one version of the file: a local
+        file is read through one open handle (writes replace files by renaming, so the
+        handle keeps the version it opened); a stored object with a compression label is
+        fetched whole once, since its byte ranges are of the compressed form."""
         if self._local_root is not None:
             path = os.path.join(self._local_root, name)
             try:
-                with open(path, "rb") as file:
-                    file.seek(start)
-                    return file.read(end - start)
+                return _FileRanges(open(path, "rb"))  # closed by the reader
             except FileNotFoundError:
                 content = self._get_local(name)  # a compressed form: read it whole
-                return None if content is None else content[start:end]
+                return None if content is None else _BytesRanges(content)
         if self.protocol == "mem":
             content = self._get_mem(name)
-            return None if content is None else content[start:end]
+            return None if content is None else _BytesRanges(content)
+        return _RemoteRanges(self, name)
+
+    def _get_range_remote(self, name: str, start: int, end: int) -> tuple[bytes | None, Any]:
         (result,) = self._cloudfiles().get([{"path": name, "start": start, "end": end}], raw=True)
         raw = result["content"]
-        if raw is None:
-            return None
-        if result.get("compress"):  # a compressed object cannot be read in ranges
-            content = self._decompress(raw, result["compress"], name)
-            return content[start:end]
-        return bytes(raw)
+        return (None if raw is None else bytes(raw)), result.get("compress")
 
     def _get_local(self, name: str) -> bytes | None:
         assert self._local_root is not None
@@ -137,7 +137,7 @@ class FileStore:
     def _get_mem(self, name: str) -> bytes | None:
         data, prefix = self._mem_data()
         key = f"{prefix}/{name}" if prefix else name
-        for suffix, compression in FORMS:
+        for suffix, compression in (*FORMS[1:], FORMS[0]):  # cloud-files' own order
             raw = data.get(key + suffix)
             if raw is None:
                 continue
@@ -290,3 +290,55 @@ class FileStore:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+class RangeReader:
+    """Byte ranges of one version of one stored file (see ``FileStore.open_ranges``)."""
+
+    def read(self, start: int, end: int) -> bytes | None:
+        """Bytes ``start:end`` (fewer at the end of the file); ``None`` when the file
+        is gone."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file handle, if any."""
+
+
+class _FileRanges(RangeReader):
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def read(self, start: int, end: int) -> bytes | None:
+        self._file.seek(start)
+        data: bytes = self._file.read(end - start)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _BytesRanges(RangeReader):
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def read(self, start: int, end: int) -> bytes | None:
+        return self._content[start:end]
+
+
+class _RemoteRanges(RangeReader):
+    """Ranged requests; an object stored with a compression label is fetched whole on
+    the first read (its ranges would be of the compressed bytes)."""
+
+    def __init__(self, store: FileStore, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._whole: bytes | None = None
+
+    def read(self, start: int, end: int) -> bytes | None:
+        if self._whole is not None:
+            return self._whole[start:end]
+        data, compression = self._store._get_range_remote(self._name, start, end)
+        if data is None or not compression:
+            return data
+        self._whole = self._store.get(self._name)
+        return None if self._whole is None else self._whole[start:end]
