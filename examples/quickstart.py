@@ -140,12 +140,16 @@ def pipeline_section(out: Path) -> None:
         info_chunk_size=(64, 64, 16),
         info_bbox=BBox3D.from_coords((0, 0, 0), (1024, 1024, 64), resolution=(8, 8, 40)),
     )
-    x, y, z = np.meshgrid(np.arange(1024), np.arange(1024), np.arange(64), indexing="ij")
+    # made and written 16 sections at a time (one chunk deep): a few tens of MB at once
     rng = np.random.default_rng(0)
-    image = (128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0) + 10 * np.sin(z / 5.0)).astype(
-        np.uint8
-    ) + rng.integers(0, 20, x.shape, dtype=np.uint8)
-    sample[(8, 8, 40), 0:1024, 0:1024, 0:64] = image[np.newaxis]
+    x = np.arange(1024, dtype=np.float32)[:, None, None]
+    y = np.arange(1024, dtype=np.float32)[None, :, None]
+    waves = 128 + 60 * np.sin(x / 37.0) * np.cos(y / 23.0)
+    for z0 in range(0, 64, 16):
+        z = np.arange(z0, z0 + 16, dtype=np.float32)[None, None, :]
+        slab = (waves + 10 * np.sin(z / 5.0)).astype(np.uint8)
+        slab += rng.integers(0, 20, slab.shape, dtype=np.uint8)
+        sample[(8, 8, 40), 0:1024, 0:1024, z0 : z0 + 16] = slab[np.newaxis]
     print(f"wrote the sample volume {root / 'sample'} (64 x 64 x 16 chunks)")
     copy_args = ["copy", str(root / "sample"), str(root / "copy"), "--dst-chunk-size", "128,128,16"]
     lamina_cli([*copy_args, "--chunk-size", "256,256,32", "--executor", "processes"])

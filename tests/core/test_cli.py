@@ -57,9 +57,9 @@ def test_plugin_subcommand_runs_and_errors_are_one_line(
     lamina_host.register_plugin(CommandPlugin(), distribution="greeter")
     assert main(["hello", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
-    assert main(["hello", "nobody"]) == 1
+    assert main(["hello", "nobody"]) == 2
     err = capsys.readouterr().err
-    assert err == "lamina: error: nobody is not a name\n"
+    assert err == "lamina hello: error: nobody is not a name\n"
 
 
 def test_no_command_prints_help(

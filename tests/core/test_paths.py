@@ -66,9 +66,9 @@ def test_info_describes_any_volumetric_layer(
 def test_info_on_an_unknown_path_is_one_line(
     host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["info", "nowhere://x"]) == 1
+    assert main(["info", "nowhere://x"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lamina: error: no installed path opener recognises 'nowhere://x'")
+    assert err.startswith("lamina info: error: no installed path opener recognises 'nowhere://x'")
 
 
 def test_a_template_gives_the_builders_shared_creation_keywords() -> None:

@@ -88,11 +88,52 @@ def test_info_on_a_file_lists_every_volume(
 ) -> None:
     assert main(["info", str(h5file)]) == 0
     out = capsys.readouterr().out
-    assert "em/raw" in out
-    assert "labels" in out
+    assert "volume em/raw" in out
+    assert "volume labels" in out
     assert "4x4x40 nm" in out
+    head, labels_part = out.split("volume labels")
+    assert "data type: uint64" in labels_part
+    assert "data type: uint64" not in head  # each volume's own dtype, under its name
     assert main(["info", str(h5file), "--json"]) == 0
     desc = json.loads(capsys.readouterr().out)
-    assert desc["volumes"] == ["em/raw", "labels"]
-    assert [s["key"] for s in desc["scales"]] == ["em/raw/4_4_40", "em/raw/8_8_40", "labels"]
-    assert desc["scales"][2]["data_type"] == "uint64"
+    assert [v["volume"] for v in desc["volumes"]] == ["em/raw", "labels"]
+    raw, labels = desc["volumes"]
+    assert [s["key"] for s in raw["scales"]] == ["4_4_40", "8_8_40"]
+    assert labels["data_type"] == "uint64"
+    assert "scales" not in desc  # each volume's scales are its own, never merged
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not an HDF5 file at all\n", b"\x89HDF\r\n" + b"\0" * 40]
+)
+def test_a_corrupt_h5_file_is_one_line(tmp_path: Path, content: bytes) -> None:
+    from lamina.testing import run_lamina
+
+    (tmp_path / "bad.h5").write_bytes(content)
+    done = run_lamina("info", "bad.h5", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("lamina info: error: ")
+    assert "bad.h5" in lines[0]
+    assert "not an HDF5 file" in lines[0]
+
+
+def test_info_scales_alone_add_a_scale_to_an_existing_volume(tmp_path: Path) -> None:
+    path = tmp_path / "v.h5"
+    build_h5_layer(
+        path,
+        "raw",
+        info_scales=[(8, 8, 40)],
+        info_type="image",
+        info_data_type="uint16",
+        info_num_channels=2,
+        info_chunk_size=(64, 64, 8),
+        info_bbox=BBox3D.from_coords((0, 0, 0), (128, 128, 16), (8, 8, 40)),
+    )
+    added = build_h5_layer(path, "raw", info_scales=[(32, 32, 40)])
+    assert [tuple(r) for r in added.backend.resolutions] == [(8, 8, 40), (32, 32, 40)]
+    assert added.backend.dtype == "uint16"
+    assert added.backend.num_channels == 2
+    with pytest.raises(ValueError, match=r"needs .*info_type.* nothing is stored at the path"):
+        build_h5_layer(tmp_path / "new.h5", "raw", info_scales=[(32, 32, 40)])

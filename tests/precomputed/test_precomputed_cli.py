@@ -69,9 +69,9 @@ def test_info_on_s3(s3_root: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_info_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "info", f"file://{tmp_path}/missing")
     assert code == 1
-    assert err.startswith("lamina: error: no precomputed volume at")
+    assert err.startswith("lamina info: error: no precomputed volume at")
     code, _, err = run(capsys, "info", str(tmp_path / "data.h5"))
-    assert code == 1
+    assert code == 2  # a path no installed plugin opens: the command line is wrong
     assert "no installed path opener recognises" in err
     assert "pip install lamina-hdf5" in err
     assert "precomputed://PATH" in err

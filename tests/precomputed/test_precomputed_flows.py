@@ -121,7 +121,7 @@ def test_cli_bbox_resume_and_errors(source: tuple[Path, Any], tmp_path: Path) ->
     assert bad.returncode != 0
     assert "--bbox start must be three numbers" in bad.stderr
     unknown = _lamina("copy", "nothing.xyz://a", "b", cwd=tmp_path)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2  # no installed plugin opens it: a usage error
     assert "no installed path opener recognises 'nothing.xyz://a'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
     for command in ("copy", "downsample", "run"):
@@ -155,7 +155,7 @@ def test_cli_run_spec(suffix: str, source: tuple[Path, Any], tmp_path: Path) -> 
     )
     missing = _lamina("run", "nope.json", cwd=tmp_path)
     assert missing.returncode == 1
-    assert "no spec file at 'nope.json'" in missing.stderr
+    assert "lamina run: error: the spec nope.json: no such file" in missing.stderr
 
 
 def test_unknown_encodings_are_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -337,7 +337,7 @@ def test_other_top_level_fields_are_kept(existing: Path) -> None:
 
 def test_a_malformed_existing_info_names_the_path(existing: Path) -> None:
     (existing / "info").write_text(json.dumps({"type": "image"}))
-    with pytest.raises(KeyError, match=str(existing)):
+    with pytest.raises(ValueError, match=rf"{existing}/info has no data_type, num_channels"):
         build_cv_layer(existing, **small_volume_params())
 
 

@@ -72,11 +72,11 @@ def test_local_part(path: str, local: str | None) -> None:
 
 
 # -- lamina view: errors -------------------------------------------------------------------
-def _one_line_error(out: Any, *needles: str) -> None:
-    assert out.returncode == 1, (out.stdout, out.stderr)
+def _one_line_error(out: Any, *needles: str, status: int = 1) -> None:
+    assert out.returncode == status, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("lamina: error: "), out.stderr
+    assert lines[0].startswith("lamina view: error: "), out.stderr
     assert "Traceback" not in out.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
@@ -86,7 +86,7 @@ def test_view_a_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     missing = tmp_path / "nothing-here"
     assert main(["view", str(missing), "--no-browser"]) == 1
     err = capsys.readouterr().err
-    assert err.strip() == f"lamina: error: {missing}: no such file or directory"
+    assert err.strip() == f"lamina view: error: {missing}: no such file or directory"
     assert main(["view", f"{tmp_path}/absent.h5:/raw", "--no-browser"]) == 1
     assert "absent.h5:/raw: no such file or directory" in capsys.readouterr().err
 
@@ -94,16 +94,16 @@ def test_view_a_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_view_an_unrecognised_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plain = tmp_path / "just-a-dir"
     plain.mkdir()
-    assert main(["view", str(plain), "--no-browser"]) == 1
+    assert main(["view", str(plain), "--no-browser"]) == 2  # the command line names no volume
     err = capsys.readouterr().err
-    assert err.startswith(f"lamina: error: no installed path opener recognises '{plain}'")
+    assert err.startswith(f"lamina view: error: no installed path opener recognises '{plain}'")
 
 
 def test_view_names_the_plugin_to_install(tmp_path: Path) -> None:
     h5 = tmp_path / "vol.h5"
     hdf5_layer(h5, pattern())
     out = _lamina("view", str(h5), "--no-browser", env={"LAMINA_DISABLED_PLUGINS": "lamina-hdf5"})
-    _one_line_error(out, str(h5), "pip install lamina-hdf5")
+    _one_line_error(out, str(h5), "pip install lamina-hdf5", status=2)
 
 
 def test_view_without_neuroglancer(tmp_path: Path) -> None:
@@ -258,7 +258,7 @@ def test_preview_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = str(tmp_path / "s.png")
     assert main(["preview", str(tmp_path / "vol"), "--out", out, "--z", "32"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("lamina: error: ")
+    assert err.startswith("lamina preview: error: ")
     assert "z=32 is outside" in err
     assert "0..31" in err
     assert main(["preview", str(tmp_path / "missing"), "--out", out]) == 1

@@ -1,15 +1,23 @@
 """The ``lamina`` command line (also ``python -m lamina``).
 
 Subcommands come from the command hook: the core contributes ``plugins``; plugins add
-``info``, ``copy``, ``view`` and others. Errors lamina raises on purpose are printed as
-one line (``lamina: error: …``) with exit code 1, never as a traceback.
+``info``, ``copy``, ``view`` and others.
+
+An error is one line, ``lamina COMMAND: error: …``, and the exit status says what kind:
+2 for a usage error (an option or argument the command cannot run with, found before
+anything was done), 1 for a failure while it ran, 130 when interrupted (Ctrl-C: the line
+says how much was done and how to resume). The traceback is printed only with
+``--debug`` (anywhere on the command line) or ``LAMINA_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -78,19 +86,113 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: Errors in the command line itself, found before anything ran (an option value, a
+#: resolution or executor that does not exist, a spec file that does not parse): exit
+#: status 2, as argparse's. Everything else (missing or damaged files, storage, failed
+#: tasks) is a failure: 1.
+_USAGE_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    global _USAGE_ERRORS
+    if not _USAGE_ERRORS:
+        from lamina.errors import SpecError, UnknownNameError, UnknownResolutionError
+        from lamina.flows.checks import FlowArgumentError, FlowKeywordError
+
+        _USAGE_ERRORS = (
+            FlowArgumentError,
+            FlowKeywordError,
+            UnknownNameError,
+            UnknownResolutionError,
+            SpecError,
+        )
+    return _USAGE_ERRORS
+
+
+def _debugging(argv: list[str]) -> bool:
+    """Whether ``--debug`` was given (it is removed from ``argv``) or ``LAMINA_DEBUG`` set."""
+    found = "--debug" in argv
+    while "--debug" in argv:
+        argv.remove("--debug")
+    return found or os.environ.get("LAMINA_DEBUG", "") not in ("", "0")
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line; its type where the message alone would not
+    say what went wrong (an error lamina does not raise on purpose)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    if not isinstance(exc, LaminaError | ValueError | TypeError | LookupError | OSError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    run = getattr(args, "_run", None)
-    if run is None:
-        parser.print_help()
-        return 2
+    """Run the command line; return the exit status (see the module docstring)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = _debugging(args_list)
+    prog = "lamina"
     try:
+        parser = build_parser()
+        _refuse_uninstalled_command(args_list)
+        args = parser.parse_args(args_list)
+        command = getattr(args, "command", None)
+        prog = f"lamina {command}" if command else "lamina"
+        run = getattr(args, "_run", None)
+        if run is None:
+            parser.print_help()
+            return 2
         return int(run(args))
-    except LaminaError as exc:
-        print(f"lamina: error: {exc}", file=sys.stderr)
-        return 1
+    except SystemExit:
+        raise  # argparse's usage errors (2), --help and --version (0)
+    except BrokenPipeError:  # the reader went away (lamina plugins | head): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
+        return 0
+    except KeyboardInterrupt as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted{_interrupted_summary(exc, args_list)}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug or isinstance(exc, LaminaError) else " (--debug shows the traceback)"
+        text = one_line(exc)
+        command = prog.removeprefix("lamina").strip()
+        if command and text.startswith(f"{command}: "):  # said once, in the prefix
+            text = text[len(command) + 2 :]
+        print(f"{prog}: error: {text}{hint}", file=sys.stderr)
+        return 2 if isinstance(exc, _usage_errors()) else 1
+
+
+def _refuse_uninstalled_command(argv: list[str]) -> None:
+    """``lamina view`` without lamina-view: say what to install (a usage error, 2),
+    instead of argparse's ``invalid choice: 'view'``."""
+    from lamina.errors import UnknownNameError
+    from lamina.plugins.known import distribution_for_name, install_hint
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is None or command in {e.name for e in get_host().registry.entries("commands")}:
+        return
+    dist = distribution_for_name("commands", command)
+    if dist is not None:
+        raise UnknownNameError(
+            f"`lamina {command}` is a command of {dist}, which is not installed: "
+            f"{install_hint(dist)}"
+        )
+
+
+def _interrupted_summary(exc: BaseException, argv: list[str]) -> str:
+    """``: N of M tasks finished and journaled; resume with: lamina … --resume`` when a
+    flow was interrupted, else nothing."""
+    describe = getattr(exc, "describe", None)
+    if not callable(describe):
+        return ""
+    command = ["lamina", *argv]
+    if "--resume" not in command:
+        command.append("--resume")
+    return f": {describe()}; resume with: {shlex.join(command)}"
 
 
 # -- lamina plugins -----------------------------------------------------------------------

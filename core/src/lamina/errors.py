@@ -12,6 +12,7 @@ __all__ = [
     "DamagedChunkError",
     "LaminaError",
     "NameConflictError",
+    "PathNotFoundError",
     "PluginLoadError",
     "ReadonlyLayerError",
     "SpecError",
@@ -63,3 +64,7 @@ class DamagedChunkError(LaminaError, ValueError):
     """A stored chunk is present but does not decode (cut short, the wrong size, not its
     encoding). Only an absent chunk reads as the fill value; a damaged one is this error,
     naming the chunk, never zeros."""
+
+
+class PathNotFoundError(LaminaError, FileNotFoundError):
+    """A local path given to open a dataset does not exist."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from lamina.errors import UnknownNameError
+from lamina.errors import PathNotFoundError, UnknownNameError
 from lamina.plugins.contributions import Command, PathOpener, VolumeTemplate
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 def open_path(path: str, **options: Any) -> Any:
     """Open ``path`` with the first registered path opener that recognises it."""
-    from lamina.plugins.known import distribution_for_path
+    from lamina.plugins.known import distribution_for_path, install_hint
     from lamina.plugins.manager import get_host
 
     entries = get_host().registry.entries("path_openers")
@@ -42,8 +43,11 @@ def open_path(path: str, **options: Any) -> Any:
     forms = [form for entry in entries for form in entry.obj.forms]
     hint = ""
     dist = distribution_for_path(path)
+    local = os.path.expanduser(path.split(":/", 1)[0])
+    if dist is None and "://" not in path and not os.path.exists(local):
+        raise PathNotFoundError(f"{path}: no such file or directory")
     if dist is not None:
-        hint = f" Paths like this are opened by {dist}: pip install {dist}."
+        hint = f" Paths like this are opened by {dist}: {install_hint(dist)}."
     raise UnknownNameError(
         f"no installed path opener recognises {path!r}.{hint} Recognised forms: "
         f"{', '.join(forms) if forms else '(no path opener is installed)'}."
@@ -166,25 +170,42 @@ def _vec(values: Any) -> str:
 
 
 def render_description(description: dict[str, Any]) -> str:
-    """The description for a person: one line per field, a block per scale."""
+    """The description for a person: one line per field, a block per scale; a file of
+    several volumes (``"volumes"``: their descriptions) a block per volume."""
     lines = [str(description.get("path", "?"))]
+    volumes = description.get("volumes")
+    if isinstance(volumes, list) and volumes and isinstance(volumes[0], dict):
+        for key, value in description.items():
+            if key not in ("path", "volumes"):
+                lines.append(f"  {key.replace('_', ' ')}: {value}")
+        lines.append(f"  volumes: {len(volumes)}")
+        for volume in volumes:
+            lines.append(f"  volume {volume.get('volume', volume.get('path', '?'))}")
+            lines.extend(_describe_volume(volume, "    ", skip=("path", "volume", "format")))
+        return "\n".join(lines)
+    lines.extend(_describe_volume(description, "  ", skip=("path",)))
+    return "\n".join(lines)
+
+
+def _describe_volume(description: dict[str, Any], indent: str, skip: tuple[str, ...]) -> list[str]:
+    lines = []
     for key, value in description.items():
-        if key not in ("path", "scales"):
-            lines.append(f"  {key.replace('_', ' ')}: {value}")
+        if key not in (*skip, "scales"):
+            lines.append(f"{indent}{key.replace('_', ' ')}: {value}")
     scales = description.get("scales", [])
-    lines.append(f"  scales: {len(scales)}")
+    lines.append(f"{indent}scales: {len(scales)}")
     for scale in scales:
         res = "x".join(f"{v:g}" for v in scale["resolution"])
-        head = f"    {res} nm"
+        head = f"{indent}  {res} nm"
         if scale.get("key") is not None:
             head += f" (key {scale['key']})"
         lines.append(head)
         lines.append(
-            f"      voxel offset {_vec(scale['voxel_offset'])}, size {_vec(scale['size'])}, "
+            f"{indent}    voxel offset {_vec(scale['voxel_offset'])}, size {_vec(scale['size'])}, "
             f"chunk size {_vec(scale['chunk_size'])}"
         )
         lo, hi = scale["bounds_nm"]
-        lines.append(f"      bounds {_vec(lo)} - {_vec(hi)} nm")
+        lines.append(f"{indent}    bounds {_vec(lo)} - {_vec(hi)} nm")
         extras = [f"encoding {scale['encoding']}"] if scale.get("encoding") else []
         if scale.get("sharded"):
             sharding = scale.get("sharding") or {}
@@ -195,8 +216,8 @@ def render_description(description: dict[str, Any]) -> str:
         if scale.get("write_grid") and scale["write_grid"] != scale["chunk_size"]:
             extras.append(f"write grid {_vec(scale['write_grid'])}")
         if extras:
-            lines.append("      " + ", ".join(extras))
-    return "\n".join(lines)
+            lines.append(f"{indent}    " + ", ".join(extras))
+    return lines
 
 
 def _add_info_arguments(parser: argparse.ArgumentParser) -> None:

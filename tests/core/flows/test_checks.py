@@ -269,9 +269,9 @@ def fake(lamina_host: PluginHost) -> FakeVolumes:
 def test_lamina_copy_checks_everything_before_creating_dst(
     fake: FakeVolumes, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
 ) -> None:
-    assert main(["copy", "fake://src", "fake://dst", *flags]) == 1
+    assert main(["copy", "fake://src", "fake://dst", *flags]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lamina: error: ")
+    assert err.startswith("lamina copy: error: ")
     assert message in err
     assert "Traceback" not in err
     assert "fake://dst" not in fake.volumes  # nothing left behind for the next command
@@ -294,7 +294,7 @@ def test_the_corrected_lamina_copy_creates_dst_with_its_chunking(
     fake: FakeVolumes, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     argv = ["copy", "fake://src", "fake://dst", "--dst-chunk-size", "64,64,8"]
-    assert main([*argv, "--chunk-size", "32,32,4"]) == 1
+    assert main([*argv, "--chunk-size", "32,32,4"]) == 2
     assert "fake://dst" not in fake.volumes
     assert main([*argv, "--chunk-size", "64,64,8", "--quiet", "--run-id", "first-copy"]) == 0
     out = capsys.readouterr().out
@@ -313,7 +313,7 @@ def test_the_corrected_lamina_copy_creates_dst_with_its_chunking(
     assert "(resume: no journal of this run was found in" in capsys.readouterr().out
     # an existing DST of another chunking is not silently written with its own
     other = ["copy", "fake://src", "fake://dst", "--dst-chunk-size", "32,32,4"]
-    assert main(other) == 1
+    assert main(other) == 2
     assert "exists with chunk size (64, 64, 8)" in capsys.readouterr().err
 
 
@@ -333,7 +333,7 @@ def test_the_corrected_lamina_copy_creates_dst_with_its_chunking(
 def test_lamina_downsample_checks_everything_before_adding_scales(
     fake: FakeVolumes, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
 ) -> None:
-    assert main(["downsample", "fake://src", "--levels", "2", *flags]) == 1
+    assert main(["downsample", "fake://src", "--levels", "2", *flags]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -352,7 +352,7 @@ def test_lamina_run_names_the_closest_keyword_and_takes_run_id(
     spec = {"@type": "copy", "src": volume, "dst": volume, "chunk_sise": [32, 32, 4]}
     file = tmp_path / "spec.json"
     file.write_text(json.dumps(spec))
-    assert main(["run", str(file)]) == 1
+    assert main(["run", str(file)]) == 2
     assert "did you mean 'chunk_size'?" in capsys.readouterr().err
     spec["chunk_size"] = spec.pop("chunk_sise")
     file.write_text(json.dumps(spec))

@@ -188,9 +188,11 @@ def _check_chunking_of_existing(path: str, dst: Any, resolution: Any, wanted: An
 
 
 def _run_copy(args: argparse.Namespace) -> int:
-    """Check every argument, against DST's geometry or, when DST does not exist yet,
-    against the geometry it will be created with, before DST is created: a bad argument
-    leaves nothing behind for the next command to reuse."""
+    """Copy every scale of SRC (or the one ``--resolution`` names), each at its own
+    resolution. Every argument is checked for every scale, against DST's geometry or,
+    when DST does not exist yet, against the geometry it will be created with, before
+    DST is created or anything copied: a bad argument leaves nothing behind for the next
+    command to reuse."""
     from lamina.flows.checks import backend_like, check_run_options
     from lamina.flows.copying import copy, plan_copy
     from lamina.paths import destination_exists, open_or_create_path, open_path, template_of
@@ -198,44 +200,69 @@ def _run_copy(args: argparse.Namespace) -> int:
     options = _run_options(args)
     check_run_options("copy", options)
     src = open_path(args.src)
-    resolution = args.resolution or _finest(src)
-    dst_resolution = args.dst_resolution or resolution
-    region = _region(args, resolution)
-    like = template_of(src, resolutions=[dst_resolution], chunk_size=args.dst_chunk_size)
+    if args.resolution is None and args.dst_resolution is None:
+        pairs = [(res, res) for res in src.backend.resolutions]  # the whole dataset
+    else:
+        res = args.resolution or _finest(src)
+        pairs = [(res, args.dst_resolution or res)]
+    region = _region(args, args.resolution or _finest(src))
+    like = template_of(src, resolutions=[d for _, d in pairs], chunk_size=args.dst_chunk_size)
     exists = destination_exists(args.dst)
     if not exists:
         # the stand-in lives in memory; whether DST's storage reaches other processes is
         # checked on DST itself once it is made
-        plan_copy(
-            src,
-            backend_like(like, args.dst),
-            bbox=region,
-            resolution=resolution,
-            dst_resolution=dst_resolution,
-            chunk_size=args.chunk_size,
-            run=cast("RunOptions", {k: v for k, v in options.items() if k != "executor"}),
-        )
+        stand_in = backend_like(like, args.dst)
+        for res, dst_res in pairs:
+            plan_copy(
+                src,
+                stand_in,
+                bbox=region,
+                resolution=res,
+                dst_resolution=dst_res,
+                chunk_size=args.chunk_size,
+                run=cast("RunOptions", {k: v for k, v in options.items() if k != "executor"}),
+            )
     dst = open_or_create_path(args.dst, like)
-    if exists and args.dst_chunk_size is not None:
-        _check_chunking_of_existing(args.dst, dst, dst_resolution, args.dst_chunk_size)
-    summary = copy(
-        src,
-        dst,
-        bbox=region,
-        resolution=resolution,
-        dst_resolution=dst_resolution,
-        chunk_size=args.chunk_size,
-        **options,
-    )
-    return _finish(summary)
+    if exists:
+        if args.dst_chunk_size is not None:
+            for _, dst_res in pairs:
+                _check_chunking_of_existing(args.dst, dst, dst_res, args.dst_chunk_size)
+        for res, dst_res in pairs:  # every scale's checks before the first is copied
+            plan_copy(
+                src,
+                dst.backend,
+                bbox=region,
+                resolution=res,
+                dst_resolution=dst_res,
+                chunk_size=args.chunk_size,
+                run=options,
+            )
+    for res, dst_res in pairs:
+        label = "x".join(f"{v:g}" for v in dst_res)
+        scale_options = dict(options)
+        if len(pairs) > 1 and options.get("run_id"):  # a run, so a journal, per scale
+            scale_options["run_id"] = f"{options['run_id']}-{label}"
+        summary = copy(
+            src,
+            dst,
+            bbox=region,
+            resolution=res,
+            dst_resolution=dst_res,
+            chunk_size=args.chunk_size,
+            **cast("RunOptions", scale_options),
+        )
+        print(("" if len(pairs) == 1 else f"{label} nm: ") + summary.line())
+    return 0
 
 
 COPY_COMMAND = Command(
-    help="copy a volume (or a region) into another, chunk by chunk",
+    help="copy a volume (every scale, or a region of one) into another, task by task",
     description=(
-        "Copy SRC into DST on DST's chunk grid: another format, chunking or coarser "
-        "resolution. DST is created like SRC when nothing is stored there yet "
-        "(--dst-chunk-size changes its chunking)."
+        "Copy SRC into DST on DST's write grid: another format, chunking or coarser "
+        "resolution. By default every scale of SRC is copied, each at its own resolution; "
+        "--resolution picks one (and --dst-resolution writes it at a coarser one). DST is "
+        "created like SRC when nothing is stored there yet (--dst-chunk-size changes its "
+        "chunking). Copying a volume onto itself is refused."
     ),
     add_arguments=_add_copy_arguments,
     run=_run_copy,
@@ -304,16 +331,32 @@ def _add_run_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_spec(path: str) -> Any:
-    """A spec file's contents: JSON, or YAML for ``.yaml``/``.yml``."""
+    """A spec file's contents: JSON, or YAML for ``.yaml``/``.yml``. A file that does
+    not parse is a :class:`~lamina.errors.SpecError` naming the file, line and column."""
+    from lamina.errors import PathNotFoundError, SpecError
+
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"no spec file at {path!r}")
+        what = "a directory, not a file" if file.is_dir() else "no such file"
+        raise PathNotFoundError(f"the spec {path}: {what}")
     text = file.read_text()
     if file.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text)
-    return json.loads(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError(f"{path}{where}: not valid YAML: {problem}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
+            + ("" if file.suffix.lower() == ".json" else " (YAML files end in .yaml or .yml)")
+        ) from None
 
 
 def _run_spec(args: argparse.Namespace) -> int:
@@ -321,7 +364,13 @@ def _run_spec(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     if not isinstance(spec, dict) or TYPE_KEY not in spec:
-        raise ValueError(f"{args.spec}: a spec is a mapping with {TYPE_KEY!r} naming the flow")
+        from lamina.errors import SpecError
+
+        got = type(spec).__name__ if not isinstance(spec, dict) else f"keys {sorted(spec)}"
+        raise SpecError(
+            f"{args.spec}: a spec is a mapping with {TYPE_KEY!r} naming the flow, e.g. "
+            f'{{"@type": "copy", "src": ..., "dst": ...}}; got {got}'
+        )
     summary = build({**spec, **_run_options(args)})
     if hasattr(summary, "line"):
         return _finish(summary)

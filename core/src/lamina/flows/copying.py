@@ -96,6 +96,12 @@ def plan_copy(
                 "copies downsample, they do not upsample"
             )
     check_resolution(dst_backend, dst_res, "dst_resolution", "copy")
+    if src_backend.name == dst_backend.name and res == dst_res:
+        raise FlowArgumentError(
+            f"copy: the source and the destination are the same volume ({src_backend.name}) "
+            f"at {res.pformat()} nm: a copy onto itself would read what it writes. Copy "
+            "into another path"
+        )
     check_dtypes("copy", src_backend, dst_backend)
     check_region("copy", bbox)
     region = src_backend.get_bounds(res).bbox if bbox is None else bbox

@@ -45,8 +45,11 @@ def pyramid_resolutions(
     """``from_resolution * factor**k`` for ``k = 1 .. levels``."""
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
         raise FlowArgumentError(f"levels must be an int >= 1; got {levels!r}")
-    base = Vec3D.from_seq(from_resolution, "from_resolution").float()
-    f = Vec3D.from_seq(factor, "factor")
+    try:
+        base = Vec3D.from_seq(from_resolution, "from_resolution").float()
+        f = Vec3D.from_seq(factor, "factor")
+    except (TypeError, ValueError) as exc:
+        raise FlowArgumentError(f"downsample: {exc}") from None
     if not all(float(v).is_integer() and v >= 1 for v in f) or f == Vec3D(1, 1, 1):
         raise FlowArgumentError(
             f"factor must be whole numbers >= 1 on every axis, not all 1 (e.g. 2,2,1); got "

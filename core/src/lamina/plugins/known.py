@@ -7,7 +7,16 @@ anything, and a third party's plugin needs no entry here.
 
 from __future__ import annotations
 
-__all__ = ["KNOWN_NAMES", "KNOWN_PATH_FORMS", "distribution_for_name", "distribution_for_path"]
+import os
+from pathlib import Path
+
+__all__ = [
+    "KNOWN_NAMES",
+    "KNOWN_PATH_FORMS",
+    "distribution_for_name",
+    "distribution_for_path",
+    "install_hint",
+]
 
 KNOWN_NAMES: dict[tuple[str, str], str] = {
     ("names", "build_cv_layer"): "lamina-precomputed",
@@ -53,3 +62,29 @@ def distribution_for_path(path: str) -> str | None:
         if path.startswith(form) or plain.lower().endswith(form):
             return dist
     return None
+
+
+def _source_checkout() -> Path | None:
+    """The root of the lamina source checkout this core runs from (an editable install:
+    ``core/src/lamina`` beside ``plugins/``), or ``None`` for an installed wheel."""
+    root = Path(__file__).resolve().parents[4]
+    if (root / "core" / "pyproject.toml").is_file() and (root / "plugins").is_dir():
+        return root
+    return None
+
+
+def install_hint(dist: str) -> str:
+    """How to install ``dist``: ``pip install lamina-layerset``, and from a source
+    checkout that holds it, the editable form (``pip install -e ./plugins/layerset``,
+    relative to the current directory when it is inside the checkout)."""
+    hint = f"pip install {dist}"
+    root = _source_checkout()
+    folder = dist.removeprefix("lamina-")
+    if root is not None and (root / "plugins" / folder / "pyproject.toml").is_file():
+        where = root / "plugins" / folder
+        try:
+            shown = "./" + str(where.relative_to(Path.cwd().resolve()))
+        except ValueError:
+            shown = os.fspath(where)
+        hint += f" (from this source checkout: pip install -e {shown})"
+    return hint

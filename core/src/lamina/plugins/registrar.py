@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from lamina.errors import NameConflictError, UnknownNameError
-from lamina.plugins.known import distribution_for_name
+from lamina.plugins.known import distribution_for_name, install_hint
 
 __all__ = ["NAMESPACES", "Entry", "Registrar", "Registry"]
 
@@ -132,7 +132,7 @@ class Registry:
         parts = [f"no installed lamina plugin provides the {noun} {name!r}."]
         dist = distribution_for_name(namespace, name)
         if dist is not None and dist not in (installed or []):
-            parts.append(f"It is provided by {dist}: pip install {dist}.")
+            parts.append(f"It is provided by {dist}: {install_hint(dist)}.")
         elif dist is not None:
             parts.append(f"It should come from {dist}, which is installed but did not register it")
             parts.append("(see `lamina plugins` for its load error).")

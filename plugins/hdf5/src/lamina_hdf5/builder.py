@@ -11,7 +11,7 @@ from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from lamina.volumetric.scales import refuse_info_without_scales
 from lamina_hdf5.backend import H5Backend
-from lamina_hdf5.layout import VolumeSpec, reference_description, spec_from_parameters
+from lamina_hdf5.layout import VolumeSpec, reference_description, spec_from_parameters, split_path
 
 __all__ = ["build_h5_layer"]
 
@@ -96,10 +96,15 @@ def build_h5_layer(
         )
         if info_reference_path is None and info_reference_scale is not None:
             raise ValueError("info_reference_scale needs info_reference_path")
+        inherit = info_inherit_all_params
+        if reference is None:
+            # scales added to an existing volume: what is not given comes from the volume
+            reference = _existing_volume(path, dataset)
+            inherit = inherit or reference is not None
         spec = spec_from_parameters(
             scales=info_scales,
             reference=reference,
-            inherit_all_params=info_inherit_all_params,
+            inherit_all_params=inherit,
             type=info_type,
             data_type=info_data_type,
             num_channels=info_num_channels,
@@ -133,3 +138,15 @@ def build_h5_layer(
         read_procs=read_procs,
         write_procs=write_procs,
     )
+
+
+def _existing_volume(path: str | os.PathLike[str], dataset: str | None) -> dict[str, Any] | None:
+    """What the volume at ``path`` (and ``dataset``) is, when one is stored there already."""
+    file_path, inner = split_path(path)
+    if not os.path.isfile(file_path):
+        return None
+    where = dataset or inner
+    try:
+        return reference_description(f"{file_path}:/{where}" if where else file_path)
+    except (LookupError, ValueError, OSError):
+        return None  # no such volume in the file (yet)

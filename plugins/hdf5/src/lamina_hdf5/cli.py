@@ -25,35 +25,18 @@ def recognises_hdf5(path: str) -> bool:
 
 
 class H5FileDescription:
-    """A file holding several volumes, for ``lamina info FILE.h5``: ``describe()`` lists
-    every volume and, flattened, every scale (keyed ``VOLUME/SCALE``)."""
+    """A file holding several volumes, for ``lamina info FILE.h5``: ``describe()`` gives
+    each volume's own description (its dtype, channel count, type and scales)."""
 
     def __init__(self, path: str, volumes: list[Any]) -> None:
         self.name = path
         self.volumes = volumes
 
     def describe(self) -> dict[str, Any]:
-        scales = []
-        for backend in self.volumes:
-            own = backend.describe()
-            for scale in own["scales"]:
-                scales.append(
-                    {
-                        **scale,
-                        "key": f"{backend.dataset}/{scale['key']}"
-                        if backend.dataset != scale["dataset"].lstrip("/")
-                        else backend.dataset,
-                        "volume": backend.dataset,
-                        "data_type": own["data_type"],
-                        "num_channels": own["num_channels"],
-                        "type": own["type"],
-                    }
-                )
         return {
             "path": self.name,
             "format": "HDF5 file (lamina-hdf5)",
-            "volumes": [b.dataset for b in self.volumes],
-            "scales": scales,
+            "volumes": [{"volume": b.dataset, **b.describe()} for b in self.volumes],
         }
 
 

@@ -143,6 +143,11 @@ def open_file(path: str, mode: str, timeout: float = LOCK_TIMEOUT_S, **kwargs: A
         try:
             return h5py.File(path, mode, **kwargs)
         except OSError as exc:
+            if "signature not found" in str(exc) or "truncated file" in str(exc):
+                raise H5FileError(
+                    f"{path} is not an HDF5 file, or a damaged one ({exc}): an HDF5 file "
+                    "starts with HDF5's signature, and this one does not"
+                ) from None
             if not _is_lock_error(exc):
                 raise
             if time.monotonic() > deadline:
@@ -152,6 +157,10 @@ def open_file(path: str, mode: str, timeout: float = LOCK_TIMEOUT_S, **kwargs: A
                 ) from exc
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+class H5FileError(LaminaError, OSError):
+    """A file that is not an HDF5 file, or one damaged so that HDF5 cannot open it."""
 
 
 class DatasetReader:

@@ -541,8 +541,10 @@ def spec_from_parameters(
         ]
         if missing:
             raise ValueError(
-                "creating a volume without info_reference_path needs "
-                f"{', '.join(missing)} (missing); give them, or a reference volume"
+                "creating a new volume needs "
+                f"{', '.join(missing)} (missing): nothing is stored at the path yet to "
+                "take them from. Give them, or info_reference_path to take them from "
+                "another volume"
             )
     else:
         if bbox is None:

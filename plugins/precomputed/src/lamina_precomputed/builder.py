@@ -11,7 +11,7 @@ from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from lamina.volumetric.scales import refuse_info_without_scales
 from lamina_precomputed.backend import CVBackend
-from lamina_precomputed.info import InfoSpec
+from lamina_precomputed.info import InfoSpec, normalize_path, read_info_or_none
 
 __all__ = ["build_cv_layer"]
 
@@ -50,8 +50,10 @@ def build_cv_layer(
     Without ``info_scales`` the volume's info must exist and is used as it is; any other
     ``info_*`` argument is then an error. With ``info_scales`` an info is created or
     extended from the ``info_*`` arguments (and ``info_reference_path``), under the
-    ``info_overwrite`` / ``info_keep_existing_scales`` policy. New volumes default to
-    ``raw`` encoding and uncompressed chunk files.
+    ``info_overwrite`` / ``info_keep_existing_scales`` policy; on an existing volume,
+    what is not given (type, dtype, channels, chunk size, encoding, bounds) comes from
+    the volume itself, so ``info_scales=[(32, 32, 40)]`` alone adds that scale. New
+    volumes default to ``raw`` encoding and uncompressed chunk files.
 
     Keyword-only additions: ``info_reference_scale`` (the reference scale, default the
     finest), ``mask_value_thr`` (for ``interpolation_mode="mask"``) and
@@ -75,10 +77,14 @@ def build_cv_layer(
         )
         spec = None
     else:
+        reference, inherit = info_reference_path, info_inherit_all_params
+        if reference is None and read_info_or_none(normalize_path(path)) is not None:
+            # scales added to an existing volume: what is not given comes from the volume
+            reference, inherit = os.fspath(path), True
         spec = InfoSpec.from_optional_reference(
             scales=info_scales,
-            reference_path=info_reference_path,
-            inherit_all_params=info_inherit_all_params,
+            reference_path=reference,
+            inherit_all_params=inherit,
             type=info_type,
             data_type=info_data_type,
             chunk_size=info_chunk_size,

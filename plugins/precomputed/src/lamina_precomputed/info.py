@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -32,6 +32,7 @@ from lamina_precomputed.codecs import PRECOMPUTED_DTYPES
 
 __all__ = [
     "PRECOMPUTED_DTYPES",
+    "InfoFileError",
     "InfoMismatchError",
     "InfoNotFoundError",
     "InfoSpec",
@@ -72,6 +73,10 @@ _PREFIX = "precomputed://"
 
 class InfoNotFoundError(LaminaError, FileNotFoundError):
     """A precomputed volume has no ``info`` file where one was expected."""
+
+
+class InfoFileError(LaminaError, ValueError):
+    """An info file that is empty, not JSON, or does not describe a volume."""
 
 
 class InfoMismatchError(LaminaError, RuntimeError):
@@ -132,10 +137,50 @@ def read_info_or_none(path: str) -> dict[str, Any] | None:
     raw = FileStore(path).get("info")
     if raw is None:
         return None
-    info = json.loads(raw)
+    where = f"{path}/info"
+    if not raw.strip():
+        raise InfoFileError(f"the info file {where} is empty: it is not a precomputed volume")
+    try:
+        info = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InfoFileError(f"the info file {where} is not valid JSON: {exc}") from None
+    check_info(info, where)
+    return info  # type: ignore[no-any-return]
+
+
+def check_info(info: Any, where: str) -> None:
+    """Refuse an info that does not describe a volume: missing keys, a size, chunk size
+    or resolution that is not positive, a voxel offset that is not whole numbers."""
     if not isinstance(info, dict):
-        raise InfoMismatchError(f"the info file at {path}/info is not a JSON object")
-    return info
+        raise InfoFileError(f"the info file {where} is not a JSON object")
+    missing = [k for k in ("data_type", "num_channels", "scales") if k not in info]
+    if missing:
+        raise InfoFileError(f"the info file {where} has no {', '.join(missing)}")
+    scales = info["scales"]
+    if not isinstance(scales, list) or not scales:
+        raise InfoFileError(f"the info file {where} lists no scales")
+    for i, scale in enumerate(scales):
+        label = f"{where}, scale {scale.get('key', i) if isinstance(scale, dict) else i}"
+        if not isinstance(scale, dict):
+            raise InfoFileError(f"{label}: a scale is a JSON object; got {scale!r}")
+        for key in ("key", "resolution", "size", "voxel_offset", "chunk_sizes"):
+            if key not in scale:
+                raise InfoFileError(f"{label}: no {key!r}")
+        chunk = scale["chunk_sizes"][0] if scale["chunk_sizes"] else None
+        checks: list[tuple[str, Any, Callable[[float], bool], str]] = [
+            ("resolution", scale["resolution"], lambda v: v > 0, "positive numbers"),
+            ("size", scale["size"], lambda v: v >= 0 and v == int(v), "whole numbers >= 0"),
+            ("voxel_offset", scale["voxel_offset"], lambda v: v == int(v), "whole numbers"),
+            ("chunk_sizes[0]", chunk, lambda v: v > 0 and v == int(v), "whole numbers > 0"),
+        ]
+        for name, value, test, wanted in checks:
+            if (
+                not isinstance(value, list)
+                or len(value) != 3
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+                or not all(test(v) for v in value)
+            ):
+                raise InfoFileError(f"{label}: {name} must be 3 {wanted}; got {value!r}")
 
 
 def write_info(path: str, info: Mapping[str, Any]) -> None:
@@ -259,8 +304,10 @@ class InfoSpec:
             )
             if missing:
                 raise ValueError(
-                    "creating an info without info_reference_path needs "
-                    f"{', '.join(missing)} (missing); give them, or a reference volume"
+                    "creating a new volume needs "
+                    f"{', '.join(missing)} (missing): nothing is stored at the path yet to "
+                    "take them from. Give them, or info_reference_path to take them from "
+                    "another volume"
                 )
         else:
             ref_path = normalize_path(reference_path)

@@ -21,15 +21,22 @@ is ``None``.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from lamina.errors import LaminaError
 from lamina_precomputed.codecs import DamagedChunkError
 
-__all__ = ["FORMS", "FileStore"]
+__all__ = ["FORMS", "FileStore", "MissingCredentialsError", "RangeReader"]
+
+
+class MissingCredentialsError(LaminaError, PermissionError):
+    """Object storage needs credentials that were not found; the message says which."""
+
 
 #: A stored file's possible forms: suffix on local disk and in ``mem://``, and the
 #: compression it stands for (cloud-files' names).
@@ -104,7 +111,10 @@ class FileStore:
         return _RemoteRanges(self, name)
 
     def _get_range_remote(self, name: str, start: int, end: int) -> tuple[bytes | None, Any]:
-        (result,) = self._cloudfiles().get([{"path": name, "start": start, "end": end}], raw=True)
+        with self._remote_errors():
+            (result,) = self._cloudfiles().get(
+                [{"path": name, "start": start, "end": end}], raw=True
+            )
         raw = result["content"]
         return (None if raw is None else bytes(raw)), result.get("compress")
 
@@ -147,7 +157,8 @@ class FileStore:
         return None
 
     def _get_remote(self, name: str) -> bytes | None:
-        (result,) = self._cloudfiles().get([name], raw=True)
+        with self._remote_errors():
+            (result,) = self._cloudfiles().get([name], raw=True)
         raw = result["content"]
         if raw is None:
             return None
@@ -196,6 +207,17 @@ class FileStore:
                 else:
                     self._put_mem(name, body, compression)
             return
+        with self._remote_errors():
+            self._put_remote(files, compression, compress_level, cache_control, content_type)
+
+    def _put_remote(
+        self,
+        files: Mapping[str, Any],
+        compression: str | None,
+        compress_level: int | None,
+        cache_control: str | None,
+        content_type: str | None,
+    ) -> None:
         self._cloudfiles().puts(
             [
                 {
@@ -274,17 +296,81 @@ class FileStore:
                 for suffix, _ in FORMS:
                     data.pop(key + suffix, None)
             return
-        self._cloudfiles().delete(names)
+        with self._remote_errors():
+            self._cloudfiles().delete(names)
 
     def _cloudfiles(self) -> Any:
         with self._lock:
             if self._remote is None:
-                from cloudfiles import CloudFiles
-
-                self._remote = CloudFiles(
-                    self.cloudpath, secrets=self._secrets, use_https=self._use_https
-                )
+                self._remote = self._connect()
             return self._remote
+
+    def _connect(self) -> Any:
+        """cloud-files for this path, its credentials found (or refused) up front, in one
+        line, instead of cloud-files' printed warnings and google-auth's page of text."""
+        from cloudfiles import CloudFiles
+
+        secrets = self._secrets
+        if self.protocol == "s3" and secrets is None:
+            _check_aws_environment(self.cloudpath)
+        files = CloudFiles(self.cloudpath, secrets=secrets, use_https=self._use_https)
+        if self.protocol == "gs" and not self._use_https:
+            # cloud-files prints warnings while it looks for Google credentials
+            with (
+                self._remote_errors(),
+                contextlib.redirect_stdout(io.StringIO()),
+                files._get_connection(),
+            ):
+                pass
+        return files
+
+    @contextlib.contextmanager
+    def _remote_errors(self) -> Iterator[None]:
+        """Missing credentials as one :class:`MissingCredentialsError` saying which."""
+        try:
+            yield
+        except Exception as exc:
+            kind = type(exc).__name__
+            if kind == "DefaultCredentialsError":
+                raise MissingCredentialsError(
+                    f"{self.cloudpath}: no Google credentials were found. Set "
+                    "GOOGLE_APPLICATION_CREDENTIALS to a service account's key file, run "
+                    "`gcloud auth application-default login`, or put the key in "
+                    "~/.cloudvolume/secrets/google-secret.json; a public bucket can be "
+                    "read without them with cv_kwargs={'use_https': True}"
+                ) from None
+            if kind in ("NoCredentialsError", "PartialCredentialsError"):
+                raise MissingCredentialsError(
+                    f"{self.cloudpath}: no AWS credentials were found. Set "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 "
+                    "for an S3-compatible server), or put them in "
+                    "~/.cloudvolume/secrets/aws-secret.json or ~/.aws/credentials"
+                ) from None
+            raise
+
+
+def _check_aws_environment(cloudpath: str) -> None:
+    """What cloud-files would trip over in the environment's AWS credentials, said first:
+    it reads AWS_SESSION_TOKEN whenever the key pair is set (a KeyError without it), and
+    passes empty values on as credentials."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key is None and secret is None:
+        return  # boto3 looks further: ~/.aws/credentials, instance roles
+    if not (key and secret):
+        empty = [
+            n for n, v in (("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)) if not v
+        ]
+        raise MissingCredentialsError(
+            f"{cloudpath}: no AWS credentials: {' and '.join(empty)} "
+            f"{'is' if len(empty) == 1 else 'are'} empty or unset. Set both, or unset both "
+            "to use ~/.aws/credentials or ~/.cloudvolume/secrets/aws-secret.json"
+        )
+    if "AWS_SESSION_TOKEN" not in os.environ:
+        raise MissingCredentialsError(
+            f"{cloudpath}: AWS_ACCESS_KEY_ID is set but AWS_SESSION_TOKEN is not, and "
+            "cloud-files needs it whenever the key is set: set AWS_SESSION_TOKEN too (an "
+            "empty value when your credentials have no session token)"
+        )
 
 
 def _unlink(path: str) -> None:
