@@ -99,12 +99,19 @@ def test_a_path_that_does_not_exist_says_so(tmp_path: Path) -> None:
 
 
 def test_a_command_of_a_plugin_not_installed_says_what_to_install(tmp_path: Path) -> None:
-    code, err = _run(tmp_path, "view", "somewhere")
+    import importlib.util
+
+    installed = importlib.util.find_spec("lamina_view") is not None  # the `all` env
+    env = {"LAMINA_DISABLED_PLUGINS": "lamina-view"} if installed else {}
+    code, err = _run(tmp_path, "view", "somewhere", **env)
     assert code == 2
     line = err.strip()
     assert line.startswith("lamina: error: `lamina view` is a command of lamina-view")
-    assert "pip install lamina-view" in line
-    assert "pip install -e " in line  # run from this source checkout: the editable form
+    if installed:
+        assert "installed but switched off: remove it from LAMINA_DISABLED_PLUGINS" in line
+    else:
+        assert "pip install lamina-view" in line
+        assert "pip install -e " in line  # run from this source checkout: the editable form
     assert "invalid choice" not in err
 
 

@@ -43,7 +43,7 @@ def test_cli_copy_on_a_local_dask_cluster(source: tuple[Path, Any], tmp_path: Pa
         "--executor", "dask", "--workers", "2", cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.startswith("8 chunks, 0.1 MB in ")  # the one summary line
+    assert ran.stdout.startswith("8 tasks, ")  # the one summary line
     assert ran.stdout.count("\n") == 1
     assert ran.stderr == ""  # no progress bar off a terminal, and dask's logs are quiet
     out = lamina.build_cv_layer(str(tmp_path / "out"))
@@ -60,7 +60,7 @@ def test_cli_copy_on_an_existing_cluster(
         "--scheduler", address, "--quiet", cwd=tmp_path,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.startswith("8 chunks, 0.1 MB in ")
+    assert ran.stdout.startswith("8 tasks, ")
     assert ran.stderr == ""
     np.testing.assert_array_equal(
         lamina.build_cv_layer(str(tmp_path / "out"))[R, 0:64, 0:64, 0:16], data

@@ -136,7 +136,7 @@ def test_a_run_uses_the_default_client_of_its_scheduler_and_leaves_it_open(
                 src, dst, chunk_size=(32, 32, 8), executor="dask", workers=2,
                 scheduler=address, progress=False,
             )  # fmt: skip
-        assert summary.chunks == 4
+        assert summary.tasks == 4
         assert mine.status == "running"
         assert mine.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
     assert (dst[0:64, 0:64, 0:8] == src[0:64, 0:64, 0:8]).all()

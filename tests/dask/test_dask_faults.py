@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_run_loses_no_chunk(
     thread.join(timeout=150)
     assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
-    assert outcome["summary"].chunks == 16
+    assert outcome["summary"].tasks == 16
     np.testing.assert_array_equal(_written(job), _expected(job))
     counted = calls(job["steps"])
     assert set(counted) == set(KEYS)
@@ -145,7 +145,7 @@ def test_killed_worker_from_dask_goes_through_the_engine_retries(
     try:
         write_plan(job["steps"], {str(killer): {"kill": 1, "sleep": 0.5}})
         summary = _run(job, address, retries=1, bbox=row)
-        assert summary.chunks == 4
+        assert summary.tasks == 4
         assert calls(job["steps"]) == {KEYS[0]: 1, KEYS[1]: 1, KEYS[2]: 1, killer: 2}
         np.testing.assert_array_equal(_written(job)[:, :, :16], _expected(job)[:, :, :16])
 
@@ -163,7 +163,7 @@ def test_killed_worker_from_dask_goes_through_the_engine_retries(
     assert (tuple(failure.index.start), tuple(failure.index.stop)) == ((48, 0, 0), (64, 16, 8))
     assert "KilledWorker" in failure.error
     assert failure.attempts == 2
-    assert "1 of 4 chunks failed" in str(caught.value)
+    assert "1 of 4 tasks failed" in str(caught.value)
     assert calls(steps) == {KEYS[0]: 1, KEYS[1]: 1, KEYS[2]: 1, killer: 2}  # 2 workers killed
     written, expected = _written(again), _expected(again)
     np.testing.assert_array_equal(written[:, :48, :16], expected[:, :48, :16])
@@ -224,7 +224,7 @@ def test_on_its_own_local_cluster_killed_workers_come_back(
         thread.join(timeout=90)
     assert not thread.is_alive(), "the run hangs: its cluster lost its workers for good"
     assert "error" not in outcome, outcome.get("error")
-    assert outcome["summary"].chunks == 16
+    assert outcome["summary"].tasks == 16
     np.testing.assert_array_equal(_written(job), _expected(job))
     assert calls(job["steps"])[KEYS[0]] >= 2  # killed its worker, ran again
     assert nannies == [2]  # at the end of the run, the killed worker's nanny still there
@@ -249,7 +249,7 @@ def test_a_task_that_fails_twice_then_succeeds(job: dict[str, Any], address: str
     flaky = {KEYS[0], KEYS[9]}
     write_plan(job["steps"], {str(k): {"fail": 2} for k in flaky})
     summary = _run(job, address)  # 3 retries by default
-    assert summary.chunks == 16
+    assert summary.tasks == 16
     np.testing.assert_array_equal(_written(job), _expected(job))
     # the retried call ran again each time (dask did not hand back a cached error)
     assert calls(job["steps"]) == {k: 3 if k in flaky else 1 for k in KEYS}
@@ -269,7 +269,7 @@ def test_a_task_that_always_fails_then_resume_with_the_fix(
     assert failure.attempts == 4  # the first and 3 retries
     assert "RuntimeError: planned failure 4 of block" in failure.error
     message = str(caught.value)
-    assert "1 of 16 chunks failed" in message
+    assert "1 of 16 tasks failed" in message
     assert "resume=True" in message
     written, expected = _written(job), _expected(job)
     assert not written[_block(STARTS[6])].any()
@@ -280,7 +280,7 @@ def test_a_task_that_always_fails_then_resume_with_the_fix(
 
     write_plan(job["steps"], {})  # the fix
     summary = _run(job, address, resume=True)
-    assert (summary.chunks, summary.skipped) == (1, 15)
+    assert (summary.tasks, summary.skipped) == (1, 15)
     assert calls(job["steps"]) == {k: 5 if k == broken else 1 for k in KEYS}  # just that one
     np.testing.assert_array_equal(_written(job), expected)
 
@@ -337,7 +337,7 @@ def test_resume_after_an_interrupted_run(
     write_plan(job["steps"], {})
     summary = _run(job, address, resume=True, journal_dir=journals)
     assert summary.skipped == len(done)
-    assert summary.chunks == 16 - len(done)
+    assert summary.tasks == 16 - len(done)
     np.testing.assert_array_equal(_written(job), _expected(job))
     after = calls(job["steps"])
     again = {k for k in KEYS if after.get(k, 0) > before.get(k, 0)}

@@ -34,7 +34,7 @@ def test_copy_on_an_existing_cluster(
     src = lamina.build_cv_layer(str(path))
     dst = volume(tmp_path / "dst", SHAPE, (32, 32, 8))  # another chunking
     summary = copy(src, dst, executor="dask", workers=2, chunk_size=(64, 64, 8), scheduler=address)
-    assert summary.chunks == 2 * 2 * 2
+    assert summary.tasks == 2 * 2 * 2
     assert summary.bytes == data.nbytes
     np.testing.assert_array_equal(
         lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], data
@@ -55,7 +55,7 @@ def test_downsample_on_an_existing_cluster(
         workers=2,
         scheduler=address,
     )
-    assert summary.chunks == 8
+    assert summary.tasks == 8
     reopened = lamina.build_cv_layer(str(path))
     assert reopened.backend.resolutions == (R, Vec3D(16, 16, 40), Vec3D(32, 32, 40))
 
@@ -90,7 +90,7 @@ def test_apply_with_context_on_an_existing_cluster(
         workers=2,
         scheduler=address,
     )
-    assert summary.chunks == 3 * 3 * 2
+    assert summary.tasks == 3 * 3 * 2
     wide = data.astype("uint16")
     expected = np.zeros_like(wide)
     expected[:, 16:112, 16:112] = wide[:, 15:111, 16:112] + wide[:, 17:113, 16:112]
@@ -115,7 +115,7 @@ def test_apply_with_a_lambda_on_an_existing_cluster(
         scheduler=address,
         chunk_size=(64, 64, 8),
     )
-    assert summary.chunks == 2 * 2 * 2
+    assert summary.tasks == 2 * 2 * 2
     np.testing.assert_array_equal(
         lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], data // 2
     )

@@ -78,6 +78,6 @@ def test_cli_copy_between_precomputed_and_hdf5(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[R, 0:256, 0:256, 0:16], data)
     pyramid = run("downsample", "out.h5:/copy", "--levels", "1", "--quiet")
     assert pyramid.returncode == 0, pyramid.stderr
-    assert pyramid.stdout.startswith("1 chunk, ")  # 256 x 256 at 16 nm: one 128-chunk task
+    assert pyramid.stdout.startswith("1 task, ")  # 256 x 256 at 16 nm: one 128-chunk task
     grown = lamina.build_h5_layer(f"{tmp_path / 'out.h5'}:/copy")
     assert grown.backend.resolutions == (R, Vec3D(16, 16, 40))

@@ -163,7 +163,7 @@ def test_copy_into_a_sharded_destination_copies_every_voxel(tmp_path: Path, shar
     ts_sharded(dst_path, hash_, np.zeros((*SIZE, 1), np.uint8))
     dst = build_cv_layer(dst_path)
     summary = flows.copy(src, dst, chunk_size=None, progress=False)
-    assert summary.chunks >= 1
+    assert summary.tasks >= 1
     np.testing.assert_array_equal(ts_read(dst_path), src_data.transpose(3, 0, 1, 2))
 
 

@@ -176,11 +176,25 @@ def _refuse_uninstalled_command(argv: list[str]) -> None:
     if command is None or command in {e.name for e in get_host().registry.entries("commands")}:
         return
     dist = distribution_for_name("commands", command)
-    if dist is not None:
+    if dist is None:
+        return
+    records = {r.distribution: r for r in get_host().records()}
+    record = records.get(dist)
+    if record is not None and record.disabled:
         raise UnknownNameError(
-            f"`lamina {command}` is a command of {dist}, which is not installed: "
-            f"{install_hint(dist)}"
+            f"`lamina {command}` is a command of {dist}, which is installed but switched "
+            "off: remove it from LAMINA_DISABLED_PLUGINS (or unset "
+            "LAMINA_DISABLE_PLUGIN_AUTOLOAD)"
         )
+    if record is not None:
+        raise UnknownNameError(
+            f"`lamina {command}` is a command of {dist}, which did not load: "
+            f"{record.error or 'see lamina plugins'}"
+        )
+    raise UnknownNameError(
+        f"`lamina {command}` is a command of {dist}, which is not installed: "
+        f"{install_hint(dist)}"
+    )
 
 
 def _interrupted_summary(exc: BaseException, argv: list[str]) -> str:

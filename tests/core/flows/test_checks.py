@@ -177,7 +177,7 @@ def test_downsample_checks_against_the_scales_it_will_add() -> None:
         downsample(layer.with_changes(readonly=True))
     assert layer.backend.resolutions == (R,)
     summary = downsample(layer, levels=2, progress=False)  # the corrected call runs
-    assert summary.chunks == 4
+    assert summary.tasks == 4
     assert layer.backend.resolutions == (R, Vec3D(8, 8, 40), Vec3D(16, 16, 40))
 
 
@@ -298,7 +298,7 @@ def test_the_corrected_lamina_copy_creates_dst_with_its_chunking(
     assert "fake://dst" not in fake.volumes
     assert main([*argv, "--chunk-size", "64,64,8", "--quiet", "--run-id", "first-copy"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("8 chunks, ")
+    assert out.startswith("8 tasks, ")
     dst = fake.volumes["fake://dst"]
     assert dst.backend.get_chunk_size(R) == Vec3D(64, 64, 8)
     np.testing.assert_array_equal(

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import pytest
 
-from lamina import UnknownNameError, VolumetricIndex
+from lamina import UnknownNameError, Vec3D, VolumetricIndex
 from lamina.flows import ChunksFailedError, RunSummary, run_chunks
 from lamina.flows.executors import SerialExecutor
 
@@ -66,8 +66,8 @@ def _run(op: Any, chunks: list[VolumetricIndex], tmp_path: Path, **kw: Any) -> R
 def test_every_chunk_runs_once(executor: str, recorder: Recorder, tmp_path: Path) -> None:
     summary = _run(recorder, _chunks(6), tmp_path, executor=executor, workers=2)
     assert [recorder.calls(x) for x in range(6)] == [1] * 6
-    assert (summary.chunks, summary.skipped, summary.bytes) == (6, 0, 600)
-    assert summary.line().startswith("6 chunks, 0.0 MB in ")
+    assert (summary.tasks, summary.skipped, summary.bytes) == (6, 0, 600)
+    assert summary.line().startswith("6 tasks, 0.0 MB in ")
     assert summary.line().endswith(" MB/s")
 
 
@@ -101,7 +101,7 @@ def test_a_worker_process_unpickles_the_operation_once_per_run(tmp_path: Path) -
 def test_a_task_failing_twice_then_succeeding(recorder: Recorder, tmp_path: Path) -> None:
     flaky = attrs.evolve(recorder, fail_times=2)
     summary = _run(flaky, _chunks(3), tmp_path, executor="threads", workers=2)
-    assert summary.chunks == 3
+    assert summary.tasks == 3
     assert [recorder.calls(x) for x in range(3)] == [3, 3, 3]
 
 
@@ -115,9 +115,9 @@ def test_a_task_that_always_fails_is_listed_and_resume_does_just_it(
     assert [f.number for f in err.failures] == [2, 4]
     assert all(f.attempts == 3 for f in err.failures)
     text = str(err)
-    assert "2 of 6 chunks failed" in text
+    assert "2 of 6 tasks failed" in text
     assert (
-        "chunk 2: (32, 0, 0):(48, 16, 1) voxels at (4, 4, 40) nm ((128, 0, 0) - (192, 64, 40) nm)"
+        "task 2: (32, 0, 0):(48, 16, 1) voxels at (4, 4, 40) nm ((128, 0, 0) - (192, 64, 40) nm)"
         in text
     )
     assert "RuntimeError: chunk 4 failed" in text
@@ -125,7 +125,7 @@ def test_a_task_that_always_fails_is_listed_and_resume_does_just_it(
     assert [recorder.calls(x) for x in range(6)] == [1, 1, 3, 1, 3, 1]
     # fixed, resumed: only the two failed chunks run again
     summary = _run(recorder, _chunks(6), tmp_path, executor="threads", workers=2, resume=True)
-    assert (summary.chunks, summary.skipped) == (2, 4)
+    assert (summary.tasks, summary.skipped) == (2, 4)
     assert [recorder.calls(x) for x in range(6)] == [1, 1, 4, 1, 4, 1]
     assert "(4 already done, skipped)" in summary.line()
     # without resume the journal starts afresh: everything runs
@@ -143,7 +143,7 @@ def test_no_retry_with_retries_zero(recorder: Recorder, tmp_path: Path) -> None:
 def test_a_killed_worker_loses_no_chunk(recorder: Recorder, tmp_path: Path) -> None:
     killer = attrs.evolve(recorder, kill_first=frozenset({1, 3}))
     summary = _run(killer, _chunks(6), tmp_path, executor="processes", workers=2)
-    assert summary.chunks == 6
+    assert summary.tasks == 6
     assert all(recorder.calls(x) >= 1 for x in range(6))
     assert recorder.calls(1) >= 2
     assert recorder.calls(3) >= 2  # killed once, then run again in a new pool
@@ -192,7 +192,7 @@ def test_resume_after_an_interrupted_run(tmp_path: Path) -> None:
         progress=False,
     )
     assert summary.skipped == finished_before
-    assert summary.chunks == 8 - finished_before
+    assert summary.tasks == 8 - finished_before
     ran = {int(p.name.split("-")[0]) for p in (tmp_path / "calls").iterdir()}
     assert ran == set(range(8))
 
@@ -228,12 +228,43 @@ def test_workers_are_checked(recorder: Recorder, tmp_path: Path) -> None:
         _run(recorder, _chunks(1), tmp_path, executor="threads", workers=0)
 
 
-def test_progress_bar_counts_chunks(
+def test_progress_bar_counts_tasks_and_chunks(
     recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _run(recorder, _chunks(4), tmp_path, progress=True)
     err = capsys.readouterr().err
-    assert "4/4 chunks" in err
-    assert "MB/s" in err
+    assert "4/4 tasks" in err
+    assert " MB/s [" in err
+    assert "|, " not in err  # no stray separator before the rate
+    assert "| , " not in err
+    per_task = _run(recorder, _chunks(4), tmp_path, progress=True, chunks_per_task=lambda i: 3)
+    err = capsys.readouterr().err
+    assert "4/4 tasks" in err
+    assert "| 12 chunks, " in err
+    assert per_task.storage_chunks == 12
     _run(recorder, _chunks(4), tmp_path, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_summary_says_tasks_and_chunks() -> None:
+    summary = RunSummary(4, 0, 86_000_000, 0.5, storage_chunks=1024)
+    assert summary.line() == "4 tasks, 1,024 chunks, 86.0 MB in 0.5 s, 172 MB/s"
+    assert summary.chunks == summary.tasks == 4  # the old name of the task count
+    assert RunSummary(1, 0, 2_100_000, 0.8).line() == "1 task, 2.1 MB in 0.8 s, 2.6 MB/s"
+    assert RunSummary(0, 3, 0, 0.0, storage_chunks=0).line() == (
+        "0 tasks, 0 chunks, 0.0 MB in 0.0 s, 0.0 MB/s (3 already done, skipped)"
+    )
+
+
+def test_storage_chunks_counts_the_chunks_a_task_covers() -> None:
+    from lamina import BBox3D, build_memory_volumetric_layer
+    from lamina.flows import StorageChunks
+
+    layer = build_memory_volumetric_layer(
+        BBox3D.from_coords((0, 0, 0), (100, 64, 8), RES), [RES, (8, 8, 40)], (32, 32, 4)
+    )
+    count = StorageChunks(layer.backend, (Vec3D(*RES).float(),))
+    assert count(VolumetricIndex.from_coords((0, 0, 0), (64, 64, 8), RES)) == 2 * 2 * 2
+    assert count(VolumetricIndex.from_coords((64, 0, 0), (100, 32, 4), RES)) == 2  # edge
+    both = StorageChunks(layer.backend, (Vec3D(*RES).float(), Vec3D(8, 8, 40).float()))
+    assert both(VolumetricIndex.from_coords((0, 0, 0), (64, 64, 8), RES)) == 8 + 2

@@ -41,7 +41,7 @@ def test_copy_with_new_chunking(executor: str) -> None:
     src, data = _filled()
     dst = _volume(chunk=(64, 32, 8))
     summary = copy(src, dst, executor=executor, workers=2, chunk_size=(64, 32, 8), progress=False)
-    assert summary.chunks == 2 * 3 * 2
+    assert summary.tasks == 2 * 3 * 2
     assert summary.bytes == data.nbytes
     np.testing.assert_array_equal(dst[0:128, 0:96, 0:16], data)
 
@@ -119,7 +119,10 @@ def test_downsample_adds_levels_from_one_read_per_task() -> None:
     summary = downsample(layer, levels=2, progress=False)
     assert layer.backend.resolutions == (R, Vec3D(8, 8, 40), Vec3D(16, 16, 40))
     # tasks: one chunk of the coarsest level (32 x 32 x 4 at 16 nm = 128 x 128 x 4 at 4 nm)
-    assert summary.chunks == 1 * 1 * 4
+    assert summary.tasks == 1 * 1 * 4
+    # chunks written (32 x 32 x 4): 64 x 48 x 16 voxels at 8 nm, 32 x 24 x 16 at 16 nm
+    assert summary.storage_chunks == 2 * 2 * 4 + 1 * 1 * 4
+    assert summary.line().startswith("4 tasks, 20 chunks, ")
     # index processors see reads and writes: one access at 4 nm per task (its one read),
     # then one write per level
     assert sum(idx.resolution == R for idx in reads) == 4
@@ -187,7 +190,7 @@ def test_flows_are_registered_for_specs(tmp_path: Path) -> None:
     src, data = _filled()
     dst = _volume()
     summary = lamina.build({"@type": "copy", "src": src, "dst": dst, "progress": False})
-    assert summary.chunks >= 1
+    assert summary.tasks >= 1
     np.testing.assert_array_equal(dst[0:128, 0:96, 0:16], data)
     assert {"copy", "downsample", "apply"} <= set(lamina.registered_names())
 

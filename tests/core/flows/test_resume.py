@@ -136,21 +136,21 @@ def test_functions_are_known_by_name_and_lambdas_by_their_code() -> None:
 def test_the_same_state_resumes_other_state_is_another_run(root: Path) -> None:
     markers = str(root / "markers")
     first = _apply(Scale(2, 1, markers), root)
-    assert (first.chunks, first.skipped, first.journal_found) == (TASKS, 0, None)
+    assert (first.tasks, first.skipped, first.journal_found) == (TASKS, 0, None)
     again = _apply(Scale(2, 1, markers), root, resume=True)  # another object, same state
-    assert (again.chunks, again.skipped, again.journal_found) == (0, TASKS, True)
+    assert (again.tasks, again.skipped, again.journal_found) == (0, TASKS, True)
     assert again.line().endswith(f"({TASKS} already done, skipped)")
     other = _apply(Scale(3, 1, markers), root, resume=True)
-    assert (other.chunks, other.skipped, other.journal_found) == (TASKS, 0, False)
+    assert (other.tasks, other.skipped, other.journal_found) == (TASKS, 0, False)
     assert len(_journals(root / "journals")) == 2
 
 
 def test_resume_without_a_journal_says_so(root: Path) -> None:
     summary = _apply(Scale(2, 1, str(root / "markers")), root, resume=True)
     assert summary.journal_found is False
-    assert summary.chunks == TASKS
+    assert summary.tasks == TASKS
     line = summary.line()
-    assert line.startswith(f"{TASKS} chunks, ")
+    assert line.startswith(f"{TASKS} tasks, {TASKS} chunks, ")
     assert line.endswith(
         f"(resume: no journal of this run was found in {root / 'journals'}, every task ran)"
     )
@@ -170,7 +170,7 @@ def test_a_run_id_names_the_journal_and_overrides_the_identity(root: Path) -> No
     assert header["flow"] == "apply"
     # another state, the same name: the same run (the caller says so)
     named = _apply(Scale(3, 1, markers), root, run_id="nightly", resume=True)
-    assert (named.chunks, named.skipped) == (0, TASKS)
+    assert (named.tasks, named.skipped) == (0, TASKS)
     # a name of other characters still makes one safe file name
     _apply(Scale(2, 1, markers), root, run_id="run 7/b")
     names = {p.name for p in _journals(root / "journals")}
@@ -291,7 +291,7 @@ def test_a_killed_driver_resumed_from_another_directory_runs_only_the_rest(root:
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     pid, line = out.strip().splitlines()
-    assert line.startswith(f"{TASKS - finished} chunks, ")
+    assert line.startswith(f"{TASKS - finished} tasks, ")
     assert line.endswith(f"({finished} already done, skipped)")
     assert _markers(root, int(pid)) == TASKS - finished  # only the unfinished tasks ran
     assert _journals(journals) == [journal]  # the same journal, found

@@ -4,7 +4,9 @@ Each flow cuts its region into tasks on the destination's chunk grid
 (:mod:`lamina.flows.grid`) and runs them on an executor registered by name —
 ``serial``, ``threads`` and ``processes`` in the core (:mod:`lamina.flows.executors`),
 ``dask`` in lamina-dask — with bounded retries, a resumable journal and a progress bar
-(:mod:`lamina.flows.engine`); ``with reuse_workers():`` keeps the workers from one run
+(:mod:`lamina.flows.engine`), and stops within about a second on Ctrl-C
+(:class:`~lamina.flows.engine.FlowInterrupted`: the finished tasks are journaled);
+``with reuse_workers():`` keeps the workers from one run
 to the next (:mod:`lamina.flows.reuse`). Every flow checks all of its arguments before
 it changes anything (:mod:`lamina.flows.checks`), and a run is known by what it does,
 the same in every process (:mod:`lamina.flows.identity`), so ``resume=True`` finds its
@@ -25,6 +27,8 @@ _LAZY: dict[str, str] = {
     "RunSummary": "lamina.flows.engine",
     "ChunkFailure": "lamina.flows.engine",
     "ChunksFailedError": "lamina.flows.engine",
+    "FlowInterrupted": "lamina.flows.engine",
+    "StorageChunks": "lamina.flows.engine",
     "RunOptions": "lamina.flows.options",
     "FlowArgumentError": "lamina.flows.checks",
     "FlowKeywordError": "lamina.flows.checks",

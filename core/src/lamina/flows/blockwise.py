@@ -24,7 +24,7 @@ from lamina.flows.checks import (
     check_run_options,
     check_writable,
 )
-from lamina.flows.engine import RunSummary, run_chunks
+from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.identity import callable_identity
 from lamina.flows.options import RunOptions, check_executor_reaches
@@ -192,5 +192,12 @@ def apply(
         "context": list(pad),
     }
     return run_chunks(
-        "apply", operation, tasks, description, layers=(*layers, dst), destinations=(dst,), **run
+        "apply",
+        operation,
+        tasks,
+        description,
+        layers=(*layers, dst),
+        destinations=(dst,),
+        chunks_per_task=StorageChunks(dst_backend, (res,)),
+        **run,
     )

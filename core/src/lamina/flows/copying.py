@@ -21,7 +21,7 @@ from lamina.flows.checks import (
     check_run_options,
     check_writable,
 )
-from lamina.flows.engine import RunSummary, run_chunks
+from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.options import RunOptions, check_executor_reaches, mode_for
 from lamina.volumetric.backend import VolumetricBackend
@@ -154,5 +154,12 @@ def copy(
         "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
     }
     return run_chunks(
-        "copy", operation, plan.tasks, description, layers=(src, dst), destinations=(dst,), **run
+        "copy",
+        operation,
+        plan.tasks,
+        description,
+        layers=(src, dst),
+        destinations=(dst,),
+        chunks_per_task=StorageChunks(dst_backend, (plan.dst_resolution,)),
+        **run,
     )

@@ -27,7 +27,7 @@ from lamina.flows.checks import (
     check_writable,
     planned_scales,
 )
-from lamina.flows.engine import RunSummary, run_chunks
+from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.options import RunOptions, check_executor_reaches, mode_for
 from lamina.volumetric.backend import VolumetricBackend
@@ -214,5 +214,6 @@ def downsample(
         description,
         layers=(pyramid,),
         destinations=(pyramid,),
+        chunks_per_task=StorageChunks(extended, tuple(wanted)),
         **run,
     )

@@ -17,7 +17,8 @@ starts the executor and the later ones use it again; the block's end stops them 
 breaks (a worker process killed, during a run or between runs) is replaced, and the
 replacement is kept. A run that ends by an exception other than its failed chunks
 (:class:`~lamina.flows.engine.ChunksFailedError`) — an interrupt, say — stops its
-executor, so the next run starts a fresh one and finds no stray tasks of it. Two runs
+executor (an interrupt stops it at once: :func:`~lamina.flows.executors.abort_executor`),
+so the next run starts a fresh one and finds no stray tasks of it. Two runs
 at once (from two threads of the block's context) never share an executor: the second
 starts one of its own for the run, as outside a block.
 
@@ -40,6 +41,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextvars import ContextVar
 from typing import Any
+
+from lamina.flows.executors import abort_executor
 
 __all__ = ["ExecutorKey", "KeptExecutors", "RunExecutor", "kept_executors", "reuse_workers"]
 
@@ -116,16 +119,25 @@ class KeptExecutors:
 
 
 def _stop(executors: list[Executor]) -> None:
-    """Shut every one down, even when an interrupt stops one of them (the others then
-    do not wait for their workers); the interrupt is raised at the end."""
+    """Shut every one down, waiting for its workers; after an interrupt (Ctrl-C while
+    waiting), the one it stopped and the rest are aborted instead (stopped at once,
+    :func:`~lamina.flows.executors.abort_executor`), and the interrupt is raised at
+    the end."""
     interrupted: BaseException | None = None
     for executor in executors:
         try:
-            executor.shutdown(wait=interrupted is None, cancel_futures=True)
+            if interrupted is None:
+                executor.shutdown(wait=True, cancel_futures=True)
+            else:
+                abort_executor(executor)
         except Exception as exc:  # the next ones still need stopping
             logger.warning("stopping %r failed: %s", executor, exc)
-        except BaseException as exc:  # a second Ctrl-C: stop the rest without waiting
+        except BaseException as exc:  # Ctrl-C: stop this one and the rest without waiting
             interrupted = interrupted or exc
+            try:
+                abort_executor(executor)
+            except Exception as error:
+                logger.warning("stopping %r failed: %s", executor, error)
     if interrupted is not None:
         raise interrupted
 
@@ -159,7 +171,8 @@ def reuse_workers() -> Iterator[KeptExecutors]:
 class RunExecutor:
     """The executor of one run: its own (started at :meth:`open`, stopped at
     :meth:`close`), or, inside a :func:`reuse_workers` block, the block's (handed back
-    at :meth:`close` unless the run was interrupted)."""
+    at :meth:`close` unless the run ended by an error; :meth:`abort`, after an
+    interrupt, stops it at once either way)."""
 
     def __init__(self, key: ExecutorKey, start: Callable[[], Executor]) -> None:
         self._key = key
@@ -188,12 +201,32 @@ class RunExecutor:
         self.executor, self.reused = self._start(), False
         return self.executor
 
+    def _give_back(self, executor: Executor | None) -> bool:
+        """Hand a borrowed executor back to the block (``None``: it is being stopped);
+        whether it was borrowed (and not handed back yet)."""
+        if not self._borrowed or self._kept is None:
+            return False
+        self._borrowed = False
+        self._kept.give_back(self._key, executor)
+        return True
+
     def close(self, ended: bool) -> None:
-        """The run is over: ``ended`` normally (its failed chunks listed) or not."""
-        executor, self.executor = self.executor, None
-        if self._borrowed and self._kept is not None:
-            self._kept.give_back(self._key, executor if ended else None)
-            if ended:
-                return
+        """The run is over: ``ended`` normally (its failed chunks listed) or by an error.
+        An executor of its own is shut down, waiting for its workers (an interrupt
+        meanwhile leaves it to :meth:`abort`)."""
+        executor = self.executor
+        if ended and self._give_back(executor):
+            self.executor = None
+            return
+        self._give_back(None)
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        self.executor = None
+
+    def abort(self) -> None:
+        """The run was interrupted: stop its executor at once, a kept one too (the
+        block's next run starts a fresh one), without waiting for a task."""
+        executor, self.executor = self.executor, None
+        self._give_back(None)
+        if executor is not None:
+            abort_executor(executor)

@@ -28,8 +28,11 @@
 
 Every ``submit`` is a new dask task with a key of its own (``pure=False``): the engine
 submits the same call again to retry a chunk, and dask must run it again rather than
-hand back a cached result. Its result comes back as a plain
-``concurrent.futures.Future``, so the engine's ``concurrent.futures.wait`` works on it.
+hand back a cached result. Its result comes back as a ``concurrent.futures.Future``,
+so the engine's ``concurrent.futures.wait`` works on it. Once submitted, a task is the
+cluster's, which may start it at any moment, so that future refuses ``cancel()`` as a
+running task's does (an interrupted run waits for it through its grace); ``shutdown``
+and ``abort`` cancel what is left.
 
 Faults: a worker process that dies (SIGKILL, out of memory) is restarted by its nanny
 and dask runs the tasks it held elsewhere; a task that keeps killing workers ends in
@@ -40,6 +43,16 @@ error too (:class:`TaskCancelledError`); when the client has lost its scheduler,
 task fails with :class:`SchedulerLostError`, a ``concurrent.futures.BrokenExecutor``,
 so the engine starts a new executor (a new local cluster, or a new connection to the
 scheduler) and runs the unfinished tasks again.
+
+Interrupts: the workers of a local cluster never take the terminal's Ctrl-C (SIGINT
+reaches every process of the foreground group, and a dask worker would die of it,
+printing its traceback): they start with SIGINT blocked — it is blocked in the thread
+that starts the cluster, so the cluster's event-loop thread and every worker process it
+spawns, restarted ones too, inherit the block — and the worker plugin ignores it.
+The process that runs the flow decides: after an interrupt the flows' engine gives the
+running tasks a short grace, then calls :meth:`DaskExecutor.abort`, which cancels the
+run's tasks and, for a local cluster, kills its worker processes (its nannies told not
+to restart them) before closing it, instead of waiting seconds for tasks to end.
 
 Logs are quiet: the client, and a local cluster's scheduler, nannies and workers, log
 nothing below ``CRITICAL`` while the executor runs — a task's error, a worker that died,
@@ -87,6 +100,9 @@ WORKER_ENVIRONMENT = {"LAMINA_RESAMPLE_THREADS": "1"}
 
 _DEFAULT_CONNECT_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 30.0
+#: How long :meth:`DaskExecutor.abort` lets the client and a local cluster take to
+#: close once the workers are stopped.
+_ABORT_CLOSE_TIMEOUT_S = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +188,19 @@ class _QuietLogs:
         self._saved.clear()
 
 
+class _TaskFuture(Future[T]):
+    """The future of one dask task (see the module docstring): ``cancel()`` refuses,
+    as for a running task; the executor cancels it when it stops."""
+
+    def cancel(self) -> bool:
+        return False
+
+    def drop(self) -> None:
+        """The executor stops: cancelled, unless it has its outcome already."""
+        if super().cancel():
+            self.set_running_or_notify_cancel()
+
+
 class DaskExecutor(Executor):
     """A ``concurrent.futures.Executor`` over a ``distributed.Client``.
 
@@ -199,8 +228,9 @@ class DaskExecutor(Executor):
         self.address = address
         self._quiet = quiet
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Any, Future[Any]]] = {}
+        self._pending: dict[str, tuple[Any, _TaskFuture[Any]]] = {}
         self._closed = False
+        self._aborted = False
 
     @property
     def parallelism(self) -> int | None:
@@ -220,7 +250,7 @@ class DaskExecutor(Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` as a new dask task (never deduplicated)."""
         call: Callable[..., T] = functools.partial(fn, **kwargs) if kwargs else fn
-        result: Future[T] = Future()
+        result: _TaskFuture[T] = _TaskFuture()
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"cannot submit to {self!r} after shutdown()")
@@ -286,8 +316,7 @@ class DaskExecutor(Executor):
                 wait_for([result for _, result in pending])
             else:
                 for _, result in pending:
-                    if result.cancel():
-                        result.set_running_or_notify_cancel()
+                    result.drop()
                 if pending:
                     try:
                         self.client.cancel([task for task, _ in pending])
@@ -296,19 +325,61 @@ class DaskExecutor(Executor):
         finally:
             self._close()
 
-    def _close(self) -> None:
+    def abort(self) -> None:
+        """Stop at once, without waiting for a task (the flows' engine calls it after
+        an interrupt's grace): cancel the tasks in flight; for a local cluster, kill its
+        worker processes (SIGTERM, then SIGKILL), their nannies told not to restart
+        them, then close it; for a cluster someone else runs, cancel the tasks on its
+        scheduler (its workers finish the running ones) and disconnect."""
+        with self._lock:
+            if self._aborted:
+                return
+            self._aborted = self._closed = True
+            pending = list(self._pending.values())
+        for _, result in pending:
+            result.drop()
+        try:
+            if self.cluster is not None:
+                _stop_local_workers(self.cluster)
+            elif pending:
+                self.client.cancel([task for task, _ in pending], force=True)
+        except Exception as exc:  # closing below still stops what can be stopped
+            logger.warning("stopping the tasks on %s failed: %s", self.address, exc)
+        finally:
+            self._close(_ABORT_CLOSE_TIMEOUT_S)
+
+    def _close(self, timeout: float = _CLOSE_TIMEOUT_S) -> None:
         try:
             if self.owns_client:
-                self.client.close(timeout=_CLOSE_TIMEOUT_S)
+                self.client.close(timeout=timeout)
         except Exception as exc:  # never hide the error that stopped the run
             logger.warning("closing the dask client of %s failed: %s", self.address, exc)
         if self.cluster is not None:
             try:
-                self.cluster.close(timeout=_CLOSE_TIMEOUT_S)
+                self.cluster.close(timeout=timeout)
             except Exception as exc:
                 logger.warning("closing the local dask cluster %s failed: %s", self.address, exc)
         if self._quiet is not None:
             self._quiet.restore()
+
+
+def _stop_local_workers(cluster: Any) -> None:
+    """Kill the worker processes of a local cluster (this process's children), telling
+    each nanny first that its worker is going for good (no restart)."""
+    from lamina.flows.executors import stop_processes
+
+    processes = []
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        close_gracefully = getattr(nanny, "close_gracefully", None)
+        if callable(close_gracefully):
+            close_gracefully()
+        # Nanny.process: distributed's WorkerProcess; its .process: an AsyncProcess
+        # around the multiprocessing.Process
+        asynchronous = getattr(getattr(nanny, "process", None), "process", None)
+        process = getattr(asynchronous, "_process", None)
+        if process is not None:
+            processes.append(process)
+    stop_processes(processes)
 
 
 def dask_executor(
@@ -374,6 +445,28 @@ def lamina_worker_plugin() -> Any:
     return LaminaWorkerSetup()
 
 
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, in this thread, if it is not running.
+
+    Whichever thread starts it ends with SIGINT unblocked (``ensure_running`` unblocks
+    it unconditionally after spawning the tracker); started by the cluster's event-loop
+    thread, that would undo the block its worker processes should inherit."""
+    try:
+        from multiprocessing import resource_tracker
+    except ImportError:  # pragma: no cover - Windows
+        return
+    resource_tracker.ensure_running()
+
+
+def _local_worker_plugin() -> Any:
+    """:func:`lamina_worker_plugin` for lamina's own local cluster: its workers also
+    ignore SIGINT (the terminal's Ctrl-C is the flow's process's to act on)."""
+    import_distributed()
+    from lamina_dask.worker_setup import LaminaWorkerSetup
+
+    return LaminaWorkerSetup(ignore_interrupts=True)
+
+
 @functools.cache
 def _cluster_class(distributed: Any) -> Any:
     """``distributed.LocalCluster``, except that it never closes a nanny whose worker died.
@@ -401,12 +494,15 @@ def _cluster_class(distributed: Any) -> Any:
 def _local(distributed: Any, workers: int | None) -> DaskExecutor:
     import dask
 
-    from lamina.flows.executors import default_workers
+    from lamina.flows.executors import default_workers, sigint_blocked
 
     level = _log_level()
     quiet = _QuietLogs(level)
+    _start_resource_tracker()
     try:
-        with dask.config.set(lamina_worker_config()):  # read by each nanny as it starts
+        # read by each nanny as it starts; SIGINT blocked: the cluster's event-loop
+        # thread, started here, and the worker processes it spawns inherit the block
+        with dask.config.set(lamina_worker_config()), sigint_blocked():
             cluster = _cluster_class(distributed)(
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
@@ -421,7 +517,7 @@ def _local(distributed: Any, workers: int | None) -> DaskExecutor:
             )
         try:
             client = distributed.Client(cluster, set_as_default=False)
-            client.register_plugin(lamina_worker_plugin())
+            client.register_plugin(_local_worker_plugin())
         except BaseException:
             cluster.close()
             raise
