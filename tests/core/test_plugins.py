@@ -8,6 +8,7 @@ duplicate and well-behaved plugins.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,12 @@ from typing import Any
 import pytest
 
 import lamina
-from lamina.errors import NameConflictError, PluginLoadError, UnknownNameError
+from lamina.errors import (
+    NameConflictError,
+    PluginLoadError,
+    RegistrationError,
+    UnknownNameError,
+)
 from lamina.plugins import PluginHost, hookimpl
 from lamina.testing import isolated_host
 
@@ -244,7 +250,9 @@ def test_a_failed_strict_load_raises_the_same_error_again(plugin_dir: Path) -> N
     with pytest.raises(PluginLoadError) as again:
         host.lookup("names", "build_memory_layer")
     assert again.value is first.value  # not a new complaint about the core
-    assert sum(r.distribution == "lamina" for r in host._records) == 1
+    core = [r.entry_point for r in host._records if r.distribution == "lamina"]
+    assert core
+    assert len(core) == len(set(core))  # each of the core's entry points once
 
 
 def test_replace_wins_whichever_distribution_loads_first() -> None:
@@ -286,3 +294,71 @@ def test_a_broken_plugin_command_does_not_break_the_cli(
     with pytest.warns(RuntimeWarning, match="'broken' from broken-dist"):
         assert main(["plugins"]) == 0
     assert "broken-dist" in capsys.readouterr().out
+
+
+BY_IMPORT_STRING = """
+from lamina import hookimpl
+
+@hookimpl
+def lamina_register_builders(registry):
+    registry.register("build_lazy_layer", "plug_lazy_impl:build_lazy_layer")
+    registry.register("build_variadic_layer", "plug_lazy_impl:build_variadic_layer")
+    registry.register("build_missing_layer", "plug_lazy_impl:not_there")
+"""
+
+LAZY_IMPL = '''
+IMPORTED = True
+
+def build_lazy_layer(path: str, readonly: bool = False) -> tuple:
+    """Build a lazy layer.
+
+    Args:
+        path: where.
+        readonly: refuse writes.
+    """
+    return ("lazy", path, readonly)
+
+def build_variadic_layer(*args, **kwargs):
+    return ("variadic", args, kwargs)
+'''
+
+
+def test_names_are_registered_by_import_string_and_imported_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "plug_lazy.py").write_text(textwrap.dedent(BY_IMPORT_STRING))
+    (tmp_path / "plug_lazy_impl.py").write_text(textwrap.dedent(LAZY_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("plug_lazy", "plug_lazy_impl"):
+        sys.modules.pop(name, None)
+    with isolated_host(entry_points=[ep("plug_lazy")]):
+        assert "plug_lazy_impl" not in sys.modules  # discovery imported the hooks only
+        builder = lamina.get_builder("build_lazy_layer")
+        import plug_lazy_impl  # type: ignore[import-not-found]
+
+        assert builder is plug_lazy_impl.build_lazy_layer  # the real function, not a wrapper
+        assert list(inspect.signature(builder).parameters) == ["path", "readonly"]
+        assert lamina.build({"@type": "build_lazy_layer", "path": "p"}) == ("lazy", "p", False)
+        with pytest.raises(RegistrationError, match=r"\*args, \*\*kwargs.*real signature"):
+            lamina.get_builder("build_variadic_layer")
+        with pytest.raises(RegistrationError, match=r"cannot be imported.*not_there"):
+            lamina.get_builder("build_missing_layer")
+
+
+def test_a_builder_object_without_a_real_signature_is_refused_when_registered() -> None:
+    class Variadic:
+        @hookimpl
+        def lamina_register_builders(self, registry: Any) -> None:
+            def build_anything(*args: Any, **kwargs: Any) -> Any:
+                return args, kwargs
+
+            registry.register("build_anything", build_anything)
+
+    with (
+        pytest.warns(RuntimeWarning, match=r"'build_anything'.*takes \*args, \*\*kwargs"),
+        isolated_host(Variadic(), distribution="variadic-plugin") as host,
+    ):
+        record = next(r for r in host.records() if r.distribution == "variadic-plugin")
+        assert "real signature" in str(record.error)
+        with pytest.raises(UnknownNameError):
+            lamina.get_builder("build_anything")

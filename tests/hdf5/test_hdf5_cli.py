@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 from lamina_hdf5 import build_h5_layer
-from lamina_hdf5.cli import recognises_hdf5
+from lamina_hdf5.opener import recognises_hdf5
 
 from lamina import BBox3D
 from lamina.cli import main

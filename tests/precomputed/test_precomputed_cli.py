@@ -11,7 +11,7 @@ from typing import Any
 import lamina_precomputed.hooks
 import pytest
 from lamina_precomputed import build_cv_layer
-from lamina_precomputed.cli import recognises_precomputed
+from lamina_precomputed.opener import recognises_precomputed
 from precomputed_support import small_volume_params
 
 from lamina import BBox3D, hookimpl

@@ -128,13 +128,17 @@ def test_lamina_plugins_lists_the_distribution() -> None:
 
 
 def test_discovery_imports_nothing_but_the_hook_module() -> None:
+    """Names are registered by import string: discovering every plugin imports only the
+    hook module; the first lookup imports the real builder."""
     out = _run(
         "-c",
-        "import sys, lamina; lamina.get_builder('build_range_mapped_layer'); "
+        "import sys, lamina; lamina.registered_names(); "
         "print(sorted(m for m in sys.modules if m.startswith('lamina_rangemap.') "
-        "and m != 'lamina_rangemap.hooks'))",
+        "and m != 'lamina_rangemap.hooks')); "
+        "lamina.get_builder('build_range_mapped_layer'); "
+        "print('lamina_rangemap.builder' in sys.modules)",
     )
-    assert out.strip() == "[]"
+    assert out.split() == ["[]", "True"]
 
 
 def test_the_readme_example_runs(tmp_path: Path) -> None:

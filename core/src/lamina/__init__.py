@@ -80,7 +80,6 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = frozenset(
     {
         "backend",
-        "builtins",
         "cli",
         "errors",
         "flows",

@@ -15,6 +15,7 @@ __all__ = [
     "PathNotFoundError",
     "PluginLoadError",
     "ReadonlyLayerError",
+    "RegistrationError",
     "SpecError",
     "UnknownNameError",
     "UnknownResolutionError",
@@ -68,3 +69,8 @@ class DamagedChunkError(LaminaError, ValueError):
 
 class PathNotFoundError(LaminaError, FileNotFoundError):
     """A local path given to open a dataset does not exist."""
+
+
+class RegistrationError(LaminaError, TypeError):
+    """A plugin registered something lamina cannot use: an import string that does not
+    import, or a builder whose signature is only ``*args`` / ``**kwargs``."""

@@ -144,11 +144,13 @@ class PluginHost:
                 return
             self._loading = True
             try:
-                builtins = importlib.import_module("lamina.builtins")
-                self._add(builtins, CORE_DISTRIBUTION, _core_version(), None)
+                core = self._core_entry_points()
+                for ep in core:  # always, whatever the switches: lamina's own names
+                    self._load_entry_point(ep, core=True)
                 if self.autoload:
                     for ep in self._discover():
-                        self._load_entry_point(ep)
+                        if ep not in core:
+                            self._load_entry_point(ep)
                 self._loaded = True
             except Exception as exc:  # strict mode: the same error on every later use
                 self._failure = exc
@@ -156,16 +158,31 @@ class PluginHost:
             finally:
                 self._loading = False
 
-    def _discover(self) -> list[importlib.metadata.EntryPoint]:
-        if self._entry_points is not None:
-            return self._entry_points
+    def _installed(self) -> list[importlib.metadata.EntryPoint]:
         found = importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
         return sorted(found, key=lambda ep: (_distribution_of(ep)[0], ep.name))
 
-    def _load_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+    def _core_entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        """The core distribution's own entry points (found like any plugin's), and none
+        else; an error when the core's metadata is missing (it was not installed)."""
+        core = [ep for ep in self._installed() if _distribution_of(ep)[0] == CORE_DISTRIBUTION]
+        if not core:
+            raise PluginLoadError(
+                "the lamina distribution's own entry points (group 'lamina') were not "
+                "found: lamina must be installed (pip install lamina, or pip install -e "
+                "./core from a source checkout) for its names to be registered"
+            )
+        return core
+
+    def _discover(self) -> list[importlib.metadata.EntryPoint]:
+        if self._entry_points is not None:
+            return self._entry_points
+        return self._installed()
+
+    def _load_entry_point(self, ep: importlib.metadata.EntryPoint, core: bool = False) -> None:
         dist, version = _distribution_of(ep)
         spelled = f"{ep.name} = {ep.value}"
-        if ep.name in self.disabled or dist in self.disabled:
+        if not core and (ep.name in self.disabled or dist in self.disabled):
             self._records.append(
                 PluginRecord(dist, version, spelled, f"{dist}:{ep.name}", disabled=True)
             )
@@ -258,9 +275,30 @@ class PluginHost:
         return self._registry
 
     def records(self) -> list[PluginRecord]:
-        """Every plugin seen, the core first, with what it registered and any error."""
+        """Every plugin distribution seen, the core first, with what it registered and any
+        error (a distribution with several entry points, as the core has, is one record)."""
         self.load()
-        return list(self._records)
+        merged: dict[str, PluginRecord] = {}
+        for record in self._records:
+            known = merged.get(record.distribution)
+            if known is None:
+                merged[record.distribution] = attrs.evolve(
+                    record,
+                    hooks=list(record.hooks),
+                    names={k: list(v) for k, v in record.names.items()},
+                )
+                continue
+            if record.entry_point:
+                known.entry_point = "; ".join(
+                    e for e in (known.entry_point, record.entry_point) if e
+                )
+            known.hooks.extend(h for h in record.hooks if h not in known.hooks)
+            for namespace, names in record.names.items():
+                known.names.setdefault(namespace, []).extend(names)
+            if record.error:
+                known.error = "; ".join(e for e in (known.error, record.error) if e)
+            known.disabled = known.disabled and record.disabled
+        return list(merged.values())
 
     def installed_distributions(self) -> list[str]:
         return sorted({r.distribution for r in self.records() if not r.disabled})

@@ -1,30 +1,18 @@
-"""Hook module announced by the entry point; it imports nothing until a builder is used."""
+"""Hook module announced by the entry point. Names are registered by import string
+(``"package.module:attribute"``): lamina imports them on first use, so discovering
+plugins imports nothing of this package but this module."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from lamina import hookimpl
-
-
-def build_jsondir_layer(*args: Any, **kwargs: Any) -> Any:
-    """Build a layer over a directory of JSON files (see ``lamina_jsondir.backend``)."""
-    from lamina_jsondir.backend import build_jsondir_layer as build
-
-    return build(*args, **kwargs)
-
-
-def _backend(*args: Any, **kwargs: Any) -> Any:
-    from lamina_jsondir.backend import JsonDirBackend
-
-    return JsonDirBackend(*args, **kwargs)
+from lamina.plugins.registrar import Registrar
 
 
 @hookimpl
-def lamina_register_builders(registry: Any) -> None:
-    registry.register("build_jsondir_layer", build_jsondir_layer)
+def lamina_register_builders(registry: Registrar) -> None:
+    registry.register("build_jsondir_layer", "lamina_jsondir.backend:build_jsondir_layer")
 
 
 @hookimpl
-def lamina_register_backends(registry: Any) -> None:
-    registry.register("JsonDirBackend", _backend)
+def lamina_register_backends(registry: Registrar) -> None:
+    registry.register("JsonDirBackend", "lamina_jsondir.backend:JsonDirBackend")
