@@ -431,7 +431,7 @@ def test_one_client_per_process_shared_by_threads(backend: DynamoDBBackend) -> N
 
 
 def _clients_in_child(queue: Any) -> None:
-    from lamina_dynamodb import backend as module
+    from lamina_dynamodb import clients as module
 
     queue.put(len(module._clients))
 

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import dynamodb_support as raw
-import lamina_dynamodb.backend as backend_module
+import lamina_dynamodb.retries as retries_module
 import pytest
 from lamina_dynamodb import DynamoDBBackend, DynamoDBBatchError, DynamoDBError
 from lamina_dynamodb.backend import RETRYABLE_ERROR_CODES
@@ -53,7 +53,7 @@ def backend(mocked: None) -> DynamoDBBackend:
 @pytest.fixture
 def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
-    monkeypatch.setattr(backend_module, "_sleep", recorded.append)
+    monkeypatch.setattr(retries_module, "_sleep", recorded.append)
     return recorded
 
 

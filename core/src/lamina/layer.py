@@ -234,7 +234,41 @@ def build_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> Layer[Any, Any]:
-    """Build a layer whose user index is the backend's standard index."""
+    """Build a layer whose user index is the backend's standard index.
+
+    ``layer[idx]`` hands ``idx`` to the index processors and the backend as it is, and
+    ``layer[idx] = data`` writes ``data`` as it is: use it for a backend whose index is
+    already what users write (a key, a file name). Volumetric and key-value backends have
+    their own builders (:func:`lamina.build_volumetric_layer`,
+    :func:`lamina.build_db_layer`), which add their user index forms.
+
+    Each processor list is a sequence (a list or tuple); a single processor not in one,
+    or an item that is neither callable nor a
+    :class:`~lamina.processors.JointIndexDataProcessor`, is a ``TypeError``. A joint
+    processor applies to a call with its probability ``prob`` (both of its steps, or
+    neither).
+
+    Args:
+        backend: the :class:`~lamina.backend.Backend` that stores the data (any
+            plugin's).
+        readonly: refuse writes and ``delete()`` with a
+            :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``), raised before
+            any processor runs; default ``False``. A backend that cannot write
+            (``capabilities.writable`` is False) refuses writes either way
+            (:class:`~lamina.errors.UnsupportedOperationError`).
+        index_procs: index processors, callables ``idx -> idx`` applied in list order
+            before every read and write; a joint processor here is a ``TypeError`` (put
+            it in ``read_procs`` or ``write_procs``).
+        read_procs: data processors (callables ``data -> data``, lambdas work) and joint
+            index-data processors of reads. The joint ones' index steps run in reverse
+            list order before the backend read, then every data step in list order, so
+            ``read_procs[0]`` sits closest to the backend.
+        write_procs: the same for writes, both steps in list order, so
+            ``write_procs[0]`` sits closest to the user.
+
+    Returns:
+        The :class:`~lamina.layer.Layer`.
+    """
     return Layer(
         backend=backend,
         readonly=readonly,

@@ -76,7 +76,32 @@ def build_memory_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> Layer[Hashable, Any]:
-    """Build a layer over a new in-memory object store (keys in, objects out)."""
+    """Build a layer over a new in-memory object store (keys in, objects out).
+
+    ``layer[key] = obj`` stores ``obj`` itself (not a copy) under any hashable ``key``;
+    ``layer[key]`` returns it. A key never written is a ``KeyError``, an unhashable one a
+    ``TypeError``. The store lives in this process only: a pickled layer carries a copy
+    of its contents, and what a worker process writes stays in the worker. Handy for
+    tests, caches and examples.
+
+    Args:
+        name: the store's name (the layer's ``name``); default ``None``: a fresh
+            ``mem://objects-N``. Every call makes a new, empty store, even under a name
+            used before.
+        readonly: refuse writes and ``delete()`` with a
+            :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``), raised before
+            any processor runs; default ``False``.
+        index_procs: callables ``key -> key`` applied in list order before every read
+            and write (e.g. to prefix the keys); a joint processor here is a
+            ``TypeError``.
+        read_procs: data processors (``obj -> obj``) and joint index-data processors
+            of reads, in the order of :func:`lamina.build_layer` (``read_procs[0]``
+            closest to the store).
+        write_procs: the same for writes (``write_procs[0]`` closest to the user).
+
+    Returns:
+        The :class:`~lamina.layer.Layer`.
+    """
     backend = MemoryBackend() if name is None else MemoryBackend(name=name)
     return Layer(
         backend=backend,

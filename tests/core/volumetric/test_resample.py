@@ -20,7 +20,9 @@ import numpy.typing as npt
 import pytest
 
 import lamina.volumetric.resample as rs
-from lamina.volumetric.resample import TorchUnavailableError, resample
+from lamina.volumetric.resample import TorchUnavailableError, resample, tinybrain_paths
+from lamina.volumetric.resample import threads as rs_threads
+from lamina.volumetric.resample import torch as rs_torch
 
 NDArray = npt.NDArray[Any]
 
@@ -231,7 +233,7 @@ def test_area_is_block_mean_and_repeat(dtype: str, factors: tuple[float, ...]) -
 def test_linear_block_mean_cases_need_no_torch(
     mode: rs.InterpolationMode, factors: tuple[float, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rs, "_import_torch", _no_torch)
+    monkeypatch.setattr(rs_torch, "_import_torch", _no_torch)
     data = random_values(np.random.default_rng(4), (1, 8, 8, 4), "uint8")
     assert_same(resample(data, factors, mode), ref_img(data, factors))
 
@@ -601,7 +603,7 @@ def _no_torch() -> Any:
 def test_torch_missing_names_the_extra(
     factors: tuple[float, ...], mode: rs.InterpolationMode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rs, "_import_torch", _no_torch)
+    monkeypatch.setattr(rs_torch, "_import_torch", _no_torch)
     data = np.zeros((2, 30, 30, 2), np.float32)
     with pytest.raises(TorchUnavailableError, match=r"pip install lamina\[torch\]") as info:
         resample(data, factors, mode)
@@ -610,7 +612,7 @@ def test_torch_missing_names_the_extra(
 
 
 def test_exact_modes_never_ask_for_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rs, "_import_torch", _no_torch)
+    monkeypatch.setattr(rs_torch, "_import_torch", _no_torch)
     data = np.arange(2 * 10 * 10 * 2, dtype=np.uint64).reshape(2, 10, 10, 2) + np.uint64(2**63)
     for mode in ["nearest", "nearest-exact", "segmentation", "mask"]:
         for factors in [(1.5, 0.4, 1), (0.5, 0.5, 1), (2, 2, 1)]:
@@ -699,8 +701,8 @@ def test_layouts_take_the_expected_paths(monkeypatch: pytest.MonkeyPatch) -> Non
     """tinybrain runs where the layout suits it; every path is checked above against the
     references, in both layouts, so this only guards that both paths stay exercised."""
     calls: list[str] = []
-    real_avg = rs.tinybrain.downsample_with_averaging
-    real_seg = rs.tinybrain.downsample_segmentation
+    real_avg = tinybrain_paths.tinybrain.downsample_with_averaging
+    real_seg = tinybrain_paths.tinybrain.downsample_segmentation
 
     def avg(*args: Any, **kwargs: Any) -> Any:
         calls.append("avg")
@@ -710,8 +712,8 @@ def test_layouts_take_the_expected_paths(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append("seg")
         return real_seg(*args, **kwargs)
 
-    monkeypatch.setattr(rs.tinybrain, "downsample_with_averaging", avg)
-    monkeypatch.setattr(rs.tinybrain, "downsample_segmentation", seg)
+    monkeypatch.setattr(tinybrain_paths.tinybrain, "downsample_with_averaging", avg)
+    monkeypatch.setattr(tinybrain_paths.tinybrain, "downsample_segmentation", seg)
     base = random_values(np.random.default_rng(0), (2, 8, 8, 4), "uint8")
     floats = base.astype(np.float32)
     cases = [
@@ -793,10 +795,10 @@ def test_threaded_slabs_give_the_single_thread_result(
     monkeypatch.setenv("LAMINA_RESAMPLE_THREADS", "1")
     single = rs.resample(data, factor, mode, allow_shape_rounding=rounding)  # type: ignore[arg-type]
     monkeypatch.setenv("LAMINA_RESAMPLE_THREADS", "3")
-    monkeypatch.setattr(rs, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(rs_threads, "_PARALLEL_MIN_BYTES", 0)
     calls: list[int] = []
-    real = rs._dispatch
-    monkeypatch.setattr(rs, "_dispatch", lambda d, *a: calls.append(d.size) or real(d, *a))
+    real = rs_threads._dispatch
+    monkeypatch.setattr(rs_threads, "_dispatch", lambda d, *a: calls.append(d.size) or real(d, *a))
     threaded = rs.resample(data, factor, mode, allow_shape_rounding=rounding)  # type: ignore[arg-type]
     assert len(calls) == 3  # really split into three slabs
     assert threaded.dtype == single.dtype

@@ -136,7 +136,35 @@ def build_db_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> KeyValueLayer:
-    """Build a key-value layer over ``backend``."""
+    """Build a key-value layer over ``backend``: rows of named columns, indexed by row key.
+
+    ``layer["k"]`` reads the row's ``"value"`` column (the whole row when it has none),
+    ``layer["k", "c"]`` one column, ``layer[["k0", "k1"]]`` several rows' values;
+    writes take the same forms (every form is listed in :mod:`lamina.keyvalue.scheme`).
+    Beyond ``[ ]`` the layer offers ``del layer[idx]``, ``key in layer``, ``len``,
+    ``get``, ``keys``, ``query``, ``get_batch`` and ``clear``.
+
+    Args:
+        backend: the :class:`~lamina.keyvalue.backend.DBBackend` holding the rows (the
+            in-memory one, DynamoDB's, a range map...); any other backend is a
+            ``TypeError``.
+        readonly: refuse writes, ``del layer[idx]``, ``clear()`` and ``delete()`` with a
+            :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``) before anything
+            changes; default ``False``.
+        index_procs: callables ``DBIndex -> DBIndex`` applied in list order before every
+            read, write, ``del`` and ``in``; each must map every row to exactly one row
+            (e.g. prefix the keys). They do not apply to ``clear``, ``len``, ``keys``,
+            ``query`` and ``get_batch``, which address the whole backend.
+        read_procs: data processors and joint index-data processors of reads; they see
+            the backend's data, a list of row dicts aligned with the index's rows.
+            ``read_procs[0]`` sits closest to the backend (the order of
+            :func:`lamina.build_layer`).
+        write_procs: the same for writes, before the backend sees the rows;
+            ``write_procs[0]`` sits closest to the user.
+
+    Returns:
+        The :class:`~lamina.keyvalue.layer.KeyValueLayer`.
+    """
     if not isinstance(backend, DBBackend):
         raise TypeError(
             f"build_db_layer needs a key-value backend (a DBBackend); got {type(backend).__name__}"

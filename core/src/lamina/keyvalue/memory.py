@@ -169,7 +169,28 @@ def build_memory_db_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> KeyValueLayer:
-    """Build a key-value layer over a new, empty in-memory backend."""
+    """Build a key-value layer over a new, empty in-memory backend.
+
+    The rows live in this process, behind a lock (one layer serves many threads), and
+    values are copied in and out. A pickled layer carries a copy of the rows, and what a
+    worker process writes stays in the worker. The index forms and the collection
+    methods are those of :func:`lamina.build_db_layer`.
+
+    Args:
+        name: the store's name (the layer's ``name``); default ``None``: a fresh
+            ``mem://keyvalue-N``. Every call makes a new, empty store.
+        readonly: refuse writes, ``del``, ``clear()`` and ``delete()`` with a
+            :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``); default
+            ``False``.
+        index_procs: callables ``DBIndex -> DBIndex`` applied before every read, write,
+            ``del`` and ``in``, each mapping every row to exactly one row.
+        read_procs: data and joint processors of reads (they see a list of row dicts);
+            ``read_procs[0]`` sits closest to the store.
+        write_procs: the same for writes; ``write_procs[0]`` sits closest to the user.
+
+    Returns:
+        The :class:`~lamina.keyvalue.layer.KeyValueLayer`.
+    """
     return build_db_layer(
         MemoryKeyValueBackend(name=name),
         readonly=readonly,

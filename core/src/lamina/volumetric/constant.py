@@ -100,7 +100,39 @@ def build_constant_volumetric_layer(
     index_procs: Iterable[Any] = (),
     read_procs: Iterable[Any] = (),
 ) -> VolumetricLayer:
-    """A readonly layer reading ``value`` everywhere (reference H4)."""
+    """A readonly layer reading ``value`` everywhere.
+
+    A stand-in input: an all-ones mask, a zero field. Every read returns ``num_channels``
+    channels of float32 filled with ``value``, wherever and at whatever resolution it is
+    asked; the volume's bounds are very large, so no read is out of bounds. The layer is
+    always readonly, which is why there is no ``readonly`` or ``write_procs`` parameter:
+    a write raises :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``). The
+    parameters are those of the reference system's ``build_constant_volumetric_layer``.
+
+    Args:
+        value: what every voxel reads as; default 0.
+        num_channels: the channel count of every read, >= 1 (``ValueError``); default 1.
+        default_desired_resolution: the resolution (nm) of the arrays read when the
+            index does not give one; default ``None``: every index must give one
+            (``ValueError``).
+        index_resolution: the resolution (nm) slices count voxels at; default ``None``:
+            the index's own resolution.
+        data_resolution: read at this resolution (nm) and resample to the one asked
+            for; default ``None``: no resampling. The constant reads the same at every
+            resolution, so only modes that compute new values change the result
+            (``"mask"`` gives 0/1, ``"field"`` scales by the factor).
+        interpolation_mode: the resampling mode; required with ``data_resolution``
+            (``ValueError``); see :func:`lamina.build_volumetric_layer`.
+        allow_slice_rounding: widen regions off the voxel grid to whole voxels (start
+            floored, stop ceiled) instead of raising ``ValueError``; default ``False``.
+        index_procs: callables ``VolumetricIndex -> VolumetricIndex`` applied before
+            every read.
+        read_procs: data and joint processors of reads; ``read_procs[0]`` sits closest
+            to the constant.
+
+    Returns:
+        The :class:`~lamina.volumetric.layer.VolumetricLayer`.
+    """
     return build_volumetric_layer(
         ConstantVolumetricBackend(value=value, num_channels=num_channels),
         default_desired_resolution=default_desired_resolution,

@@ -156,7 +156,69 @@ def build_volumetric_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> VolumetricLayer:
-    """A volumetric layer over ``backend`` (reference D1; see :class:`VolumetricLayer`)."""
+    """Build a volumetric layer over ``backend``: a volume indexed at any resolution.
+
+    The parameters are those of the reference system's ``build_volumetric_layer``; the
+    layer is a :class:`VolumetricLayer`, and every storage plugin's builder
+    (``build_cv_layer``, ``build_h5_layer``...) ends here. Reads return numpy
+    ``(C, X, Y, Z)`` arrays; writes take numpy arrays, torch tensors and scalars (a
+    scalar fills the region). An index is a ``VolumetricIndex``, a ``BBox3D`` (nm),
+    ``(resolution, BBox3D)``, three slices (voxels) or ``(resolution, slices)``; every
+    form is listed in :mod:`lamina.volumetric.scheme`.
+
+    Resolutions are ``(x, y, z)`` in nm per voxel, any 3-sequence of real numbers
+    (anything else is a ``ValueError``). With ``data_resolution``, the backend is read
+    and written at that resolution and the data resampled to and from the resolution
+    asked for. Unlike in the reference system, that resampling is the innermost step on
+    both paths, closest to the backend, so ``read_procs`` and ``write_procs`` alike see
+    data at the resolution asked for.
+
+    Args:
+        backend: the :class:`~lamina.volumetric.backend.VolumetricBackend` (any
+            plugin's); anything else is a ``TypeError``.
+        default_desired_resolution: the resolution (nm) of the arrays read and written
+            when the index does not give one; default ``None``: every index must give
+            one, else ``ValueError``.
+        index_resolution: the resolution (nm) that slices in an index count voxels at;
+            it wins over a resolution inside the index, which then only sets the output
+            resolution. Default ``None``: slices count at the index's own resolution,
+            and slices with no resolution anywhere are a ``ValueError``.
+        data_resolution: the resolution (nm) the backend is read and written at, each
+            read or write being resampled between it and the resolution asked for. A
+            write must cover whole voxels at ``data_resolution`` (never rounded, since
+            rounding would write outside the region: ``ValueError``). Default ``None``:
+            the backend is used at the resolution asked for.
+        interpolation_mode: how to resample for ``data_resolution``: ``"img"`` for
+            images, ``"segmentation"`` for label volumes (ids kept exact), ``"mask"``,
+            ``"field"`` for 2-channel displacement fields (in voxels) or a torch mode
+            (``"nearest"``, ``"nearest-exact"``, ``"linear"``, ``"bilinear"``,
+            ``"bicubic"``, ``"trilinear"``, ``"area"``); see
+            :mod:`lamina.volumetric.resample`. Required with ``data_resolution``
+            (``ValueError`` without it), unused without; any other value is a
+            ``ValueError``.
+        mask_value_thr: the threshold of the ``"mask"`` mode: a resampled voxel is 1
+            where a voxel it covers is strictly greater, else 0; default 0 ("any voxel
+            set").
+        readonly: refuse writes and ``delete()`` with a
+            :class:`~lamina.errors.ReadonlyLayerError` (an ``IOError``), raised before
+            any processor runs; default ``False``.
+        allow_slice_rounding: widen a region that is not a whole number of voxels at
+            the resolution asked for to whole voxels (start floored, stop ceiled) instead
+            of raising ``ValueError``; default ``False``.
+        index_procs: index processors, callables ``VolumetricIndex -> VolumetricIndex``
+            applied in list order before every read and write; a joint processor here is
+            a ``TypeError``.
+        read_procs: data processors (array in, array out) and joint index-data
+            processors of reads, in the order of :func:`lamina.build_layer`:
+            ``read_procs[0]`` sits closest to the backend.
+        write_procs: the same for writes: ``write_procs[0]`` sits closest to the user.
+            Write data is checked first (4-D, shape and channels, else ``ValueError``)
+            and reaches them as a ``(C, X, Y, Z)`` numpy array (a scalar as a read-only
+            broadcast view: copy it before changing it in place).
+
+    Returns:
+        The :class:`VolumetricLayer`.
+    """
     if not isinstance(backend, VolumetricBackend):
         raise TypeError(f"backend must be a lamina.VolumetricBackend; got {type(backend).__name__}")
     return VolumetricLayer(

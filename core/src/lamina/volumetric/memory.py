@@ -331,7 +331,58 @@ def build_memory_volumetric_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> VolumetricLayer:
-    """A volumetric layer over a new in-memory volume covering ``bbox`` at ``resolutions``."""
+    """A volumetric layer over a new in-memory volume covering ``bbox`` at ``resolutions``.
+
+    The volume (a :class:`MemoryVolumetricBackend`) starts as zeros and lives in this
+    process: a pickled layer carries a copy of its voxels, and what a worker process
+    writes stays in the worker. Writes are checked before anything is stored: shape,
+    channels, a dtype that holds every value, alignment to the chunk grid, and the
+    bounds (a write reaching outside ``bbox`` is refused, never cropped). Handy for
+    tests, examples and scratch volumes.
+
+    Args:
+        bbox: the region the volume covers (a ``BBox3D``, nm); at each resolution it is
+            widened to whole voxels (start floored, end ceiled).
+        resolutions: the resolutions (nm, x, y, z) stored, one scale each; at least
+            one (``ValueError``). Reading or writing at any other resolution is an
+            :class:`~lamina.errors.UnknownResolutionError` (a ``ValueError``).
+        chunk_size: the chunk size (voxels, x, y, z) at every resolution, positive
+            (``ValueError``); default 64 x 64 x 64. A write must have every face on
+            the chunk grid (which starts at the volume's start) or on the volume's end,
+            else ``ValueError`` (``enforce_chunk_aligned_writes=False`` through
+            ``backend.with_changes`` lifts that).
+        dtype: the voxels' numpy dtype (anything ``np.dtype`` takes); default
+            ``"uint8"``. Written data is converted only where no value changes.
+        num_channels: the channel count, >= 1 (``ValueError``); default 1.
+        name: the volume's name; default ``None``: a fresh ``mem://volume-N``.
+        volume_type: ``"image"``, ``"segmentation"`` or ``None`` (default: unknown).
+            Flows pick their resampling mode from it (``segmentation`` for labels,
+            ``img`` otherwise), and viewers the display.
+        default_desired_resolution: the resolution (nm) of the arrays read and written
+            when the index does not give one; default ``None``: every index must give
+            one (``ValueError``).
+        index_resolution: the resolution (nm) slices count voxels at; default ``None``:
+            the index's own resolution.
+        data_resolution: read and write the volume at this resolution (nm, one of
+            ``resolutions``), resampling to and from the one asked for; default
+            ``None``: no resampling. See :func:`lamina.build_volumetric_layer`.
+        interpolation_mode: the resampling mode (``"img"``, ``"segmentation"``,
+            ``"mask"``, ``"field"`` or a torch mode); required with ``data_resolution``
+            (``ValueError``).
+        mask_value_thr: the threshold of the ``"mask"`` mode (strict ``>``); default 0.
+        readonly: refuse writes and ``delete()`` (``ReadonlyLayerError``, an
+            ``IOError``); default ``False``.
+        allow_slice_rounding: widen regions off the voxel grid to whole voxels (start
+            floored, stop ceiled) instead of raising ``ValueError``; default ``False``.
+        index_procs: callables ``VolumetricIndex -> VolumetricIndex`` applied before
+            every read and write.
+        read_procs: data and joint processors of reads; ``read_procs[0]`` sits closest
+            to the volume.
+        write_procs: the same for writes; ``write_procs[0]`` sits closest to the user.
+
+    Returns:
+        The :class:`~lamina.volumetric.layer.VolumetricLayer`.
+    """
     backend = MemoryVolumetricBackend.from_bbox(
         bbox,
         resolutions,

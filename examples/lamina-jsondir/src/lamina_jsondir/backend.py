@@ -68,7 +68,30 @@ def build_jsondir_layer(
     read_procs: Iterable[Any] = (),
     write_procs: Iterable[Any] = (),
 ) -> Layer[str, Any]:
-    """A layer over the JSON files in ``path`` (created on first write)."""
+    """A layer over the JSON files in ``path`` (created on first write).
+
+    ``layer["key"] = value`` stores ``value`` as ``path/key.json``; ``layer["key"]``
+    reads it back. Keys are strs of letters, digits and ``_.-`` (anything else is a
+    ``ValueError``), and a key never written reads as a ``KeyError``; values are anything
+    JSON can hold (anything else fails in ``json.dumps``, before a file is touched). A
+    write goes to a file beside the target that is then renamed over it, so readers
+    never see half a file.
+
+    Args:
+        path: the directory (``~`` expanded, made absolute); it and its parents are
+            created on the first write.
+        readonly: refuse writes and ``delete()`` with a ``ReadonlyLayerError`` (an
+            ``IOError``), raised before any processor runs; default ``False``.
+        index_procs: callables ``key -> key`` applied in list order before every read
+            and write (e.g. to prefix the keys).
+        read_procs: data processors (value in, value out) and joint processors of reads,
+            in the order of :func:`lamina.build_layer` (``read_procs[0]`` closest to the
+            files).
+        write_procs: the same for writes (``write_procs[0]`` closest to the user).
+
+    Returns:
+        The :class:`lamina.Layer`.
+    """
     return Layer(
         backend=JsonDirBackend(path),
         readonly=readonly,

@@ -28,31 +28,26 @@ onto DynamoDB:
   batch count below that). Batch sizes follow DynamoDB's hashing (moto hashes into
   256 buckets, so batches beyond the 256th are empty there).
 
-Retries: unprocessed items and keys, throttling (``ProvisionedThroughputExceeded``,
-``ThrottlingException``, ``RequestLimitExceeded``), 5xx errors and dropped
-connections are retried with exponential backoff and jitter. A request gives up after
-``max_attempts`` attempts in a row that process nothing; the error
-(:class:`~lamina_dynamodb.errors.DynamoDBBatchError`) names the rows that failed and
-the rows of the same call that were not sent. Every other row was processed: nothing
-is dropped silently.
+Retries: unprocessed items and keys, throttling, 5xx errors and dropped connections
+are retried with exponential backoff and jitter (the rules: :mod:`lamina_dynamodb.retries`).
+A request gives up after ``max_attempts`` attempts in a row that process nothing; the
+error (:class:`~lamina_dynamodb.errors.DynamoDBBatchError`) names the rows that failed
+and the rows of the same call that were not sent (:mod:`lamina_dynamodb.batches`).
+Every other row was processed: nothing is dropped silently.
 
-Clients: one boto3 client per process (per region, endpoint and timeout), created on
-first use from its own ``boto3.session.Session`` (sessions are not thread-safe,
-clients are) and shared by every backend and thread of the process. A backend pickles
-by its spec (table, region, endpoint, retry and concurrency settings) and a worker
-process makes its own client.
+Clients: one boto3 client per process (per region, endpoint and timeout), shared by
+every backend and thread (:mod:`lamina_dynamodb.clients`). A backend pickles by its
+spec (table, region, endpoint, retry and concurrency settings) and a worker process
+makes its own client. Expressions (projections, filters, updates) are built by
+:mod:`lamina_dynamodb.expressions`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import random
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from lamina.backend import Capabilities, check_change_keys
@@ -69,16 +64,12 @@ from lamina.keyvalue.backend import (
     row_matches,
 )
 from lamina.keyvalue.index import DBIndex
-from lamina_dynamodb.codec import (
-    KEY_ATTRIBUTE,
-    MAX_KEY_BYTES,
-    decode_item,
-    encode_item,
-    encode_value,
-    escape_name,
-    key_bytes,
-)
-from lamina_dynamodb.errors import DynamoDBBatchError, DynamoDBError, TableError
+from lamina_dynamodb.batches import ChunkFailed, run_chunks
+from lamina_dynamodb.clients import shared_client
+from lamina_dynamodb.codec import KEY_ATTRIBUTE, MAX_KEY_BYTES, decode_item, encode_item, key_bytes
+from lamina_dynamodb.errors import DynamoDBError, TableError
+from lamina_dynamodb.expressions import filter_plan, projection_names, update_params
+from lamina_dynamodb.retries import RETRYABLE_ERROR_CODES, backoff, error_code, retry_reason
 
 __all__ = [
     "MAX_BATCH_GET",
@@ -93,88 +84,10 @@ __all__ = [
 MAX_BATCH_WRITE = 25
 #: Keys per ``BatchGetItem`` request (DynamoDB's limit).
 MAX_BATCH_GET = 100
-#: Error codes retried with backoff: throttling and DynamoDB's transient failures.
-RETRYABLE_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-
-_UPDATE_FIELDS_PER_REQUEST = 100  # keeps an UpdateExpression well under its 4 KB limit
 _PROJECTION_LIMIT = 300  # more columns than this: fetch whole items, project here
 _MAX_SEGMENTS = 1_000_000  # DynamoDB's limit on TotalSegments of a parallel scan
-_IN_LIMIT = 100  # operands of a FilterExpression IN
-_FILTER_EXPRESSION_LIMIT = 3500  # characters; DynamoDB allows 4 KB
 _TABLE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-# Sleeps between retries; tests replace it to record the delays.
-_sleep = time.sleep
-
-
-# -- clients: one per process, shared by threads --------------------------------------------
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _reset_clients_after_fork() -> None:
-    global _clients_lock
-    _clients.clear()  # the parent's connections are not ours
-    _clients_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_clients_after_fork)
-
-
-def shared_client(
-    region: str | None = None, endpoint_url: str | None = None, timeout: float | None = None
-) -> Any:
-    """This process's boto3 DynamoDB client for ``region`` and ``endpoint_url``.
-
-    Created on first use (from a session of its own) and then shared by every backend
-    and thread: boto3 clients are thread-safe. ``timeout`` (seconds) sets the client's
-    connect and read timeouts (``None``: botocore's defaults). botocore's own retries are
-    off: the backend retries, with its own bound, and names what failed.
-    """
-    key = (os.getpid(), region, endpoint_url, timeout)
-    client = _clients.get(key)
-    if client is not None:
-        return client
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = _make_client(region, endpoint_url, timeout)
-    return client
-
-
-def _make_client(region: str | None, endpoint_url: str | None, timeout: float | None) -> Any:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import NoRegionError
-
-    options: dict[str, Any] = {
-        "retries": {"mode": "standard", "total_max_attempts": 1},
-        # The backend builds every request itself; botocore's validation of each
-        # parameter costs more than the encoding and adds nothing.
-        "parameter_validation": False,
-        "max_pool_connections": 32,
-    }
-    if timeout is not None:
-        options["connect_timeout"] = timeout
-        options["read_timeout"] = timeout
-    session = boto3.session.Session()
-    try:
-        return session.client(
-            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=Config(**options)
-        )
-    except NoRegionError:
-        raise DynamoDBError(
-            "no AWS region for DynamoDB: pass region='us-east-1' (for example) or set "
-            "AWS_DEFAULT_REGION"
-        ) from None
+_error_code = error_code  # builder.py imports it from here
 
 
 def check_table_name(table: Any) -> str:
@@ -187,30 +100,6 @@ def check_table_name(table: Any) -> str:
             f"digits, '_', '-' and '.'; got {table!r}"
         )
     return table
-
-
-def _error_code(exc: BaseException) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None
-
-
-def _retry_reason(exc: Exception) -> str | None:
-    """Why ``exc`` is worth retrying (its code), or ``None`` if it is not."""
-    from botocore.exceptions import ClientError, HTTPClientError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    if isinstance(exc, ClientError):
-        code = _error_code(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in RETRYABLE_ERROR_CODES or int(status) >= 500:
-            return code or f"HTTP {status}"
-        return None
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return type(exc).__name__
-    return None
 
 
 def _dedupe(keys: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
@@ -344,18 +233,11 @@ class DynamoDBBackend(DBBackend):
 
     def _backoff(self, retry: int, deadline: float | None = None) -> None:
         """Sleep before retry number ``retry`` (1, 2, ...): exponential, jittered."""
-        delay = min(self._max_delay, self._base_delay * 2 ** (retry - 1))
-        delay = delay / 2 + random.uniform(0, delay / 2)
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"DynamoDB table {self._table!r}: out of time while retrying")
-            delay = min(delay, left)
-        _sleep(delay)
+        backoff(retry, self._base_delay, self._max_delay, deadline, self._table)
 
     def _fail(self, exc: Exception, what: str) -> Exception:
         """The error to raise for a non-retryable failure of a request."""
-        code = _error_code(exc)
+        code = error_code(exc)
         if code == "ResourceNotFoundException":
             where = f" in region {self._region!r}" if self._region else ""
             where += f" at {self._endpoint_url}" if self._endpoint_url else ""
@@ -385,7 +267,7 @@ class DynamoDBBackend(DBBackend):
             try:
                 return getattr(client, operation)(**params)
             except Exception as exc:
-                reason = _retry_reason(exc)
+                reason = retry_reason(exc)
                 if reason is None:
                     raise self._fail(exc, what) from exc
                 retry += 1
@@ -395,62 +277,6 @@ class DynamoDBBackend(DBBackend):
                         f"attempt(s): {reason}"
                     ) from exc
                 self._backoff(retry, deadline)
-
-    def _run_chunks(
-        self, operation: str, chunks: list[list[str]], work: Callable[[list[str]], Any]
-    ) -> list[Any]:
-        """``work(chunk)`` for every chunk of keys, up to ``max_concurrency`` at once.
-
-        When a chunk fails (:class:`_ChunkFailed`), no further chunk is started, the
-        ones under way finish, and a :class:`DynamoDBBatchError` names the failed keys
-        and those of the chunks never started. Any other error is raised as it is.
-        """
-        width = min(self._max_concurrency, len(chunks))
-        if width <= 1:
-            results = []
-            for i, chunk in enumerate(chunks):
-                try:
-                    results.append(work(chunk))
-                except _ChunkFailed as failed:
-                    unsent = [k for later in chunks[i + 1 :] for k in later]
-                    raise self._batch_error(operation, [failed], unsent) from failed.cause
-            return results
-        out: list[Any] = [None] * len(chunks)
-        failures: list[_ChunkFailed] = []
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="lamina-dynamodb") as pool:
-            running: dict[Future[Any], int] = {}
-            following = 0
-            while True:
-                while following < len(chunks) and len(running) < width and not (failures or errors):
-                    running[pool.submit(work, chunks[following])] = following
-                    following += 1
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = running.pop(future)
-                    try:
-                        out[i] = future.result()
-                    except _ChunkFailed as failed:
-                        failures.append(failed)
-                    except BaseException as exc:
-                        errors.append(exc)
-        if errors:
-            raise errors[0]
-        if failures:
-            unsent = [k for later in chunks[following:] for k in later]
-            raise self._batch_error(operation, failures, unsent) from failures[0].cause
-        return out
-
-    def _batch_error(
-        self, operation: str, failures: list[_ChunkFailed], unsent: list[str]
-    ) -> DynamoDBBatchError:
-        failed = [k for f in failures for k in f.keys]
-        last = failures[-1]
-        return DynamoDBBatchError(
-            operation, self._table, failed, unsent, last.reason, last.attempts
-        )
 
     def _batch_write(self, operation: str, requests: dict[str, dict[str, Any]]) -> None:
         """Send ``requests`` (key → PutRequest/DeleteRequest) 25 per ``BatchWriteItem``."""
@@ -465,13 +291,13 @@ class DynamoDBBackend(DBBackend):
                 try:
                     response = client.batch_write_item(RequestItems={table: pending})
                 except Exception as exc:
-                    reason = _retry_reason(exc)
+                    reason = retry_reason(exc)
                     if reason is None:
-                        if _error_code(exc) == "ResourceNotFoundException":
+                        if error_code(exc) == "ResourceNotFoundException":
                             raise self._fail(exc, operation) from exc
-                        raise _ChunkFailed(
+                        raise ChunkFailed(
                             [_request_key(r) for r in pending],
-                            f"{_error_code(exc) or type(exc).__name__}: {exc}",
+                            f"{error_code(exc) or type(exc).__name__}: {exc}",
                             retry + 1,
                             exc,
                         ) from exc
@@ -485,11 +311,11 @@ class DynamoDBBackend(DBBackend):
                     pending = left
                 retry += 1
                 if stalled >= self._max_attempts:
-                    raise _ChunkFailed([_request_key(r) for r in pending], reason, retry)
+                    raise ChunkFailed([_request_key(r) for r in pending], reason, retry)
                 self._backoff(retry)
 
         chunks = [keys[i : i + MAX_BATCH_WRITE] for i in range(0, len(keys), MAX_BATCH_WRITE)]
-        self._run_chunks(operation, chunks, send)
+        run_chunks(table, operation, chunks, send, self._max_concurrency)
 
     def _batch_get(
         self, keys: Sequence[str], columns: Sequence[str] | None
@@ -497,8 +323,7 @@ class DynamoDBBackend(DBBackend):
         """Key → stored item of the stored ones among ``keys``, 100 per ``BatchGetItem``."""
         params: dict[str, Any] = {"ConsistentRead": True}
         if columns is not None and len(columns) <= _PROJECTION_LIMIT:
-            names = {"#k": KEY_ATTRIBUTE}
-            names.update({f"#c{i}": escape_name(c) for i, c in enumerate(columns)})
+            names = projection_names(columns, "c")
             params["ProjectionExpression"] = ", ".join(names)
             params["ExpressionAttributeNames"] = names
         client = self._client()
@@ -514,7 +339,7 @@ class DynamoDBBackend(DBBackend):
                         RequestItems={table: {**params, "Keys": pending}}
                     )
                 except Exception as exc:
-                    reason = _retry_reason(exc)
+                    reason = retry_reason(exc)
                     if reason is None:
                         raise self._fail(exc, "read") from exc
                     stalled += 1
@@ -528,13 +353,13 @@ class DynamoDBBackend(DBBackend):
                     pending = left
                 retry += 1
                 if stalled >= self._max_attempts:
-                    raise _ChunkFailed([k[KEY_ATTRIBUTE]["S"] for k in pending], reason, retry)
+                    raise ChunkFailed([k[KEY_ATTRIBUTE]["S"] for k in pending], reason, retry)
                 self._backoff(retry)
 
         chunks = [list(keys[i : i + MAX_BATCH_GET]) for i in range(0, len(keys), MAX_BATCH_GET)]
         return {
             item[KEY_ATTRIBUTE]["S"]: item
-            for items in self._run_chunks("read", chunks, fetch)
+            for items in run_chunks(table, "read", chunks, fetch, self._max_concurrency)
             for item in items
         }
 
@@ -559,8 +384,7 @@ class DynamoDBBackend(DBBackend):
         if count:
             params["Select"] = "COUNT"
         elif projection is not None:
-            proj = {"#k": KEY_ATTRIBUTE}
-            proj.update({f"#p{i}": escape_name(c) for i, c in enumerate(projection)})
+            proj = projection_names(projection, "p")
             all_names.update(proj)
             params["ProjectionExpression"] = ", ".join(proj)
         if filter_expression is not None:
@@ -610,7 +434,7 @@ class DynamoDBBackend(DBBackend):
             self._batch_write("write", requests)
             return
         table = self._table
-        updates = {key: _update_params(table, key, row) for key, row in rows.items() if row}
+        updates = {key: update_params(table, key, row) for key, row in rows.items() if row}
 
         def update(chunk: list[str]) -> None:
             (key,) = chunk
@@ -620,9 +444,9 @@ class DynamoDBBackend(DBBackend):
                 except TableError:
                     raise
                 except DynamoDBError as exc:
-                    raise _ChunkFailed([key], str(exc), None, exc) from exc
+                    raise ChunkFailed([key], str(exc), None, exc) from exc
 
-        self._run_chunks("update", [[key] for key in updates], update)
+        run_chunks(table, "update", [[key] for key in updates], update, self._max_concurrency)
 
     def clear(self, idx: DBIndex | None = None) -> None:
         """Delete the indexed rows whole (absent ones are ignored), or every row."""
@@ -654,7 +478,7 @@ class DynamoDBBackend(DBBackend):
 
     def keys(self, column_filter: ColumnFilter | None = None, union: bool = True) -> list[str]:
         checked = check_column_filter(column_filter)
-        plan = _filter_plan(checked, union)
+        plan = filter_plan(checked, union)
         if plan is None:
             return []
         expression, names, values = plan
@@ -680,7 +504,7 @@ class DynamoDBBackend(DBBackend):
         (``TimeoutError`` when it runs out)."""
         checked = check_column_filter(column_filter)
         columns = check_return_columns(return_columns)
-        plan = _filter_plan(checked, union)
+        plan = filter_plan(checked, union)
         if plan is None:
             return {}
         expression, names, values = plan
@@ -730,24 +554,6 @@ class DynamoDBBackend(DBBackend):
         return out
 
 
-class _ChunkFailed(Exception):
-    """One chunk of a batched call failed: its keys not processed, why, after how many
-    attempts (``None``: not counted), and the error behind it."""
-
-    def __init__(
-        self,
-        keys: list[str],
-        reason: str,
-        attempts: int | None,
-        cause: BaseException | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.keys = keys
-        self.reason = reason
-        self.attempts = attempts
-        self.cause = cause
-
-
 def _rebuild(spec: dict[str, Any]) -> DynamoDBBackend:
     return DynamoDBBackend(**spec)
 
@@ -759,82 +565,3 @@ def _request_key(request: Mapping[str, Any]) -> str:
 
 def _delete_request(key: str) -> dict[str, Any]:
     return {"DeleteRequest": {"Key": {KEY_ATTRIBUTE: {"S": key}}}}
-
-
-def _update_params(table: str, key: str, row: Row) -> list[dict[str, Any]]:
-    """The ``UpdateItem`` requests of a column update (one unless the row has more than
-    100 fields), checked against the item limits before anything is sent."""
-    encoded = encode_item(key, row)  # checks nesting, key length and the fields' size
-    del encoded[KEY_ATTRIBUTE]
-    fields = list(encoded.items())
-    requests = []
-    for start in range(0, len(fields), _UPDATE_FIELDS_PER_REQUEST):
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets = []
-        for i, (name, value) in enumerate(fields[start : start + _UPDATE_FIELDS_PER_REQUEST]):
-            names[f"#f{i}"] = name
-            values[f":v{i}"] = value
-            sets.append(f"#f{i} = :v{i}")
-        requests.append(
-            {
-                "TableName": table,
-                "Key": {KEY_ATTRIBUTE: {"S": key}},
-                "UpdateExpression": "SET " + ", ".join(sets),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        )
-    return requests
-
-
-def _filter_value(value: Any) -> dict[str, Any] | None:
-    """The attribute value DynamoDB can compare ``value`` with, or ``None``."""
-    kind = type(value)
-    if kind is str or kind is bytes or kind is bool:
-        return encode_value(value)
-    if kind is int:
-        encoded = encode_value(value)
-        return encoded if "N" in encoded else None
-    return None  # floats, big ints and None are matched here, not by DynamoDB
-
-
-def _filter_plan(
-    checked: dict[str, tuple[Any, ...]], union: bool
-) -> tuple[str | None, dict[str, str], dict[str, Any]] | None:
-    """A server-side ``FilterExpression`` that keeps every row the filter matches (and
-    maybe more), its names and values; ``None`` when no row can match."""
-    if not checked:
-        return None, {}, {}
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    clauses = []
-    for i, (column, wanted) in enumerate(checked.items()):
-        if not wanted:
-            if union:
-                continue  # this column matches no row; the others may
-            return None
-        name = f"#q{i}"
-        names[name] = escape_name(column)
-        natives = [_filter_value(w) for w in wanted]
-        plain = [v for v in natives if v is not None and "BOOL" not in v]
-        if any(v is None for v in natives) or len(plain) > _IN_LIMIT:
-            clauses.append(f"attribute_exists({name})")
-            continue
-        parts = []
-        if plain:
-            holders = []
-            for j, value in enumerate(plain):
-                holders.append(f":q{i}_{j}")
-                values[holders[-1]] = value
-            parts.append(f"{name} IN ({', '.join(holders)})")
-        for j, value in enumerate(v for v in natives if v is not None and "BOOL" in v):
-            values[f":b{i}_{j}"] = value
-            parts.append(f"{name} = :b{i}_{j}")
-        clauses.append("(" + " OR ".join(parts) + ")")
-    if not clauses:
-        return None
-    expression = (" OR " if union else " AND ").join(clauses)
-    if len(expression) > _FILTER_EXPRESSION_LIMIT:
-        return None, {}, {}  # too long to send: every row comes back and is matched here
-    return expression, names, values

@@ -50,26 +50,123 @@ def build_h5_layer(
 ) -> VolumetricLayer:
     """Build a layer over an HDF5 file, with the volumetric parameters of ``build_cv_layer``.
 
-    ``path`` is the file (``FILE:/GROUP`` also works); ``dataset`` the lamina volume
-    group or any 3-D/4-D dataset inside it (``None``: the file's only one). Without
-    ``info_scales`` the volume must exist and any other ``info_*`` argument is an error;
-    with it, a lamina volume is created or extended from the ``info_*`` arguments (and
-    ``info_reference_path``: an HDF5 ``FILE/GROUP`` or a precomputed volume) under the
-    ``info_overwrite`` / ``info_keep_existing_scales`` policy. ``info_compression`` is
-    ``None`` (default), ``"gzip"`` (``info_compression_level`` 0-9, default 4) or ``"lzf"``;
-    ``info_chunk_size`` is the HDF5 chunk shape (x, y, z).
+    The volume is a lamina volume group (one dataset per scale, named by its resolution)
+    or any 3-D/4-D dataset, such as a CREMI file's; the layer is a
+    :class:`~lamina.volumetric.layer.VolumetricLayer` (the index forms and the layer
+    parameters are those of :func:`lamina.build_volumetric_layer`). Without
+    ``info_scales`` the volume must exist and any other ``info_*`` argument is an error
+    (``ValueError``); with it, a lamina volume is created or extended from the ``info_*``
+    arguments (and ``info_reference_path``) under the ``info_overwrite`` /
+    ``info_keep_existing_scales`` policy, and on an existing volume what is not given
+    comes from the volume itself.
 
-    Keyword-only: ``resolution`` (nm, x, y, z), ``axes`` (the file's order, ``"zyx"``,
-    ``"czyx"``, ``"xyzc"``…) and ``voxel_offset`` (x, y, z) for datasets lamina did not
-    write, overriding their attributes; ``info_reference_scale``; ``mask_value_thr``; and
-    ``keep_open``. With the default ``keep_open=True``, each process keeps one read-only
-    handle per file open between reads. That handle holds no lock between calls, is
-    independent of any ``h5py.File`` you open, is checked against the file before every
-    read (so it sees every completed write, and waits while a writer has the file open),
-    is never used after ``fork``, and is closed by ``clear_cache()``, ``with_changes``,
-    ``delete()``, any lamina write to the file and at exit (see
-    :mod:`lamina_hdf5.handles`). With ``keep_open=False`` every read opens and closes the
-    file.
+    Keyword-only: ``resolution``, ``axes`` and ``voxel_offset`` for datasets lamina did
+    not write; ``info_reference_scale``; ``mask_value_thr``; and ``keep_open``.
+
+    Args:
+        path: the HDF5 file (``~`` expanded, ``file://`` accepted); ``FILE:/GROUP``
+            also works, and ``FILE/GROUP`` as ``h5ls`` writes it (``FILE`` an existing
+            file or one with an HDF5 suffix). Without ``info_scales``, a missing file is
+            an :class:`~lamina_hdf5.layout.H5NotFoundError` (a ``FileNotFoundError``).
+        dataset: the lamina volume group or any 3-D/4-D dataset inside the file;
+            default ``None``: the part of ``path`` after ``:/``, else the file's only
+            volume (several are a ``ValueError`` listing them), else, when creating,
+            ``"volume"``.
+        default_desired_resolution: the resolution (nm) of the arrays read and written
+            when the index does not give one; default ``None``: every index must give
+            one (``ValueError``).
+        index_resolution: the resolution (nm) slices count voxels at; default ``None``:
+            the index's own resolution.
+        data_resolution: read and write the volume at this resolution (nm), resampling
+            to and from the one asked for; default ``None``: no resampling. A resolution
+            the volume does not have is an :class:`~lamina.errors.UnknownResolutionError`.
+        interpolation_mode: the resampling mode (``"img"``, ``"segmentation"``,
+            ``"mask"``, ``"field"`` or a torch mode); required with ``data_resolution``
+            (``ValueError``).
+        readonly: refuse writes and ``delete()`` (``ReadonlyLayerError``, an
+            ``IOError``); default ``False``.
+        info_reference_path: the volume the new one is modelled on: an HDF5 volume
+            (``FILE``, ``FILE:/GROUP`` or ``FILE/GROUP``; a file holding several must
+            name one, ``ValueError``) or, with lamina-precomputed installed, a
+            precomputed volume. Its reference scale gives the bounds when ``info_bbox``
+            is not given and, with ``info_inherit_all_params``, everything else not
+            given. Default ``None``: on an existing volume, the volume itself is the
+            reference (everything not given is inherited); on a new one,
+            ``info_type``, ``info_data_type``, ``info_num_channels``,
+            ``info_chunk_size`` and ``info_bbox`` are required (``ValueError`` naming
+            those missing).
+        info_inherit_all_params: take the type, data type, channel count, chunk size
+            and compression (with its level, when neither is given) from the reference
+            where not given. Default ``False``: with ``info_reference_path``, type, data
+            type, channels and chunk size must be given (``ValueError``). ``True`` on a
+            new volume without ``info_reference_path`` is a ``ValueError``.
+        info_type: ``"image"`` or ``"segmentation"`` (anything else is a
+            ``ValueError``).
+        info_data_type: any numpy data type name (``"uint8"``, ``"uint64"``,
+            ``"float32"``...); anything else is a ``ValueError``.
+        info_num_channels: the channel count, an int >= 1 (``ValueError``).
+        info_chunk_size: the HDF5 chunk shape (x, y, z), voxels, positive
+            (``ValueError``); the same at every new scale.
+        info_bbox: the region (a ``BBox3D``, nm) every new scale covers, widened to
+            whole voxels at each (start floored, end ceiled); default: the bounds of the
+            reference scale. Anything but a ``BBox3D`` is a ``TypeError``.
+        info_compression: ``None`` (default: uncompressed), ``"gzip"`` or ``"lzf"``
+            (anything else is a ``ValueError``).
+        info_compression_level: the gzip level, 0-9; default ``None``: 4. It needs
+            ``info_compression="gzip"`` (``ValueError``).
+        info_scales: the resolutions (nm, x, y, z) of the scales to create or add, one
+            dataset each, named like ``"4_4_40"``; an empty list is a ``ValueError``.
+            Default ``None``: use the volume in the file as it is.
+        info_overwrite: allow the volume to change: scales that differ from what is
+            asked are re-created empty (their data is dropped), scales not asked for
+            are deleted (with ``info_keep_existing_scales=False``), the type changes.
+            Default ``False``: such a change raises
+            :class:`~lamina_hdf5.layout.H5InfoMismatchError` (a ``RuntimeError``)
+            listing what would change, and nothing is written; adding scales needs no
+            overwrite. An existing object that is not a lamina volume is never
+            overwritten (``H5InfoMismatchError``).
+        info_keep_existing_scales: keep the scales that ``info_scales`` does not list
+            (default ``True``); the data type and channel count then cannot change
+            (``H5InfoMismatchError``). ``False``, with ``info_overwrite=True``, deletes
+            the scales not asked for.
+        allow_slice_rounding: widen regions off the voxel grid to whole voxels (start
+            floored, stop ceiled) instead of raising ``ValueError``; default ``False``.
+        index_procs: callables ``VolumetricIndex -> VolumetricIndex`` applied before
+            every read and write.
+        read_procs: data and joint processors of reads; ``read_procs[0]`` sits closest
+            to the volume.
+        write_procs: the same for writes; ``write_procs[0]`` sits closest to the user.
+        info_reference_scale: the resolution (nm) of the reference's scale that gives
+            the bounds and the inherited parameters; default: the finest. A resolution
+            the reference does not have is an ``UnknownResolutionError``; without
+            ``info_reference_path`` it is a ``ValueError``.
+        resolution: the dataset's resolution (nm, x, y, z, positive), overriding its
+            ``resolution`` attribute (read in the file's spatial order); required when
+            the dataset has none (``ValueError``). For datasets lamina did not write:
+            with ``info_scales`` it is a ``ValueError`` (a new volume takes its
+            resolutions from ``info_scales``).
+        axes: the file's axis order (``"zyx"``, ``"czyx"``, ``"xyzc"``...: x, y and z
+            once each, c at most once, one letter per dimension, else ``ValueError``),
+            overriding the ``axes`` attribute; default: that attribute, else ``"zyx"``
+            for a 3-D dataset (a 4-D one without it needs ``axes``). Refused with
+            ``info_scales``, like ``resolution``.
+        voxel_offset: the dataset's start (voxels, x, y, z), overriding its
+            attributes; default: the ``voxel_offset`` attribute, else ``offset`` (nm)
+            divided by the resolution, else 0. Refused with ``info_scales`` (a new
+            volume's start comes from ``info_bbox``).
+        keep_open: with the default ``True``, each process keeps one read-only handle
+            per file open between reads. That handle holds no lock between calls, is
+            independent of any ``h5py.File`` you open, is checked against the file
+            before every read (so it sees every completed write, and waits while a
+            writer has the file open), is never used after ``fork``, and is closed by
+            ``clear_cache()``, ``with_changes``, ``delete()``, any lamina write to the
+            file and at exit (see :mod:`lamina_hdf5.handles`). With ``False`` (and where
+            the system has no ``flock``) every read opens and closes the file.
+        mask_value_thr: the threshold of ``interpolation_mode="mask"`` (a voxel is 1
+            where a voxel it covers is strictly greater); default 0.
+
+    Returns:
+        The :class:`~lamina.volumetric.layer.VolumetricLayer`.
     """
     spec: VolumeSpec | None = None
     if info_scales is None:

@@ -47,17 +47,125 @@ def build_cv_layer(
 ) -> VolumetricLayer:
     """Build a CloudVolume layer: every parameter of the reference's ``build_cv_layer``.
 
-    Without ``info_scales`` the volume's info must exist and is used as it is; any other
-    ``info_*`` argument is then an error. With ``info_scales`` an info is created or
-    extended from the ``info_*`` arguments (and ``info_reference_path``), under the
-    ``info_overwrite`` / ``info_keep_existing_scales`` policy; on an existing volume,
-    what is not given (type, dtype, channels, chunk size, encoding, bounds) comes from
-    the volume itself, so ``info_scales=[(32, 32, 40)]`` alone adds that scale. New
-    volumes default to ``raw`` encoding and uncompressed chunk files.
+    The volume is a Neuroglancer precomputed one, read and written chunk file by chunk
+    file by :class:`~lamina_precomputed.backend.CVBackend`; the layer is a
+    :class:`~lamina.volumetric.layer.VolumetricLayer` (the index forms and the layer
+    parameters are those of :func:`lamina.build_volumetric_layer`).
 
-    Keyword-only additions: ``info_reference_scale`` (the reference scale, default the
-    finest), ``mask_value_thr`` (for ``interpolation_mode="mask"``) and
-    ``cache_bytes_limit`` (CloudVolume's in-memory chunk cache per handle, default 0).
+    Without ``info_scales`` the volume's info must exist and is used as it is; any other
+    ``info_*`` argument is then an error (``ValueError``). With ``info_scales`` an info
+    is created or extended from the ``info_*`` arguments (and ``info_reference_path``),
+    under the ``info_overwrite`` / ``info_keep_existing_scales`` policy; on an existing
+    volume, what is not given (type, dtype, channels, chunk size, encoding, bounds) comes
+    from the volume itself, so ``info_scales=[(32, 32, 40)]`` alone adds that scale. New
+    volumes default to ``raw`` encoding and uncompressed chunk files. The ``info_*``
+    arguments are all checked before the info is written.
+
+    Keyword-only additions to the reference's parameters: ``info_reference_scale``,
+    ``mask_value_thr`` and ``cache_bytes_limit``.
+
+    Args:
+        path: where the volume is: a local path (made absolute, ``~`` expanded),
+            ``file://``, ``gs://``, ``s3://`` or ``mem://`` (this process only),
+            optionally behind ``precomputed://``. Without ``info_scales`` an info file
+            must be there (:class:`~lamina_precomputed.info.InfoNotFoundError`, a
+            ``FileNotFoundError``); an info that is not JSON or does not describe a
+            volume is an :class:`~lamina_precomputed.info.InfoFileError` (a
+            ``ValueError``), and a volume none of whose scales lamina can decode is
+            refused (``UnsupportedEncodingError``, a ``ValueError``).
+        cv_kwargs: CloudVolume's options, over lamina's defaults
+            (:data:`~lamina_precomputed.backend.DEFAULT_CV_KWARGS`): ``bounded=False``
+            and ``fill_missing=True`` (out-of-bounds regions and missing chunks read as
+            the background value), ``non_aligned_writes=False`` (writes must be aligned
+            to the chunk grid, or the shard grid of a sharded scale), ``autocrop=False``
+            (a write reaching outside the bounds is refused; ``True`` crops it),
+            ``delete_black_uploads=False`` (all-zero chunks are stored), ``cache=False``
+            (the disk cache: ``True`` or its directory), ``compress=False``,
+            ``lru_bytes=0``. Also honoured: ``compress_level``,
+            ``overwrite_partial_chunks``, ``background_color``, ``cdn_cache``,
+            ``secrets``, ``use_https``, ``progress``; a few more are accepted without
+            effect. ``mip`` (the resolution comes from the index), ``info``,
+            ``provenance`` and unknown keys are a ``ValueError``. Default ``None``: the
+            defaults.
+        default_desired_resolution: the resolution (nm) of the arrays read and written
+            when the index does not give one; default ``None``: every index must give
+            one (``ValueError``).
+        index_resolution: the resolution (nm) slices count voxels at; default ``None``:
+            the index's own resolution.
+        data_resolution: read and write the volume at this resolution (nm), resampling
+            to and from the one asked for; default ``None``: no resampling. A resolution
+            the info does not list is an :class:`~lamina.errors.UnknownResolutionError`
+            (a ``ValueError``) naming the path and the resolutions it has.
+        interpolation_mode: the resampling mode (``"img"``, ``"segmentation"``,
+            ``"mask"``, ``"field"`` or a torch mode); required with ``data_resolution``
+            (``ValueError``).
+        readonly: refuse writes and ``delete()`` (``ReadonlyLayerError``, an
+            ``IOError``); default ``False``.
+        info_reference_path: a precomputed volume the new info is modelled on: its
+            reference scale gives the bounds when ``info_bbox`` is not given and, with
+            ``info_inherit_all_params``, everything else not given. Default ``None``: on
+            an existing volume, the volume itself is the reference (everything not given
+            is inherited); on a new one, ``info_type``, ``info_data_type``,
+            ``info_num_channels``, ``info_chunk_size`` and ``info_bbox`` are required
+            (``ValueError`` naming those missing).
+        info_inherit_all_params: take the type, data type, channel count, encoding,
+            chunk size and the reference scale's other keys (all but ``sharding``,
+            ``encoding``, the geometry, ``key`` and ``locked``) from the reference where
+            not given. Default ``False``: with ``info_reference_path``, type, data type,
+            channels and chunk size must be given (``ValueError``). ``True`` on a new
+            volume without ``info_reference_path`` is a ``ValueError``.
+        info_type: ``"image"`` or ``"segmentation"`` (anything else is a
+            ``ValueError``).
+        info_data_type: a precomputed data type: ``"uint8"``, ``"int8"``,
+            ``"uint16"``, ``"int16"``, ``"uint32"``, ``"int32"``, ``"uint64"`` or
+            ``"float32"`` (anything else is a ``ValueError``).
+        info_num_channels: the channel count, an int >= 1 (``ValueError``).
+        info_chunk_size: the chunk size (voxels, x, y, z, positive), the same at every
+            new scale.
+        info_bbox: the region (a ``BBox3D``, nm) every new scale covers, widened to
+            whole voxels at each (start floored, end ceiled); default: the bounds of the
+            reference scale. Anything but a ``BBox3D`` is a ``TypeError``.
+        info_encoding: the chunk encoding of every new scale; default ``"raw"``. lamina
+            reads and writes ``raw`` (every data type), ``jpeg`` (uint8, 1 or 3
+            channels), ``png`` (uint8 or uint16, 1 to 4 channels),
+            ``compressed_segmentation`` (uint32 or uint64), ``compresso`` and ``crackle``
+            (unsigned integers, 1 channel); any other combination is refused
+            (``ValueError``) before anything is written.
+        info_scales: the resolutions (nm, x, y, z) of the scales to create or add, each
+            keyed like ``"4_4_40"``; an empty list is a ``ValueError``. Default
+            ``None``: use the info at ``path`` as it is.
+        info_extra_scale_data: more keys for every new scale (e.g. ``sharding``); they
+            win over the keys inherited from the reference.
+        info_overwrite: allow the info on disk to change (an existing scale changed or
+            dropped, a top-level field changed). Default ``False``: such a change raises
+            :class:`~lamina_precomputed.info.InfoMismatchError` (a ``RuntimeError``)
+            listing the missing scales and the differences, and nothing is written;
+            adding scales needs no overwrite.
+        info_keep_existing_scales: keep the scales already in the info that
+            ``info_scales`` does not list (default ``True``); the data type and channel
+            count then cannot change (``InfoMismatchError``: their chunks would no longer
+            decode). ``False``, with ``info_overwrite=True``, leaves only
+            ``info_scales`` in the info; the dropped scales' chunk files are not deleted.
+        allow_slice_rounding: widen regions off the voxel grid to whole voxels (start
+            floored, stop ceiled) instead of raising ``ValueError``; default ``False``.
+        index_procs: callables ``VolumetricIndex -> VolumetricIndex`` applied before
+            every read and write.
+        read_procs: data and joint processors of reads; ``read_procs[0]`` sits closest
+            to the volume.
+        write_procs: the same for writes; ``write_procs[0]`` sits closest to the user.
+        info_reference_scale: the resolution (nm) of the reference's scale that gives
+            the bounds and the inherited keys (the existing volume's, without
+            ``info_reference_path``); default: the finest. A resolution the reference
+            does not have is an ``UnknownResolutionError``; on a new volume without
+            ``info_reference_path`` it is a ``ValueError``.
+        mask_value_thr: the threshold of ``interpolation_mode="mask"`` (a voxel is 1
+            where a voxel it covers is strictly greater); default 0.
+        cache_bytes_limit: CloudVolume's in-memory chunk cache per handle: the bytes of
+            decoded chunks kept (it sets ``cv_kwargs["lru_bytes"]``); default ``None``:
+            ``lru_bytes``, 0 unless given. A negative value is a ``ValueError``.
+
+    Returns:
+        The :class:`~lamina.volumetric.layer.VolumetricLayer`.
     """
     if info_scales is None:
         refuse_info_without_scales(

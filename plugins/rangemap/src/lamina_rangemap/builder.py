@@ -125,22 +125,50 @@ def build_range_mapped_layer(
 ) -> VolumetricLayer | KeyValueLayer:
     """A layer mapping index ranges to other layers; later ranges take precedence.
 
-    Volumetric: ``ranges`` is a sequence of ``(BBox3D, VolumetricLayer)`` (boxes in
-    nm). The result is a :class:`lamina.VolumetricLayer` over a
-    :class:`~lamina_rangemap.RangeMapBackend`, indexed in every volumetric user form
-    (``default_desired_resolution``, ``index_resolution`` and ``allow_slice_rounding``
-    as in ``build_volumetric_layer``; ``allow_slice_rounding`` also lets box edges off
-    the voxel grid of the asked resolution be rounded: a voxel belongs to the boxes
-    holding its centre). A region no box covers reads as ``fill_value``; with
-    ``fill_value=None`` such a read is an error naming the uncovered box.
+    The kind of range map is told by the form of the ranges. Volumetric: a
+    :class:`lamina.VolumetricLayer` over a :class:`~lamina_rangemap.RangeMapBackend`,
+    indexed in every volumetric user form; a voxel is owned by the last range whose box
+    holds it. Key-value: a :class:`lamina.KeyValueLayer` over a
+    :class:`~lamina_rangemap.RangeMapDBBackend`; a key is owned by the last range
+    holding it, keeps its name in its source, and reads as missing when no range holds
+    it. Reads ask each source only for what it owns, through its own layer (so each
+    keeps its resolutions and processors); writes are split the same way, and a write
+    reaching what no range covers is refused before anything is written. For key ranges
+    the volumetric-only arguments must be left at their defaults (``RangeMapError``).
 
-    Key-value: ``ranges`` is a sequence of ``((start, end), KeyValueLayer)`` (half-open,
-    ``None`` for an open end) or ``("prefix", KeyValueLayer)``. The result is a
-    :class:`lamina.KeyValueLayer` over a :class:`~lamina_rangemap.RangeMapDBBackend`;
-    the volumetric-only arguments must be left at their defaults.
+    Args:
+        ranges: the ``(range, layer)`` pairs, in increasing precedence. Volumetric:
+            ``(BBox3D, VolumetricLayer)`` (boxes in nm, finite and not empty; a
+            ``VolumetricBackend`` is taken as ``build_volumetric_layer(backend)``), every
+            source with the same dtype and channel count and at least one resolution in
+            common. Key-value: ``((start, end), KeyValueLayer)`` (half-open in
+            code-point order, ``None`` for an open end), ``("prefix", KeyValueLayer)``
+            or ``(KeyRange, KeyValueLayer)``. An empty, malformed or mixed sequence is
+            a :class:`~lamina_rangemap.errors.RangeMapError` (a ``ValueError``).
+        fill_value: volumetric only: what a region no box covers reads as (a number
+            the sources' dtype holds); default ``None``: such a read is an
+            :class:`~lamina_rangemap.errors.UncoveredRegionError` naming the uncovered
+            box.
+        readonly: refuse writes through the range-mapped layer (``ReadonlyLayerError``,
+            an ``IOError``); default ``False``. Each source keeps its own ``readonly``.
+        default_desired_resolution: volumetric only, as in
+            :func:`lamina.build_volumetric_layer`: the resolution (nm) of the arrays
+            read and written when the index does not give one.
+        index_resolution: volumetric only, as in :func:`lamina.build_volumetric_layer`:
+            the resolution (nm) slices count voxels at.
+        allow_slice_rounding: volumetric only, as in
+            :func:`lamina.build_volumetric_layer` (regions off the voxel grid widened to
+            whole voxels); it also lets box edges off the voxel grid of the asked
+            resolution be rounded: a voxel belongs to the boxes holding its centre.
+        index_procs: index processors of the range-mapped layer itself, applied before
+            the index is split among the sources; each source keeps its own.
+        read_procs: data and joint processors of the range-mapped layer's reads, on the
+            stitched data; each source keeps its own.
+        write_procs: the same for writes, before the data is split among the sources.
 
-    ``readonly`` and the processors apply to the range-mapped layer itself; each source
-    keeps its own.
+    Returns:
+        A :class:`lamina.VolumetricLayer` for box ranges, a :class:`lamina.KeyValueLayer`
+        for key ranges.
     """
     kind = range_kind(ranges)
     if kind == "volumetric":

@@ -12,45 +12,47 @@ box covers is refused before anything is written.
 Sources are read and written through their own layers (``read_with_procs`` /
 ``write_with_procs``), so each keeps its resolutions, ``data_resolution`` and
 processors. See the package README for every rule and decision.
+
+This module holds the backend class: what the volume is (dtype, resolutions, bounds,
+grids), its options and changes. The parts live beside it: the ranges and what each
+source serves in :mod:`~lamina_rangemap.sources`, voxel boxes in
+:mod:`~lamina_rangemap.boxes`, who owns which voxels in :mod:`~lamina_rangemap.ownership`,
+the read in :mod:`~lamina_rangemap.reads`, the write and its checks in
+:mod:`~lamina_rangemap.writes`, the shared reading threads in
+:mod:`~lamina_rangemap.threads`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import os
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar, Unpack
+from collections.abc import Callable
+from typing import Any, Literal, Unpack
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from lamina.backend import Capabilities, ChangeKeyError
-from lamina.errors import ReadonlyLayerError, UnknownResolutionError, UnsupportedOperationError
+from lamina.errors import UnknownResolutionError, UnsupportedOperationError
 from lamina.volumetric.backend import VolumetricBackend, VolumetricChanges, warm_up_layers
 from lamina.volumetric.data import check_volume_data, convert_dtype
-from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
+from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
-from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
 from lamina.volumetric.scales import sorted_resolutions
-from lamina_rangemap.errors import RangeMapError, UncoveredRegionError
-from lamina_rangemap.pairs import range_pairs
+from lamina_rangemap.boxes import box_text, centre_voxel
+from lamina_rangemap.errors import RangeMapError
+from lamina_rangemap.ownership import Plan, plan_parts
+from lamina_rangemap.reads import stitch
+from lamina_rangemap.sources import (
+    VolumetricRange,
+    as_ranges,
+    range_label,
+    served_by,
+    source_label,
+)
+from lamina_rangemap.threads import MAX_CONCURRENT_READS, run_all  # keyvalue.py imports it here
+from lamina_rangemap.writes import write_split
 
-__all__ = ["RangeMapBackend", "VolumetricRange"]
-
-#: One range: a box in nm and the layer that serves it.
-VolumetricRange = tuple[BBox3D, VolumetricLayer]
-
-# A box in voxels at one resolution: ((x0, x1), (y0, y1), (z0, z1)), half-open.
-_Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
-
-_AXES = "xyz"
-_DECIMALS = 10
-#: At most this many source parts are read at once (threads of one read).
-MAX_CONCURRENT_READS = 8
+__all__ = ["MAX_CONCURRENT_READS", "RangeMapBackend", "VolumetricRange", "run_all"]
 
 # Options forwarded to every source's backend by ``with_changes``.
 _FORWARDED = frozenset(
@@ -74,169 +76,6 @@ _REFUSED_CHANGES = {
     "chunk_size_res": "the range map's chunking is its sources'; change the sources",
 }
 
-T = TypeVar("T")
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-_worker = threading.local()
-
-
-def _mark_worker() -> None:
-    _worker.active = True
-
-
-def _forget_pool() -> None:  # in a forked child the parent's threads do not exist
-    global _pool
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _shared_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=MAX_CONCURRENT_READS,
-                thread_name_prefix="lamina-rangemap",
-                initializer=_mark_worker,
-            )
-        return _pool
-
-
-def run_all(tasks: Sequence[Callable[[], T]], concurrent: bool) -> list[T]:
-    """Run ``tasks`` and return their results in order: on the shared threads of this
-    module when ``concurrent`` and there is more than one, else one after another (as
-    inside those threads, so that a range map among the sources of another never waits
-    for threads its caller holds). The first error, in task order, is raised."""
-    if not concurrent or len(tasks) < 2 or getattr(_worker, "active", False):
-        return [task() for task in tasks]
-    futures = [_shared_pool().submit(task) for task in tasks]
-    return [future.result() for future in futures]
-
-
-# -- boxes in voxels ---------------------------------------------------------------------
-def _subtract(a: _Box, b: _Box) -> list[_Box]:
-    """``a`` minus ``b`` as at most 6 disjoint boxes (slabs along x, then y, then z)."""
-    if any(a[d][1] <= b[d][0] or b[d][1] <= a[d][0] for d in range(3)):
-        return [a]
-    out: list[_Box] = []
-    rest = [a[0], a[1], a[2]]
-    for d in range(3):
-        lo, hi = rest[d]
-        blo, bhi = b[d]
-        if lo < blo:
-            piece = list(rest)
-            piece[d] = (lo, blo)
-            out.append((piece[0], piece[1], piece[2]))
-        if bhi < hi:
-            piece = list(rest)
-            piece[d] = (bhi, hi)
-            out.append((piece[0], piece[1], piece[2]))
-        rest[d] = (max(lo, blo), min(hi, bhi))
-    return out
-
-
-def _subtract_all(pieces: list[_Box], boxes: Iterable[_Box | None]) -> list[_Box]:
-    for box in boxes:
-        if box is None:
-            continue
-        pieces = [p for piece in pieces for p in _subtract(piece, box)]
-        if not pieces:
-            break
-    return pieces
-
-
-def _centre_voxel(q: float) -> int:
-    """The first voxel whose centre is at or past ``q`` voxels (``q`` itself if integral)."""
-    q = round(q, _DECIMALS)
-    if q.is_integer():
-        return int(q)
-    return math.ceil(q - 0.5)
-
-
-def _box_text(box: BBox3D) -> str:
-    return f"{box.pformat((1, 1, 1))} nm"
-
-
-def _voxel_box_text(box: _Box, res: Vec3D[float]) -> str:
-    start = Vec3D(box[0][0], box[1][0], box[2][0])
-    stop = Vec3D(box[0][1], box[1][1], box[2][1])
-    nm = BBox3D.from_coords(start, stop, res)
-    return f"{_box_text(nm)} = voxels {start.pformat()} - {stop.pformat()} at {res.pformat()} nm"
-
-
-def _index_of(box: _Box, idx: VolumetricIndex) -> VolumetricIndex:
-    return VolumetricIndex.from_coords(
-        (box[0][0], box[1][0], box[2][0]),
-        (box[0][1], box[1][1], box[2][1]),
-        idx.resolution,
-        chunk_id=idx.chunk_id,
-        allow_slice_rounding=idx.allow_slice_rounding,
-    )
-
-
-def _slices_in(box: _Box, origin: Vec3D[int]) -> tuple[slice, slice, slice, slice]:
-    return (
-        slice(None),
-        slice(box[0][0] - origin[0], box[0][1] - origin[0]),
-        slice(box[1][0] - origin[1], box[1][1] - origin[1]),
-        slice(box[2][0] - origin[2], box[2][1] - origin[2]),
-    )
-
-
-# -- checking the ranges -------------------------------------------------------------------
-def _as_layer(value: Any, where: str) -> VolumetricLayer:
-    if isinstance(value, VolumetricLayer):
-        return value
-    if isinstance(value, VolumetricBackend):
-        return build_volumetric_layer(value)
-    raise RangeMapError(
-        f"{where}: a volumetric range maps a box to a lamina VolumetricLayer (or a "
-        f"VolumetricBackend); got {type(value).__name__}: {value!r}"
-    )
-
-
-def _as_ranges(value: Any) -> tuple[VolumetricRange, ...]:
-    """attrs converter: the ranges as a tuple of checked ``(BBox3D, VolumetricLayer)``."""
-    out: list[VolumetricRange] = []
-    for where, box, layer in range_pairs(value, "BBox3D"):
-        if not isinstance(box, BBox3D):
-            raise RangeMapError(
-                f"{where}: the range of a volumetric range map is a BBox3D (nm); got "
-                f"{type(box).__name__}: {box!r}"
-            )
-        if box.is_empty or not all(math.isfinite(v) for pair in box.bounds for v in pair):
-            raise RangeMapError(f"{where}: the box must be finite and not empty; got {box!r}")
-        out.append((box, _as_layer(layer, where)))
-    return tuple(out)
-
-
-def _source_label(i: int, box: BBox3D, layer: VolumetricLayer) -> str:
-    return f"source {i} ({layer.name!r}, box {_box_text(box)})"
-
-
-def _served_by(layer: VolumetricLayer) -> frozenset[Vec3D[float]] | None:
-    """The resolutions a source serves; ``None`` when it may serve any (a source with a
-    ``data_resolution`` resamples, and index processors may change the resolution)."""
-    if layer.data_resolution is not None or layer.index_procs:
-        return None
-    return frozenset(layer.backend.resolutions)
-
-
-def _plain_for_writes(layer: VolumetricLayer, res: Vec3D[float]) -> bool:
-    """Whether a write at ``res`` reaches the source's backend unchanged, so that the
-    backend's own checks can be made in advance."""
-    data_res = layer.data_resolution
-    return (
-        not layer.index_procs
-        and not layer.write_procs
-        and (data_res is None or data_res == res)
-        and type(layer)._write_to_backend is VolumetricLayer._write_to_backend
-    )
-
 
 @attrs.frozen
 class RangeMapBackend(VolumetricBackend):
@@ -257,7 +96,7 @@ class RangeMapBackend(VolumetricBackend):
 
     supported_changes = _FORWARDED
 
-    ranges: tuple[VolumetricRange, ...] = attrs.field(converter=_as_ranges)
+    ranges: tuple[VolumetricRange, ...] = attrs.field(converter=as_ranges)
     fill_value: Any = None
     _name: str = attrs.field(init=False, repr=False, eq=False)
     capabilities: Capabilities = attrs.field(init=False, repr=False, eq=False)
@@ -276,7 +115,7 @@ class RangeMapBackend(VolumetricBackend):
         ):
             if len(set(values)) > 1:
                 listing = "; ".join(
-                    f"{_source_label(i, box, layer)}: {values[i]}"
+                    f"{source_label(i, box, layer)}: {values[i]}"
                     for i, (box, layer) in enumerate(self.ranges)
                 )
                 raise RangeMapError(
@@ -299,7 +138,7 @@ class RangeMapBackend(VolumetricBackend):
         object.__setattr__(self, "_fill", fill)
         if not self.resolutions:
             listing = "; ".join(
-                f"{_source_label(i, box, layer)}: "
+                f"{source_label(i, box, layer)}: "
                 f"{', '.join(r.pformat() for r in layer.backend.resolutions)}"
                 for i, (box, layer) in enumerate(self.ranges)
             )
@@ -322,14 +161,13 @@ class RangeMapBackend(VolumetricBackend):
         )
 
     def _make_name(self) -> str:
-        parts = [f"{_box_text(box)} -> {layer.name}" for box, layer in self.ranges]
+        parts = [f"{box_text(box)} -> {layer.name}" for box, layer in self.ranges]
         if len(parts) > 4:
             parts = [*parts[:3], f"... ({len(parts)} ranges)"]
         return f"rangemap[{'; '.join(parts)}]"
 
     def _label(self, i: int) -> str:
-        box, layer = self.ranges[i]
-        return _source_label(i, box, layer)
+        return range_label(self.ranges, i)
 
     # -- what the volume is ----------------------------------------------------------------
     @property
@@ -349,7 +187,7 @@ class RangeMapBackend(VolumetricBackend):
         """The resolutions every source serves, finest first. A source serves the
         resolutions its backend stores; one with a ``data_resolution`` (it resamples) or
         index processors serves any."""
-        served = [_served_by(layer) for _, layer in self.ranges]
+        served = [served_by(layer) for _, layer in self.ranges]
         candidates: set[Vec3D[float]] = set()
         for _, layer in self.ranges:
             candidates.update(layer.backend.resolutions)
@@ -365,7 +203,7 @@ class RangeMapBackend(VolumetricBackend):
         if res in self._served:
             return res
         for i, (_, layer) in enumerate(self.ranges):
-            limit = _served_by(layer)
+            limit = served_by(layer)
             if limit is not None and res not in limit:
                 known = ", ".join(r.pformat() for r in self.resolutions)
                 raise UnknownResolutionError(
@@ -386,8 +224,8 @@ class RangeMapBackend(VolumetricBackend):
         for box, _ in self.ranges[1:]:
             bounds = bounds.supremum(box)
         b = bounds.bounds
-        start = Vec3D(*(_centre_voxel(b[d][0] / res[d]) for d in range(3)))
-        stop = Vec3D(*(_centre_voxel(b[d][1] / res[d]) for d in range(3)))
+        start = Vec3D(*(centre_voxel(b[d][0] / res[d]) for d in range(3)))
+        stop = Vec3D(*(centre_voxel(b[d][1] / res[d]) for d in range(3)))
         self._voxel_cache[res] = (start, stop)
         return start, stop
 
@@ -481,44 +319,8 @@ class RangeMapBackend(VolumetricBackend):
         for _, layer in self.ranges:
             layer.backend.clear_cache()
 
-    # -- the plan of one read or write --------------------------------------------------------
-    def _clip(self, i: int, extent: _Box, res: Vec3D[float], rounding: bool) -> _Box | None:
-        """Range ``i``'s box in voxels at ``res``, clipped to ``extent``; ``None`` if they
-        do not overlap. An edge inside the extent must be on the voxel grid unless
-        ``rounding`` (then a voxel belongs to the box holding its centre)."""
-        box = self.ranges[i][0]
-        b = box.bounds
-        out: list[tuple[int, int]] = []
-        for d in range(3):
-            lo, hi = extent[d]
-            q0, q1 = b[d][0] / res[d], b[d][1] / res[d]
-            if q1 <= lo or q0 >= hi:
-                return None
-            edges = []
-            for q, which in ((q0, "start"), (q1, "end")):
-                if q <= lo:
-                    edges.append(lo)
-                elif q >= hi:
-                    edges.append(hi)
-                else:
-                    qr = round(q, _DECIMALS)
-                    if not qr.is_integer() and not rounding:
-                        raise RangeMapError(
-                            f"the box of {self._label(i)} is not on the voxel grid at "
-                            f"{res.pformat()} nm: its {which} in {_AXES[d]} is "
-                            f"{b[d][0 if which == 'start' else 1]!r} nm = {qr!r} voxels (the box "
-                            f"is {box.pformat(res)} in voxels). Give boxes on the voxel grid of "
-                            "every resolution you read, or build the layer with "
-                            "allow_slice_rounding=True (a voxel then belongs to the boxes "
-                            "holding its centre)."
-                        )
-                    edges.append(_centre_voxel(qr))
-            if edges[0] >= edges[1]:
-                return None
-            out.append((edges[0], edges[1]))
-        return (out[0], out[1], out[2])
-
-    def plan(self, idx: VolumetricIndex) -> tuple[list[tuple[int, list[_Box]]], list[_Box]]:
+    # -- the plan of one read or write, and IO ---------------------------------------------
+    def plan(self, idx: VolumetricIndex) -> Plan:
         """Which source reads or writes which part of ``idx``, and what no box covers.
 
         Returns ``(parts, uncovered)``: ``parts`` lists, in range order, each source that
@@ -526,135 +328,20 @@ class RangeMapBackend(VolumetricBackend):
         inside ``idx`` minus the boxes of every later range); ``uncovered`` the voxel
         boxes of ``idx`` that no range covers.
         """
-        res = idx.resolution
-        start, stop = idx.start, idx.stop
-        extent: _Box = ((start[0], stop[0]), (start[1], stop[1]), (start[2], stop[2]))
-        if not idx.allow_slice_rounding:  # the common case: idx inside one box, none later
-            bbox = idx.bbox
-            for i in range(len(self.ranges) - 1, -1, -1):
-                range_box = self.ranges[i][0]
-                if bbox.contained_in(range_box):
-                    return [(i, [extent])], []
-                if range_box.intersects(bbox):
-                    break
-        clipped = [
-            self._clip(i, extent, res, idx.allow_slice_rounding) for i in range(len(self.ranges))
-        ]
-        parts: list[tuple[int, list[_Box]]] = []
-        for i, box in enumerate(clipped):
-            if box is None:
-                continue
-            pieces = _subtract_all([box], clipped[i + 1 :])
-            if pieces:
-                parts.append((i, pieces))
-        return parts, _subtract_all([extent], clipped)
-
-    def _uncovered_text(self, uncovered: list[_Box], res: Vec3D[float]) -> str:
-        shown = "; ".join(_voxel_box_text(b, res) for b in uncovered[:6])
-        more = f" and {len(uncovered) - 6} more" if len(uncovered) > 6 else ""
-        return shown + more
-
-    # -- IO ------------------------------------------------------------------------------------
-    def _read_part(self, i: int, idx: VolumetricIndex) -> npt.NDArray[Any]:
-        layer = self.ranges[i][1]
-        try:
-            data = layer.read_with_procs(idx)
-        except Exception as exc:
-            exc.add_note(f"while reading {idx.pformat()} at {idx.resolution.pformat()} nm "
-                         f"from {self._label(i)} of {self.name}")  # fmt: skip
-            raise
-        if not isinstance(data, np.ndarray) or data.ndim != 4 or data.shape[1:] != idx.shape:
-            shape = getattr(data, "shape", None)
-            raise RangeMapError(
-                f"{self._label(i)} returned {type(data).__name__} of shape {shape} for "
-                f"{idx.pformat()} at {idx.resolution.pformat()} nm; a source must return a "
-                f"(C, X, Y, Z) numpy array of spatial shape {tuple(idx.shape)}"
-            )
-        return data
+        return plan_parts(self.ranges, idx)
 
     def read(self, idx: VolumetricIndex) -> npt.NDArray[Any]:
         """Stitch ``idx`` from the sources that own its parts (later ranges first where
         boxes overlap); what no box covers is ``fill_value`` (else an error)."""
         self._check_resolution(idx.resolution)
-        shape = tuple(idx.shape)
-        if 0 in shape:
-            return np.zeros((self.num_channels, *shape), dtype=self.dtype)
-        parts, uncovered = self.plan(idx)
-        if uncovered and self._fill is None:
-            raise UncoveredRegionError(
-                f"the read of {idx.pformat()} at {idx.resolution.pformat()} nm from "
-                f"{self.name} reaches regions no range covers: "
-                f"{self._uncovered_text(uncovered, idx.resolution)}. "
-                "Read inside the ranges, or build the range map with fill_value= to read "
-                "such regions as that value."
-            )
-        if not uncovered and len(parts) == 1 and len(parts[0][1]) == 1:
-            return self._read_part(parts[0][0], idx)  # one source owns all of it
-        tasks = [(i, _index_of(piece, idx), piece) for i, pieces in parts for piece in pieces]
-        concurrent = all(self.ranges[i][1].backend.capabilities.thread_safe for i, _, _ in tasks)
-        datas = run_all(
-            [functools.partial(self._read_part, i, part) for i, part, _ in tasks], concurrent
+        return stitch(
+            self.ranges,
+            idx,
+            name=self.name,
+            fill=self._fill,
+            num_channels=self.num_channels,
+            dtype=self.dtype,
         )
-        channels = {data.shape[0] for data in datas} or {self.num_channels}
-        if len(channels) > 1:
-            listing = "; ".join(
-                f"{self._label(i)}: {data.shape[0]}"
-                for (i, _, _), data in zip(tasks, datas, strict=True)
-            )
-            raise RangeMapError(
-                f"the sources returned different channel counts for {idx.pformat()}: {listing}"
-            )
-        dtype = np.result_type(*(data.dtype for data in datas)) if datas else self.dtype
-        out_shape = (channels.pop(), *shape)
-        # np.zeros, not np.empty: fresh zeroed pages are cheaper to fill than faulted ones
-        if uncovered and self._fill != 0:
-            out = np.full(out_shape, self._fill, dtype)
-        else:
-            out = np.zeros(out_shape, dtype)
-        origin = idx.start
-        for (_, _, piece), data in zip(tasks, datas, strict=True):
-            out[_slices_in(piece, origin)] = data
-        return out
-
-    def _check_part_writable(self, i: int, idx: VolumetricIndex) -> None:
-        layer = self.ranges[i][1]
-        if layer.readonly:
-            raise ReadonlyLayerError(
-                f"the write to {idx.pformat()} at {idx.resolution.pformat()} nm reaches "
-                f"{self._label(i)}, which is readonly; nothing was written"
-            )
-        if not layer.backend.capabilities.writable:
-            raise UnsupportedOperationError(
-                f"the write to {idx.pformat()} at {idx.resolution.pformat()} nm reaches "
-                f"{self._label(i)}, whose backend does not support writes; nothing was written"
-            )
-
-    def _precheck_part(self, i: int, part: VolumetricIndex) -> None:
-        """The source backend's own refusals, made before anything is written."""
-        backend = self.ranges[i][1].backend
-        res = part.resolution
-        if res not in backend.resolutions:
-            known = ", ".join(r.pformat() for r in backend.resolutions)
-            raise UnknownResolutionError(
-                f"{self._label(i)} has no scale at {res.pformat()} nm (it has: {known}); "
-                "nothing was written"
-            )
-        if backend.enforce_chunk_aligned_writes and not backend.is_write_aligned(part):
-            try:
-                backend.assert_idx_is_write_aligned(part)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{self._label(i)} refuses its part of the write: {exc} Nothing was "
-                    "written. (Box edges inside a source's volume must lie on its chunk grid "
-                    "for aligned writes.)"
-                ) from None
-        if not backend.is_within_bounds(part):
-            raise ValueError(
-                f"{self._label(i)} refuses its part of the write: {part.pformat()} at "
-                f"{res.pformat()} nm reaches outside its dataset bounds "
-                f"({backend.get_bounds(res).pformat()}); nothing was written. Keep each box "
-                "inside its source's bounds."
-            )
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
         """Split the write among the sources owning its parts. Everything that can be
@@ -665,36 +352,7 @@ class RangeMapBackend(VolumetricBackend):
         array = convert_dtype(check_volume_data(data, idx.shape, self.num_channels), self.dtype)
         if 0 in tuple(idx.shape):
             return
-        parts, uncovered = self.plan(idx)
-        if uncovered:
-            raise UncoveredRegionError(
-                f"the write to {idx.pformat()} at {res.pformat()} nm reaches outside the "
-                f"bounds of every range of {self.name}: "
-                f"{self._uncovered_text(uncovered, res)} is not covered by any box; nothing "
-                "was written. Write inside the ranges (or add a range for that region)."
-            )
-        plain: dict[int, bool] = {}
-        for i, pieces in parts:
-            self._check_part_writable(i, idx)
-            plain[i] = _plain_for_writes(self.ranges[i][1], res)
-            if plain[i]:
-                for piece in pieces:
-                    self._precheck_part(i, _index_of(piece, idx))
-        # Sources whose writes could not be checked in advance go first: if one of them
-        # refuses, nothing else has been written.
-        origin = idx.start
-        for i, pieces in sorted(parts, key=lambda p: plain[p[0]]):
-            layer = self.ranges[i][1]
-            for piece in pieces:
-                part = _index_of(piece, idx)
-                try:
-                    layer.write_with_procs(part, array[_slices_in(piece, origin)])
-                except Exception as exc:
-                    exc.add_note(
-                        f"while writing {part.pformat()} at {res.pformat()} nm to "
-                        f"{self._label(i)} of {self.name}"
-                    )
-                    raise
+        write_split(self.ranges, idx, array, name=self.name, res=res)
 
     # -- changes and lifetime -----------------------------------------------------------------
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> RangeMapBackend:  # type: ignore[override]
@@ -749,5 +407,5 @@ class RangeMapBackend(VolumetricBackend):
         fill = "error" if self.fill_value is None else repr(self.fill_value)
         lines.append(f"  uncovered regions read as: {fill}")
         for i, (box, layer) in enumerate(self.ranges):
-            lines.append(f"  range {i}: {_box_text(box)} -> {layer.name}")
+            lines.append(f"  range {i}: {box_text(box)} -> {layer.name}")
         return "\n".join(lines)

@@ -398,6 +398,25 @@ def view(
     server, for the data (``data_port``; default ``port + 1`` when a port is given, else
     any free one). Both are shared by every view in the process: neuroglancer's server
     settings apply to the first view only.
+
+    Args:
+        layers: one volumetric layer (shown under the last part of its name, else
+            ``"layer"``) or ``{name: layer}``; a layer set's members are shown as
+            ``name/member``. An empty mapping is a ``ValueError``, a layer that is not
+            volumetric a ``TypeError``, and names that are not distinct a ``ValueError``.
+        bind_address: the address both servers listen on; default ``"127.0.0.1"``
+            (this machine only). Once neuroglancer's server runs in this process on
+            another address, a :class:`ViewError` (a ``RuntimeError``) says so.
+        port: neuroglancer's port, for the viewer; default 0: any free one. A port
+            other than the one neuroglancer's running server uses, or one that cannot be
+            bound, is a :class:`ViewError`.
+        data_port: the port of lamina's chunk server, for the data; default ``None``:
+            ``port + 1`` when a port is given, else any free one. One that cannot be
+            bound is a :class:`ViewError`.
+
+    Returns:
+        The :class:`View`: open ``view.url`` in a browser; ``view.close()`` (or a
+        ``with`` block) stops serving its layers.
     """
     mapping = _as_mapping(layers)
     return View(

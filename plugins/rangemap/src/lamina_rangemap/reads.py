@@ -1,0 +1,101 @@
+"""A range map's read: each source reads the parts it owns, and they are pasted together.
+
+Each source is read through its own layer (``read_with_procs``), so that it keeps its
+resolutions, ``data_resolution`` and processors. The parts are read at once on the
+shared threads when every source involved is thread-safe. What no box covers reads as
+the fill value, or is an :class:`~lamina_rangemap.errors.UncoveredRegionError` when
+there is none; a source that returns the wrong shape or channel count is an error
+rather than a silently wrong volume.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lamina.volumetric.index import VolumetricIndex
+from lamina_rangemap.boxes import index_of, slices_in, uncovered_text
+from lamina_rangemap.errors import RangeMapError, UncoveredRegionError
+from lamina_rangemap.ownership import plan_parts
+from lamina_rangemap.sources import VolumetricRange, range_label
+from lamina_rangemap.threads import run_all
+
+__all__ = ["read_part", "stitch"]
+
+
+def read_part(
+    ranges: tuple[VolumetricRange, ...], name: str, i: int, idx: VolumetricIndex
+) -> npt.NDArray[Any]:
+    """Source ``i``'s data for ``idx``, checked to be a ``(C, X, Y, Z)`` array of its
+    shape; ``name`` (the range map's) goes into the note of a source's error."""
+    layer = ranges[i][1]
+    try:
+        data = layer.read_with_procs(idx)
+    except Exception as exc:
+        exc.add_note(f"while reading {idx.pformat()} at {idx.resolution.pformat()} nm "
+                     f"from {range_label(ranges, i)} of {name}")  # fmt: skip
+        raise
+    if not isinstance(data, np.ndarray) or data.ndim != 4 or data.shape[1:] != idx.shape:
+        shape = getattr(data, "shape", None)
+        raise RangeMapError(
+            f"{range_label(ranges, i)} returned {type(data).__name__} of shape {shape} for "
+            f"{idx.pformat()} at {idx.resolution.pformat()} nm; a source must return a "
+            f"(C, X, Y, Z) numpy array of spatial shape {tuple(idx.shape)}"
+        )
+    return data
+
+
+def stitch(
+    ranges: tuple[VolumetricRange, ...],
+    idx: VolumetricIndex,
+    *,
+    name: str,
+    fill: Any,
+    num_channels: int,
+    dtype: np.dtype[Any],
+) -> npt.NDArray[Any]:
+    """Stitch ``idx`` from the sources that own its parts (later ranges first where
+    boxes overlap); what no box covers is ``fill`` (``None``: an error). ``name``,
+    ``num_channels`` and ``dtype`` are the range map's."""
+    shape = tuple(idx.shape)
+    if 0 in shape:
+        return np.zeros((num_channels, *shape), dtype=dtype)
+    parts, uncovered = plan_parts(ranges, idx)
+    if uncovered and fill is None:
+        raise UncoveredRegionError(
+            f"the read of {idx.pformat()} at {idx.resolution.pformat()} nm from "
+            f"{name} reaches regions no range covers: "
+            f"{uncovered_text(uncovered, idx.resolution)}. "
+            "Read inside the ranges, or build the range map with fill_value= to read "
+            "such regions as that value."
+        )
+    if not uncovered and len(parts) == 1 and len(parts[0][1]) == 1:
+        return read_part(ranges, name, parts[0][0], idx)  # one source owns all of it
+    tasks = [(i, index_of(piece, idx), piece) for i, pieces in parts for piece in pieces]
+    concurrent = all(ranges[i][1].backend.capabilities.thread_safe for i, _, _ in tasks)
+    datas = run_all(
+        [functools.partial(read_part, ranges, name, i, part) for i, part, _ in tasks], concurrent
+    )
+    channels = {data.shape[0] for data in datas} or {num_channels}
+    if len(channels) > 1:
+        listing = "; ".join(
+            f"{range_label(ranges, i)}: {data.shape[0]}"
+            for (i, _, _), data in zip(tasks, datas, strict=True)
+        )
+        raise RangeMapError(
+            f"the sources returned different channel counts for {idx.pformat()}: {listing}"
+        )
+    out_dtype = np.result_type(*(data.dtype for data in datas)) if datas else dtype
+    out_shape = (channels.pop(), *shape)
+    # np.zeros, not np.empty: fresh zeroed pages are cheaper to fill than faulted ones
+    if uncovered and fill != 0:
+        out = np.full(out_shape, fill, out_dtype)
+    else:
+        out = np.zeros(out_shape, out_dtype)
+    origin = idx.start
+    for (_, _, piece), data in zip(tasks, datas, strict=True):
+        out[slices_in(piece, origin)] = data
+    return out
