@@ -192,8 +192,7 @@ def _refuse_uninstalled_command(argv: list[str]) -> None:
             f"{record.error or 'see lamina plugins'}"
         )
     raise UnknownNameError(
-        f"`lamina {command}` is a command of {dist}, which is not installed: "
-        f"{install_hint(dist)}"
+        f"`lamina {command}` is a command of {dist}, which is not installed: {install_hint(dist)}"
     )
 
 

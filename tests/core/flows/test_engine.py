@@ -268,3 +268,24 @@ def test_storage_chunks_counts_the_chunks_a_task_covers() -> None:
     assert count(VolumetricIndex.from_coords((64, 0, 0), (100, 32, 4), RES)) == 2  # edge
     both = StorageChunks(layer.backend, (Vec3D(*RES).float(), Vec3D(8, 8, 40).float()))
     assert both(VolumetricIndex.from_coords((0, 0, 0), (64, 64, 8), RES)) == 8 + 2
+
+
+def test_a_run_whose_every_task_fails_alike_stops_and_says_nothing_was_written() -> None:
+    """Values a narrower destination cannot hold: every task would fail the same way. Each
+    is tried once (a retry cannot cure it) and the run stops after three, instead of
+    trying every task four times and saying the others were written."""
+    from lamina import BBox3D, build_memory_volumetric_layer
+    from lamina.flows import ChunksFailedError, copy
+
+    box = BBox3D.from_coords((0, 0, 0), (256, 256, 8), (4, 4, 40))
+    src = build_memory_volumetric_layer(box, [(4, 4, 40)], chunk_size=(32, 32, 8), dtype="uint16")
+    dst = build_memory_volumetric_layer(box, [(4, 4, 40)], chunk_size=(32, 32, 8), dtype="uint8")
+    src[(4, 4, 40), 0:256, 0:256, 0:8] = 1000
+    with pytest.raises(ChunksFailedError) as failed:
+        copy(src, dst, chunk_size=(32, 32, 8), progress=False)
+    message = str(failed.value)
+    assert "3 tasks failed the same way and none succeeded" in message
+    assert "61 tasks were not tried" in message
+    assert "No task was written" in message
+    assert all(f.attempts == 1 for f in failed.value.failures)
+    assert not dst[(4, 4, 40), 0:256, 0:256, 0:8].any()

@@ -45,6 +45,7 @@ import functools
 import heapq
 import pickle
 import random
+import re
 import signal
 import sys
 import threading
@@ -211,19 +212,71 @@ class ChunkFailure:
         )
 
 
+#: After this many tasks failed alike, none having succeeded, a run stops: the others
+#: would fail the same way (a destination refusing every write, say).
+FAILED_ALIKE_LIMIT = 3
+
+#: Errors a retry cannot cure: the same task fails the same way (a value the destination
+#: cannot hold, data that does not decode, a bug in the function applied).
+_NOT_RETRYABLE: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    NotImplementedError,
+    AssertionError,
+    ArithmeticError,
+)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether trying the task again could succeed: storage and network faults (an
+    ``OSError``, a timeout) may pass; a deterministic error will not."""
+    return isinstance(exc, OSError | TimeoutError) or not isinstance(exc, _NOT_RETRYABLE)
+
+
+def _all_failed_alike(failures: Sequence[ChunkFailure], finished: Any) -> bool:
+    """``FAILED_ALIKE_LIMIT`` tasks failed with one error (its text up to the first
+    digit, so that boxes and values may differ) and none has succeeded."""
+    if finished or len(failures) < FAILED_ALIKE_LIMIT:
+        return False
+    kinds = {re.split(r"\d", f.error, maxsplit=1)[0] for f in failures}
+    return len(kinds) == 1
+
+
 class ChunksFailedError(LaminaError):
     """Some tasks failed every attempt; ``failures`` lists them (nothing else is lost:
     every other task was written and is in the journal)."""
 
-    def __init__(self, flow: str, failures: Sequence[ChunkFailure], total: int, journal: Path):
+    def __init__(
+        self,
+        flow: str,
+        failures: Sequence[ChunkFailure],
+        total: int,
+        journal: Path,
+        finished: int | None = None,
+    ):
         self.failures = list(failures)
         self.journal = journal
+        self.finished = total - len(self.failures) if finished is None else finished
         listed = "\n  ".join(f.describe() for f in self.failures[:20])
         more = f"\n  … and {len(self.failures) - 20} more" if len(self.failures) > 20 else ""
+        stopped = total - self.finished - len(self.failures)
+        if stopped:
+            what = (
+                f"{len(self.failures)} tasks failed the same way and none succeeded, so the "
+                f"run stopped; {stopped} tasks were not tried"
+            )
+        else:
+            what = f"{len(self.failures)} of {total} tasks failed"
+        written = (
+            "No task was written"
+            if self.finished == 0
+            else f"{self.finished} of {total} tasks are written (journal: {journal})"
+        )
         super().__init__(
-            f"{flow}: {len(self.failures)} of {total} tasks failed:\n  {listed}{more}\n"
-            f"The other tasks are written (journal: {journal}). Fix the cause and run "
-            "again with resume=True (--resume) to do just these."
+            f"{flow}: {what}:\n  {listed}{more}\n{written}. Fix the cause and run again "
+            "with resume=True (--resume) to do just the rest."
         )
 
 
@@ -602,10 +655,13 @@ def run_chunks(
     in_flight: dict[Future[int], int] = {}
     shipped = _OncePerWorker(operation)
 
-    def fail_or_retry(n: int, error: str) -> None:
+    def fail_or_retry(n: int, error: str, retryable: bool = True) -> None:
         attempts[n] += 1
-        if attempts[n] > retries:
+        if attempts[n] > retries or not retryable:
             failures.append(ChunkFailure(n, chunks[n], error, attempts[n]))
+            if _all_failed_alike(failures, tally.recorded):  # the rest would fail too
+                todo.clear()
+                retry_heap.clear()
             return
         delay = min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** (attempts[n] - 1))
         heapq.heappush(retry_heap, (time.monotonic() + delay * random.uniform(0.5, 1.0), n))
@@ -666,7 +722,7 @@ def run_chunks(
                     fail_or_retry(n, f"its worker process died ({type(exc).__name__})")
                 except Exception as exc:
                     del in_flight[future]
-                    fail_or_retry(n, f"{type(exc).__name__}: {exc}")
+                    fail_or_retry(n, f"{type(exc).__name__}: {exc}", _retryable(exc))
                 else:
                     tally.finish(n, chunks[n], written)
                     del in_flight[future]  # after: an interrupt in between records it again
@@ -702,5 +758,11 @@ def run_chunks(
         storage_chunks=None if chunks_per_task is None else tally.storage_chunks,
     )
     if failures:
-        raise ChunksFailedError(flow, sorted(failures, key=lambda f: f.number), total, journal.path)
+        raise ChunksFailedError(
+            flow,
+            sorted(failures, key=lambda f: f.number),
+            total,
+            journal.path,
+            finished=len(done) + len(tally.recorded),
+        )
     return summary
