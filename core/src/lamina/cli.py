@@ -20,6 +20,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lamina.errors import LaminaError
 from lamina.plugins.contributions import Command
@@ -55,10 +56,18 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (``lamina copy: error: … (see lamina copy
+    --help)``) instead of the whole usage block above it; exit status 2 as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     host = host or get_host()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lamina",
         description="Read, write, copy and inspect large datasets through lamina layers.",
     )
