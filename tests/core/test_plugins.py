@@ -362,3 +362,28 @@ def test_a_builder_object_without_a_real_signature_is_refused_when_registered() 
         assert "real signature" in str(record.error)
         with pytest.raises(UnknownNameError):
             lamina.get_builder("build_anything")
+
+
+def test_the_plugin_host_imports_no_flow_command_line_or_registration_module() -> None:
+    """The host finds the core's own contributions through entry points, as a plugin's:
+    no module of ``lamina.plugins`` imports the flows, the command line or the core's
+    registration modules, at the top or inside a function."""
+    import ast
+
+    import lamina.plugins
+
+    forbidden = ("lamina.flows", "lamina.cli", "lamina.registration")
+    package = Path(lamina.plugins.__file__).parent
+    found = []
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name.startswith(forbidden) or name.split(".")[-1] == "registration":
+                    found.append(f"{module.name}:{node.lineno} {name}")
+    assert len(list(package.glob("*.py"))) > 3
+    assert found == []

@@ -186,7 +186,7 @@ def test_policy_same_spec_is_kept_differences_need_overwrite(tmp_path: Path) -> 
     assert (again[0:64, 0:64, 0:8] == 5).all()
     with pytest.raises(H5InfoMismatchError, match="info_overwrite=False") as err:
         build_h5_layer(path, "vol", **params(info_chunk_size=(32, 32, 8)))
-    assert "4_4_40.chunk_size" in str(err.value)
+    assert "scales[4_4_40].chunk_size" in str(err.value)
     with pytest.raises(H5InfoMismatchError, match="info_keep_existing_scales"):
         build_h5_layer(path, "vol", **params(info_data_type="uint16", info_scales=[(16, 16, 40)]))
     # a new scale is added, existing ones kept

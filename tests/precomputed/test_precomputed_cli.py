@@ -83,6 +83,8 @@ def test_the_precomputed_opener_recognises_its_forms(volume: Path, tmp_path: Pat
     assert recognises_precomputed(str(volume))
     assert not recognises_precomputed(str(tmp_path))  # a directory without an info file
     assert not recognises_precomputed("https://example.org/v")
+    for other in ("gs://b/v.zarr", "s3://b/data.h5", "out.zarr", "file:///x/v.n5"):
+        assert not recognises_precomputed(other)  # another format's: not guessed
 
 
 class _FakeFormat:
@@ -129,3 +131,63 @@ def test_the_installed_command(volume: Path) -> None:
         check=True,
     )
     assert json.loads(done.stdout)["scales"][0]["key"] == "4_4_40"
+
+
+class _ZarrLike:
+    """A test-only format claiming ``*.zarr`` paths: it creates in-memory volumes."""
+
+    def __init__(self) -> None:
+        self.volumes: dict[str, Any] = {}
+
+    def create(self, path: str, like: Any) -> Any:
+        from lamina import build_memory_volumetric_layer
+
+        self.volumes[path] = build_memory_volumetric_layer(
+            BBox3D.from_coords(like.bbox_start, like.bbox_end),
+            resolutions=like.resolutions,
+            chunk_size=like.chunk_size,
+            dtype=like.data_type,
+            num_channels=like.num_channels,
+            index_resolution=like.resolutions[0],
+            default_desired_resolution=like.resolutions[0],
+        )
+        return self.volumes[path]
+
+    @hookimpl
+    def lamina_register_path_openers(self, registry: Any) -> None:
+        registry.register(
+            "zarrlike",
+            PathOpener(
+                recognises=lambda p: p.endswith(".zarr"),
+                open=lambda p, **options: self.volumes[p],
+                forms=("DIR.zarr",),
+                exists=lambda p: p in self.volumes,
+                create=self.create,
+            ),
+        )
+
+
+def test_copy_creates_the_format_the_destination_names_unless_told_otherwise(
+    lamina_host: Any, volume: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lamina_host.register_plugin(lamina_precomputed.hooks, distribution="lamina-precomputed")
+    zarr_like = _ZarrLike()
+    lamina_host.register_plugin(zarr_like, distribution="lamina-zarrlike")
+    source = build_cv_layer(volume)
+    expected = source[(4, 4, 40), 0:128, 0:128, 0:8]
+
+    out = str(tmp_path / "out.zarr")
+    code, _, err = run(capsys, "copy", str(volume), out, "--quiet")
+    assert code == 0, err
+    assert not Path(out).exists()  # not a precomputed directory: the zarr-like format's
+    assert (zarr_like.volumes[out][(4, 4, 40), 0:128, 0:128, 0:8] == expected).all()
+
+    forced = str(tmp_path / "forced.zarr")
+    code, _, err = run(capsys, "copy", str(volume), forced, "--format", "precomputed", "--quiet")
+    assert code == 0, err
+    assert forced not in zarr_like.volumes
+    assert (Path(forced) / "info").is_file()
+    assert (build_cv_layer(forced)[(4, 4, 40), 0:128, 0:128, 0:8] == expected).all()
+    code, out_text, _ = run(capsys, "info", forced, "--format", "precomputed", "--json")
+    assert code == 0
+    assert json.loads(out_text)["num_channels"] == 2

@@ -105,13 +105,19 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = ()
 def _usage_errors() -> tuple[type[BaseException], ...]:
     global _USAGE_ERRORS
     if not _USAGE_ERRORS:
-        from lamina.errors import SpecError, UnknownNameError, UnknownResolutionError
+        from lamina.errors import (
+            AmbiguousPathError,
+            SpecError,
+            UnknownNameError,
+            UnknownResolutionError,
+        )
         from lamina.flows.checks import FlowArgumentError, FlowKeywordError
 
         _USAGE_ERRORS = (
             FlowArgumentError,
             FlowKeywordError,
             UnknownNameError,
+            AmbiguousPathError,
             UnknownResolutionError,
             SpecError,
         )

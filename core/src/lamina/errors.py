@@ -9,6 +9,7 @@ keeps working where it makes sense.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousPathError",
     "DamagedChunkError",
     "LaminaError",
     "NameConflictError",
@@ -74,3 +75,11 @@ class PathNotFoundError(LaminaError, FileNotFoundError):
 class RegistrationError(LaminaError, TypeError):
     """A plugin registered something lamina cannot use: an import string that does not
     import, or a builder whose signature is only ``*args`` / ``**kwargs``."""
+
+
+class AmbiguousPathError(LaminaError, LookupError):
+    """Several installed formats claim a path with the same priority: the message lists
+    them and says how to name one (``format=``, ``--format``)."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""

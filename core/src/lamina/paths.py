@@ -1,46 +1,72 @@
-"""Open any dataset by path, and describe it: ``lamina info PATH [--json]``.
+"""Open or create any dataset by path, in whichever installed format it is.
 
-Plugins register *path openers* (``lamina.PathOpener``) through the path-opener hook;
-:func:`open_path` asks each in turn whether it recognises a path (``precomputed://…``,
-``s3://…``, ``file.h5:/dataset``) and opens it with the first that does, so commands
-such as ``lamina info`` accept every installed format. A path nothing recognises gets
-an error listing the known forms and, where the form belongs to a lamina plugin, the
-``pip install`` that adds it.
+Plugins register *path openers* (``lamina.PathOpener``) under a format name through the
+path-opener hook; :func:`open_path` asks each whether it recognises a path
+(``precomputed://…``, ``s3://…``, ``file.h5:/dataset``) and opens it with the one that
+does, so every command accepts every installed format. ``format=`` (``--format``)
+names the format instead of guessing it. A path nothing recognises gets an error listing
+the known forms and, where the form belongs to a lamina plugin, the ``pip install`` that
+adds it; a path two formats claim alike gets an error naming both.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from lamina.errors import PathNotFoundError, UnknownNameError
-from lamina.plugins.contributions import Command, PathOpener, VolumeTemplate
+from lamina.errors import AmbiguousPathError, PathNotFoundError, UnknownNameError
+from lamina.plugins.contributions import PathOpener, VolumeTemplate
 
 __all__ = [
-    "INFO_COMMAND",
-    "describe_layer",
+    "add_format_argument",
     "destination_exists",
     "open_or_create_path",
     "open_path",
-    "render_description",
     "template_of",
 ]
 
 
-def open_path(path: str, **options: Any) -> Any:
-    """Open ``path`` with the first registered path opener that recognises it."""
-    from lamina.plugins.known import distribution_for_path, install_hint
+def _openers() -> list[tuple[str, PathOpener]]:
     from lamina.plugins.manager import get_host
 
-    entries = get_host().registry.entries("path_openers")
-    for entry in entries:
-        opener: PathOpener = entry.obj
-        if opener.recognises(path):
-            return opener.open(path, **options)
-    forms = [form for entry in entries for form in entry.obj.forms]
+    return [(e.name, e.obj) for e in get_host().registry.entries("path_openers")]
+
+
+def _named(format: str) -> PathOpener:
+    """The opener registered as ``format`` (``format=`` / ``--format``)."""
+    from lamina.plugins.manager import get_host
+
+    opener: PathOpener = get_host().lookup("path_openers", format)
+    return opener
+
+
+def _choose(path: str, candidates: list[tuple[str, PathOpener]], doing: str) -> PathOpener:
+    """The candidate of highest priority; two of the same are an error listing both."""
+    top = max(opener.priority for _, opener in candidates)
+    best = [(name, opener) for name, opener in candidates if opener.priority == top]
+    if len(best) > 1:
+        names = ", ".join(name for name, _ in best)
+        raise AmbiguousPathError(
+            f"{path!r} could be {doing} by several formats ({names}): name one with "
+            f"format= (--format {best[0][0]}, say)"
+        )
+    return best[0][1]
+
+
+def open_path(path: str, format: str | None = None, **options: Any) -> Any:
+    """Open ``path`` as a layer with the format that recognises it, or with ``format``
+    (a registered path opener's name: ``"precomputed"``, ``"hdf5"``…)."""
+    from lamina.plugins.known import distribution_for_path, install_hint
+
+    if format is not None:
+        return _named(format).open(path, **options)
+    openers = _openers()
+    candidates = [(name, opener) for name, opener in openers if opener.recognises(path)]
+    if candidates:
+        return _choose(path, candidates, "opened").open(path, **options)
+    forms = [form for _, opener in openers for form in opener.forms]
     hint = ""
     dist = distribution_for_path(path)
     local = os.path.expanduser(path.split(":/", 1)[0])
@@ -50,57 +76,69 @@ def open_path(path: str, **options: Any) -> Any:
         hint = f" Paths like this are opened by {dist}: {install_hint(dist)}."
     raise UnknownNameError(
         f"no installed path opener recognises {path!r}.{hint} Recognised forms: "
-        f"{', '.join(forms) if forms else '(no path opener is installed)'}."
+        f"{', '.join(forms) if forms else '(no path opener is installed)'}; or name the "
+        "format with format= (--format)."
     )
 
 
-def _creator_for(path: str) -> PathOpener | None:
-    """The first path opener that creates volumes at paths like ``path``."""
-    from lamina.plugins.manager import get_host
-
-    for entry in get_host().registry.entries("path_openers"):
-        opener: PathOpener = entry.obj
-        if opener.create is None:
-            continue
-        can_create = opener.can_create or opener.recognises
-        if can_create(path):
-            return opener
-    return None
+def _creators(path: str) -> list[tuple[str, PathOpener]]:
+    """The openers that create volumes at paths like ``path``."""
+    return [
+        (name, opener)
+        for name, opener in _openers()
+        if opener.create is not None and (opener.can_create or opener.recognises)(path)
+    ]
 
 
-def destination_exists(path: str) -> bool:
+def destination_exists(path: str, format: str | None = None) -> bool:
     """Whether :func:`open_or_create_path` would open a volume stored at ``path`` (True)
     or create one (False), found without creating anything: a command checks its
     arguments against the new volume's geometry before it creates it. Raises
     :class:`~lamina.errors.UnknownNameError` when it could do neither."""
-    from lamina.plugins.manager import get_host
-
-    creator = _creator_for(path)
-    if creator is not None:
-        return creator.exists is not None and creator.exists(path)
-    entries = get_host().registry.entries("path_openers")
-    if any(entry.obj.recognises(path) for entry in entries):
+    if format is not None:
+        opener = _named(format)
+        return opener.exists is not None and opener.exists(path)
+    creators = _creators(path)
+    if any(opener.exists is not None and opener.exists(path) for _, opener in creators):
         return True
-    creators = [f for e in entries if e.obj.create is not None for f in e.obj.forms]
+    if creators:
+        return False
+    if any(opener.recognises(path) for _, opener in _openers()):
+        return True
+    forms = [f for _, opener in _openers() if opener.create is not None for f in opener.forms]
     raise UnknownNameError(
         f"nothing is stored at {path!r} and no installed plugin creates volumes at paths "
-        f"like it. Paths new volumes can be made at: {', '.join(creators) or '(none)'}."
+        f"like it. Paths new volumes can be made at: {', '.join(forms) or '(none)'}; or "
+        "name the format with format= (--format)."
     )
 
 
-def open_or_create_path(path: str, like: VolumeTemplate, **options: Any) -> Any:
+def open_or_create_path(
+    path: str, like: VolumeTemplate, format: str | None = None, **options: Any
+) -> Any:
     """The volume at ``path`` opened for writing, or, when nothing is stored there yet, a
-    new one made like ``like`` by the first path opener that can create such paths.
+    new one made like ``like`` by the format that creates such paths (or ``format``).
 
     A caller that must not leave a volume behind on bad arguments checks them first,
     against ``like`` when :func:`destination_exists` says the volume is new."""
-    creator = _creator_for(path)
-    if creator is not None and creator.create is not None:
-        if creator.exists is not None and creator.exists(path):
-            return creator.open(path, **{"readonly": False, **options})
+    writable = {"readonly": False, **options}
+    if format is not None:
+        opener = _named(format)
+        if opener.exists is not None and opener.exists(path):
+            return opener.open(path, **writable)
+        if opener.create is None:
+            raise UnknownNameError(f"the format {format!r} cannot create volumes")
+        return opener.create(path, like)
+    creators = _creators(path)
+    stored = [(n, o) for n, o in creators if o.exists is not None and o.exists(path)]
+    if stored:
+        return _choose(path, stored, "opened").open(path, **writable)
+    if creators:
+        creator = _choose(path, creators, "created")
+        assert creator.create is not None
         return creator.create(path, like)
     destination_exists(path)  # raises, naming the forms new volumes can be made at
-    return open_path(path, **{"readonly": False, **options})
+    return open_path(path, **writable)
 
 
 def template_of(
@@ -136,111 +174,12 @@ def template_of(
     )
 
 
-def describe_layer(layer: Any) -> dict[str, Any]:
-    """A JSON-able description: the backend's ``describe()``, else its volumetric geometry."""
-    backend = getattr(layer, "backend", layer)
-    own = getattr(backend, "describe", None)
-    if callable(own):
-        return dict(own())
-    description: dict[str, Any] = {"path": backend.name, "format": type(backend).__name__}
-    from lamina.volumetric.backend import VolumetricBackend
-
-    if isinstance(backend, VolumetricBackend):
-        description["data_type"] = str(backend.dtype)
-        description["num_channels"] = backend.num_channels
-        scales = []
-        for res in backend.resolutions:
-            offset = backend.get_voxel_offset(res)
-            size = backend.get_dataset_size(res)
-            scales.append(
-                {
-                    "resolution": list(res),
-                    "voxel_offset": list(offset),
-                    "size": list(size),
-                    "chunk_size": list(backend.get_chunk_size(res)),
-                    "bounds_nm": [list(offset * res), list((offset + size) * res)],
-                }
-            )
-        description["scales"] = scales
-    return description
-
-
-def _vec(values: Any) -> str:
-    return "(" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + ")"
-
-
-def render_description(description: dict[str, Any]) -> str:
-    """The description for a person: one line per field, a block per scale; a file of
-    several volumes (``"volumes"``: their descriptions) a block per volume."""
-    lines = [str(description.get("path", "?"))]
-    volumes = description.get("volumes")
-    if isinstance(volumes, list) and volumes and isinstance(volumes[0], dict):
-        for key, value in description.items():
-            if key not in ("path", "volumes"):
-                lines.append(f"  {key.replace('_', ' ')}: {value}")
-        lines.append(f"  volumes: {len(volumes)}")
-        for volume in volumes:
-            lines.append(f"  volume {volume.get('volume', volume.get('path', '?'))}")
-            lines.extend(_describe_volume(volume, "    ", skip=("path", "volume", "format")))
-        return "\n".join(lines)
-    lines.extend(_describe_volume(description, "  ", skip=("path",)))
-    return "\n".join(lines)
-
-
-def _describe_volume(description: dict[str, Any], indent: str, skip: tuple[str, ...]) -> list[str]:
-    lines = []
-    for key, value in description.items():
-        if key not in (*skip, "scales"):
-            lines.append(f"{indent}{key.replace('_', ' ')}: {value}")
-    scales = description.get("scales", [])
-    lines.append(f"{indent}scales: {len(scales)}")
-    for scale in scales:
-        res = "x".join(f"{v:g}" for v in scale["resolution"])
-        head = f"{indent}  {res} nm"
-        if scale.get("key") is not None:
-            head += f" (key {scale['key']})"
-        lines.append(head)
-        lines.append(
-            f"{indent}    voxel offset {_vec(scale['voxel_offset'])}, size {_vec(scale['size'])}, "
-            f"chunk size {_vec(scale['chunk_size'])}"
-        )
-        lo, hi = scale["bounds_nm"]
-        lines.append(f"{indent}    bounds {_vec(lo)} - {_vec(hi)} nm")
-        extras = [f"encoding {scale['encoding']}"] if scale.get("encoding") else []
-        if scale.get("sharded"):
-            sharding = scale.get("sharding") or {}
-            shard = f"sharded ({sharding['hash']} hash)" if "hash" in sharding else "sharded"
-            if scale.get("shard_box"):
-                shard += f", shard box {_vec(scale['shard_box'])}"
-            extras.append(shard)
-        if scale.get("write_grid") and scale["write_grid"] != scale["chunk_size"]:
-            extras.append(f"write grid {_vec(scale['write_grid'])}")
-        if extras:
-            lines.append(f"{indent}    " + ", ".join(extras))
-    return lines
-
-
-def _add_info_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="the dataset: precomputed://…, s3://…, a local directory…")
-    parser.add_argument("--json", action="store_true", help="print the description as JSON")
-
-
-def _run_info(args: argparse.Namespace) -> int:
-    description = describe_layer(open_path(args.path))
-    if args.json:
-        print(json.dumps(description, indent=2))
-    else:
-        print(render_description(description))
-    return 0
-
-
-INFO_COMMAND = Command(
-    help="describe a dataset: scales, dtype, channels, chunk sizes, bounds, encoding",
-    description=(
-        "Describe the dataset at PATH: its scales (resolution, voxel offset, size, chunk "
-        "size, bounds, encoding), data type and channels. Any installed plugin's path "
-        "forms are accepted."
-    ),
-    add_arguments=_add_info_arguments,
-    run=_run_info,
-)
+def add_format_argument(parser: argparse.ArgumentParser, of: str = "PATH") -> None:
+    """``--format NAME`` for a command that opens or creates paths: the format of ``of``
+    instead of the one its path looks like (``lamina plugins`` lists the formats)."""
+    parser.add_argument(
+        "--format",
+        metavar="NAME",
+        help=f"the format of {of} (precomputed, hdf5…: `lamina plugins` lists the path "
+        "openers); by default the one that recognises the path",
+    )

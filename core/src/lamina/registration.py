@@ -29,4 +29,4 @@ def lamina_register_backends(registry: Registrar) -> None:
 @hookimpl
 def lamina_register_commands(registry: Registrar) -> None:
     registry.register("plugins", "lamina.cli:plugins_command")
-    registry.register("info", "lamina.paths:INFO_COMMAND")
+    registry.register("info", "lamina.describe:INFO_COMMAND")

@@ -2,9 +2,9 @@
 
 Paths are opened by whichever installed plugin recognises them (the path-opener hook).
 Vectors are written ``4,4,40``; a box ``x0,y0,z0:x1,y1,z1`` in voxels at
-``--resolution``. Every option has a default. A progress bar shows chunks done, the
-throughput and the time left when standard error is a terminal (never with
-``--quiet``); every run ends with one summary line on standard output.
+``--resolution``. Every option has a default. A progress bar shows tasks done,
+storage chunks written, the throughput and the time left when standard error is a
+terminal (never with ``--quiet``); every run ends with one summary line on standard output.
 
 Every argument is checked before anything is created or changed: ``lamina copy``
 checks against the geometry a new DST will have before it creates DST, so a command
@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from lamina.paths import add_format_argument
 from lamina.plugins.contributions import Command
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         default=None,
-        help="skip the chunks an earlier run of the same command (or --run-id) finished, "
+        help="skip the tasks an earlier run of the same command (or --run-id) finished, "
         "wherever it was run from; the summary says when no journal was found",
     )
     parser.add_argument(
@@ -154,6 +155,12 @@ def _finish(summary: Any) -> int:
 def _add_copy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="the volume read: precomputed://…, s3://…, file.h5:/dataset…")
     parser.add_argument("dst", help="the volume written; made like SRC when it does not exist")
+    add_format_argument(parser, "DST")
+    parser.add_argument(
+        "--src-format",
+        metavar="NAME",
+        help="the format of SRC (default: the one that recognises the path)",
+    )
     _add_run_arguments(parser, "SRC")
     parser.add_argument(
         "--dst-resolution",
@@ -199,7 +206,7 @@ def _run_copy(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     check_run_options("copy", options)
-    src = open_path(args.src)
+    src = open_path(args.src, format=args.src_format)
     if args.resolution is None and args.dst_resolution is None:
         pairs = [(res, res) for res in src.backend.resolutions]  # the whole dataset
     else:
@@ -207,7 +214,7 @@ def _run_copy(args: argparse.Namespace) -> int:
         pairs = [(res, args.dst_resolution or res)]
     region = _region(args, args.resolution or _finest(src))
     like = template_of(src, resolutions=[d for _, d in pairs], chunk_size=args.dst_chunk_size)
-    exists = destination_exists(args.dst)
+    exists = destination_exists(args.dst, format=args.format)
     if not exists:
         # the stand-in lives in memory; whether DST's storage reaches other processes is
         # checked on DST itself once it is made
@@ -222,7 +229,7 @@ def _run_copy(args: argparse.Namespace) -> int:
                 chunk_size=args.chunk_size,
                 run=cast("RunOptions", {k: v for k, v in options.items() if k != "executor"}),
             )
-    dst = open_or_create_path(args.dst, like)
+    dst = open_or_create_path(args.dst, like, format=args.format)
     if exists:
         if args.dst_chunk_size is not None:
             for _, dst_res in pairs:
@@ -272,6 +279,7 @@ COPY_COMMAND = Command(
 # -- lamina downsample -----------------------------------------------------------------------
 def _add_downsample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="the volume: precomputed://…, a local directory, …")
+    add_format_argument(parser)
     _add_run_arguments(parser, "the volume")
     parser.add_argument(
         "--factor",
@@ -294,7 +302,7 @@ def _run_downsample(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     check_run_options("downsample", options)
-    layer = open_path(args.path, readonly=False)
+    layer = open_path(args.path, format=args.format, readonly=False)
     resolution = args.resolution or _finest(layer)
     summary = downsample(
         layer,

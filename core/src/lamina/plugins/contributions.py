@@ -84,7 +84,12 @@ class VolumeTemplate:
 
 @attrs.frozen(kw_only=True)
 class PathOpener:
-    """Opens paths of one family (``precomputed://…``, ``*.h5``) as layers.
+    """Opens paths of one format (``precomputed://…``, ``*.h5``) as layers; registered
+    under the format's name (``"precomputed"``), which ``format=`` / ``--format`` name.
+
+    An opener claims only paths it positively recognises (its prefix, its suffix, its
+    metadata file): when two formats claim a path, the higher ``priority`` wins, and two
+    of the same priority are an error listing both, so that nothing is guessed.
 
     Attributes:
         recognises: whether this opener handles ``path``; cheap (no IO that can hang).
@@ -96,6 +101,8 @@ class PathOpener:
         create: makes a new, empty, writable volume at ``path`` like a
             :class:`VolumeTemplate` and returns its layer (``lamina copy SRC DST`` with a
             DST that does not exist yet).
+        priority: which opener wins when several claim a path (higher first; 0 by
+            default): a second engine for a format can outrank the first.
     """
 
     recognises: Callable[[str], bool]
@@ -104,3 +111,4 @@ class PathOpener:
     exists: Callable[[str], bool] | None = None
     can_create: Callable[[str], bool] | None = None
     create: Callable[[str, VolumeTemplate], Any] | None = None
+    priority: int = 0

@@ -8,9 +8,9 @@ A volumetric layer is a :class:`~lamina.layer.Layer` whose scheme is the
 With ``data_resolution``, the layer reads and writes the backend at that resolution
 and resamples to and from the resolution asked for, in ``interpolation_mode``. The
 resampling is the innermost stage on *both* paths, closest to the backend, so user
-``read_procs`` and ``write_procs`` alike see data at the desired resolution (the
-reference system's asymmetry, W19, is gone; its ``read_procs[0]`` is no longer the
-interpolator).
+``read_procs`` and ``write_procs`` alike see data at the desired resolution (in the
+reference system, write processors saw data already resampled to the data resolution;
+its ``read_procs[0]`` is no longer the interpolator).
 """
 
 from __future__ import annotations
@@ -38,7 +38,38 @@ from lamina.volumetric.scheme import VolumetricScheme
 
 _MODES = frozenset(get_args(InterpolationMode))
 
-__all__ = ["VolumetricLayer", "build_volumetric_layer"]
+__all__ = ["VolumetricLayer", "build_volumetric_layer", "check_layer_arguments"]
+
+
+def _check_resampling(data_resolution: object, interpolation_mode: object) -> None:
+    if interpolation_mode is not None and interpolation_mode not in _MODES:
+        raise ValueError(
+            f"interpolation_mode must be one of {sorted(_MODES)}; got {interpolation_mode!r}"
+        )
+    if data_resolution is not None and interpolation_mode is None:
+        raise ValueError(
+            "data_resolution is given but interpolation_mode is not: say how to resample, "
+            "e.g. interpolation_mode='img' for images, 'segmentation' for label volumes"
+        )
+
+
+def check_layer_arguments(
+    *,
+    default_desired_resolution: RawVec3D | None = None,
+    index_resolution: RawVec3D | None = None,
+    data_resolution: RawVec3D | None = None,
+    interpolation_mode: InterpolationMode | None = None,
+) -> None:
+    """Check the layer's own parameters, which need no backend: a volume builder calls
+    this before it creates or changes a volume, so that a bad one leaves nothing behind
+    (:func:`build_volumetric_layer` checks them again, and the rest)."""
+    for value, what in (
+        (default_desired_resolution, "default_desired_resolution"),
+        (index_resolution, "index_resolution"),
+        (data_resolution, "data_resolution"),
+    ):
+        as_resolution(value, what)
+    _check_resampling(data_resolution, interpolation_mode)
 
 
 @attrs.frozen(kw_only=True)
@@ -65,16 +96,7 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        if self.interpolation_mode is not None and self.interpolation_mode not in _MODES:
-            raise ValueError(
-                f"interpolation_mode must be one of {sorted(_MODES)}; "
-                f"got {self.interpolation_mode!r}"
-            )
-        if self.data_resolution is not None and self.interpolation_mode is None:
-            raise ValueError(
-                "data_resolution is given but interpolation_mode is not: say how to resample, "
-                "e.g. interpolation_mode='img' for images, 'segmentation' for label volumes"
-            )
+        _check_resampling(self.data_resolution, self.interpolation_mode)
         object.__setattr__(
             self,
             "scheme",

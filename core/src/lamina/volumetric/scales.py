@@ -3,7 +3,7 @@
 Shared by every backend that creates volumes (in-memory, precomputed, HDF5): a volume
 is described by a box in nm and a list of resolutions, and each resolution's voxel
 extent is the smallest whole-voxel box covering it. Offsets within 1e-5 voxel of an
-integer count as that integer (so 2.999999 is 3, not 2: weak point W7) and the size
+integer count as that integer (so 2.999999 is 3, not 2 as the reference truncated) and the size
 reaches the voxel holding the box's end, so no part of the box falls outside.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import attrs
 
@@ -20,7 +19,6 @@ from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 
 __all__ = [
     "ScaleGeometry",
-    "refuse_info_without_scales",
     "scale_geometry",
     "scales_from_bbox",
     "sorted_resolutions",
@@ -59,7 +57,7 @@ class ScaleGeometry:
 
 
 def scale_geometry(bbox: BBox3D, resolution: RawVec3D, chunk_size: RawVec3D) -> ScaleGeometry:
-    """The whole-voxel extent covering ``bbox`` at ``resolution`` (reference O5, W7 fixed)."""
+    """The whole-voxel extent covering ``bbox`` at ``resolution``: start floored, end ceiled."""
     res = Vec3D.from_seq(resolution, "resolution").float()
     start = [_floor(bbox.start[d] / res[d]) for d in range(3)]
     end = [_ceil(bbox.end[d] / res[d]) for d in range(3)]
@@ -90,19 +88,3 @@ def bbox_of(scales: Mapping[Vec3D[float], ScaleGeometry]) -> BBox3D:
     """The nm box of the finest scale."""
     res, geo = next(iter(scales.items()))
     return BBox3D.from_coords(geo.voxel_offset, geo.voxel_end, res)
-
-
-def refuse_info_without_scales(given: dict[str, Any], what: str) -> None:
-    """Raise when volume-creation arguments (``info_*``) come without ``info_scales``.
-
-    ``given`` maps argument names to values (``None``/``False`` meaning "not given");
-    ``what`` says what is used instead (``"the info at the path"``). Shared by every
-    builder that mirrors ``build_cv_layer``'s ``info_*`` parameters.
-    """
-    named = [name for name, value in given.items() if value is not None and value is not False]
-    if named:
-        raise ValueError(
-            f"{', '.join(named)} given without info_scales: the info_* parameters "
-            "describe the scales to create, so list them in info_scales (e.g. "
-            f"info_scales=[(4, 4, 40)]); without info_scales {what} is used as it is"
-        )

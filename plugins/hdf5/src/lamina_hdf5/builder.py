@@ -6,12 +6,16 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lamina.volumetric.creation import Reference, reference_of, refuse_info_without_scales
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
-from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
-from lamina.volumetric.scales import refuse_info_without_scales
+from lamina.volumetric.layer import (
+    VolumetricLayer,
+    build_volumetric_layer,
+    check_layer_arguments,
+)
 from lamina_hdf5.backend import H5Backend
-from lamina_hdf5.layout import VolumeSpec, reference_description, spec_from_parameters, split_path
+from lamina_hdf5.layout import VolumeSpec, spec_from_parameters, split_path
 
 __all__ = ["build_h5_layer"]
 
@@ -168,6 +172,12 @@ def build_h5_layer(
     Returns:
         The :class:`~lamina.volumetric.layer.VolumetricLayer`.
     """
+    check_layer_arguments(  # before the file is written
+        default_desired_resolution=default_desired_resolution,
+        index_resolution=index_resolution,
+        data_resolution=data_resolution,
+        interpolation_mode=interpolation_mode,
+    )
     spec: VolumeSpec | None = None
     if info_scales is None:
         refuse_info_without_scales(
@@ -186,22 +196,13 @@ def build_h5_layer(
             "the volume in the file",
         )
     else:
-        reference = (
-            None
-            if info_reference_path is None
-            else reference_description(info_reference_path, info_reference_scale)
-        )
         if info_reference_path is None and info_reference_scale is not None:
             raise ValueError("info_reference_scale needs info_reference_path")
-        inherit = info_inherit_all_params
-        if reference is None:
-            # scales added to an existing volume: what is not given comes from the volume
-            reference = _existing_volume(path, dataset)
-            inherit = inherit or reference is not None
         spec = spec_from_parameters(
             scales=info_scales,
-            reference=reference,
-            inherit_all_params=inherit,
+            reference_path=info_reference_path,
+            reference_scale=info_reference_scale,
+            inherit_all_params=info_inherit_all_params,
             type=info_type,
             data_type=info_data_type,
             num_channels=info_num_channels,
@@ -209,7 +210,8 @@ def build_h5_layer(
             bbox=info_bbox,
             compression=info_compression,
             compression_level=info_compression_level,
-            reference_path=info_reference_path,
+            # scales added to an existing volume: what is not given comes from the volume
+            existing=_existing_volume(path, dataset) if info_reference_path is None else None,
         )
     backend = H5Backend(
         path,
@@ -237,13 +239,13 @@ def build_h5_layer(
     )
 
 
-def _existing_volume(path: str | os.PathLike[str], dataset: str | None) -> dict[str, Any] | None:
-    """What the volume at ``path`` (and ``dataset``) is, when one is stored there already."""
+def _existing_volume(path: str | os.PathLike[str], dataset: str | None) -> Reference | None:
+    """The volume at ``path`` (and ``dataset``) when one is stored there already."""
     file_path, inner = split_path(path)
     if not os.path.isfile(file_path):
         return None
     where = dataset or inner
     try:
-        return reference_description(f"{file_path}:/{where}" if where else file_path)
+        return reference_of(f"{file_path}:/{where}" if where else file_path)
     except (LookupError, ValueError, OSError):
         return None  # no such volume in the file (yet)

@@ -16,16 +16,25 @@ h5py is imported inside the functions that touch files.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from lamina.errors import LaminaError, UnknownResolutionError
+from lamina.errors import LaminaError
+from lamina.volumetric.creation import (
+    Reference,
+    StoredVolume,
+    VolumeMismatchError,
+    number,
+    plan_update,
+    res_to_key,
+)
+from lamina.volumetric.creation import VolumeSpec as CoreVolumeSpec
+from lamina.volumetric.creation import spec_from_parameters as core_spec_from_parameters
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
 
@@ -46,7 +55,6 @@ __all__ = [
 LAYOUT_VERSION = "lamina-hdf5/1"
 H5_SUFFIXES: tuple[str, ...] = (".h5", ".hdf5", ".hdf", ".he5", ".nxs")
 COMPRESSIONS: tuple[str | None, ...] = (None, "gzip", "lzf")
-VOLUME_TYPES: tuple[str, ...] = ("image", "segmentation")
 DEFAULT_GROUP = "volume"
 
 
@@ -54,7 +62,7 @@ class H5NotFoundError(LaminaError, FileNotFoundError):
     """No HDF5 file, volume or dataset where one was expected."""
 
 
-class H5InfoMismatchError(LaminaError, RuntimeError):
+class H5InfoMismatchError(VolumeMismatchError):
     """The volume that would be created conflicts with the one in the file under the policy."""
 
 
@@ -89,19 +97,6 @@ def split_path(path: str | os.PathLike[str]) -> tuple[str, str | None]:
     return os.path.abspath(text), None
 
 
-def res_to_key(resolution: RawVec3D) -> str:
-    """``(4.0, 4.0, 40)`` → ``"4_4_40"`` (x_y_z nm)."""
-    parts = []
-    for v in Vec3D.from_seq(resolution, "resolution"):
-        f = float(v)
-        parts.append(str(int(f)) if f.is_integer() else repr(f))
-    return "_".join(parts)
-
-
-def _number(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
-
-
 # -- what a dataset is ----------------------------------------------------------------------
 @attrs.frozen(kw_only=True)
 class DatasetMeta:
@@ -123,13 +118,13 @@ class DatasetMeta:
             "key": self.path.rsplit("/", 1)[-1],
             "dataset": "/" + self.path,
             "axes": self.axes,
-            "resolution": [_number(v) for v in self.resolution],
+            "resolution": [number(v) for v in self.resolution],
             "voxel_offset": list(self.voxel_offset),
             "size": list(self.size),
             "chunk_size": list(self.chunk_size),
             "bounds_nm": [
-                [_number(v) for v in self.voxel_offset * self.resolution],
-                [_number(v) for v in (self.voxel_offset + self.size) * self.resolution],
+                [number(v) for v in self.voxel_offset * self.resolution],
+                [number(v) for v in (self.voxel_offset + self.size) * self.resolution],
             ],
             "compression": self.compression,
             "compression_level": self.compression_level,
@@ -305,33 +300,15 @@ def find_volumes(f: Any) -> list[str]:
 
 # -- creating volumes ------------------------------------------------------------------------------
 @attrs.frozen(kw_only=True)
-class VolumeSpec:
-    """A volume to create: type, dtype, channels, chunk size, bbox, compression, scales."""
+class VolumeSpec(CoreVolumeSpec):
+    """A volume to create: the core's :class:`~lamina.volumetric.creation.VolumeSpec`
+    plus HDF5's compression (``None``, ``"gzip"`` with a level 0-9, or ``"lzf"``)."""
 
-    scales: tuple[Vec3D[float], ...]
-    type: str
-    data_type: str
-    num_channels: int
-    chunk_size: Vec3D[int]
-    bbox: BBox3D
     compression: str | None = None
     compression_level: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not self.scales:
-            raise ValueError("info_scales must list at least one resolution")
-        try:
-            np.dtype(self.data_type)
-        except TypeError as exc:
-            raise ValueError(
-                f"info_data_type must be a numpy dtype; got {self.data_type!r}"
-            ) from exc
-        if self.type not in VOLUME_TYPES:
-            raise ValueError(f"info_type must be 'image' or 'segmentation'; got {self.type!r}")
-        if not isinstance(self.num_channels, int) or self.num_channels < 1:
-            raise ValueError(f"info_num_channels must be an int >= 1; got {self.num_channels!r}")
-        if not self.chunk_size > 0:
-            raise ValueError(f"info_chunk_size must be positive; got {self.chunk_size.pformat()}")
+        super().__attrs_post_init__()
         if self.compression not in COMPRESSIONS:
             raise ValueError(
                 f"info_compression must be None, 'gzip' or 'lzf'; got {self.compression!r}"
@@ -354,7 +331,7 @@ class VolumeSpec:
         """What decides a scale's dataset (compared with an existing one by the policy)."""
         geo = scale_geometry(self.bbox, res, self.chunk_size)
         return {
-            "resolution": [_number(v) for v in res],
+            "resolution": [number(v) for v in res],
             "voxel_offset": list(geo.voxel_offset),
             "size": list(geo.dataset_size),
             "chunk_size": list(self.chunk_size),
@@ -368,7 +345,7 @@ class VolumeSpec:
 def meta_json(meta: DatasetMeta) -> dict[str, Any]:
     """An existing scale, in the shape of :meth:`VolumeSpec.scale_json`."""
     return {
-        "resolution": [_number(v) for v in meta.resolution],
+        "resolution": [number(v) for v in meta.resolution],
         "voxel_offset": list(meta.voxel_offset),
         "size": list(meta.size),
         "chunk_size": list(meta.chunk_size),
@@ -406,14 +383,6 @@ def _create_dataset(group: Any, spec: VolumeSpec, res: Vec3D[float]) -> None:
         [off[2] * res[2], off[1] * res[1], off[0] * res[0]], dtype=np.float64
     )
     ds.attrs["chunk_size"] = np.array(grid, dtype=np.int64)
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], label: str) -> list[str]:
-    return [
-        f"{label}.{k}: {json.dumps(old.get(k))} -> {json.dumps(new.get(k))}"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    ]
 
 
 def apply_spec(
@@ -454,61 +423,40 @@ def apply_spec(
         return
     group = obj
     existing = {m.resolution: m for m in group_scales(group)}
-    wanted = {res: spec.scale_json(res) for res in spec.scales}
-    differing = {
-        res for res, js in wanted.items() if res in existing and meta_json(existing[res]) != js
-    }
-    dropped = set() if keep_existing_scales else set(existing) - set(wanted)
-    new = set(wanted) - set(existing)
-    old_type = group.attrs.get("type")
-    type_changes = old_type != spec.type
-    if keep_existing_scales:
-        kept = [m for r, m in existing.items() if r not in wanted]
-        changed = [
-            f"{what} {old} -> {now}"
-            for m in kept
-            for what, old, now in (
-                ("data_type", str(m.dtype), str(np.dtype(spec.data_type))),
-                ("num_channels", m.num_channels, spec.num_channels),
-            )
-            if old != now
-        ]
-        if changed:
-            raise H5InfoMismatchError(
-                f"the volume {where} cannot change its {sorted(set(changed))[0]} while "
-                "keeping its existing scales (info_keep_existing_scales=True). To replace it, "
-                "pass both info_overwrite=True and info_keep_existing_scales=False (the "
-                "existing scales are deleted)."
-            )
-    if not (differing or dropped or type_changes or new):
+    plan = plan_update(
+        StoredVolume(
+            {
+                "type": group.attrs.get("type"),
+                "data_type": str(next(iter(existing.values())).dtype) if existing else None,
+                "num_channels": int(group.attrs.get("num_channels", 1)),
+            },
+            {res: meta_json(meta) for res, meta in existing.items()},
+        ),
+        StoredVolume(
+            {"type": spec.type, "data_type": spec.data_type, "num_channels": spec.num_channels},
+            {res: spec.scale_json(res) for res in spec.scales},
+        ),
+        overwrite=overwrite,
+        keep_existing_scales=keep_existing_scales,
+        where=where,
+        label=lambda res, _: res_to_key(res),
+        error=H5InfoMismatchError,
+    )
+    if not plan.changes and plan.attributes.get("type") == group.attrs.get("type"):
         return
-    if not overwrite and (differing or dropped or type_changes):
-        lines = [f"type: {json.dumps(old_type)} -> {json.dumps(spec.type)}"] if type_changes else []
-        for res in sorted(differing, key=lambda r: r[0] * r[1] * r[2]):
-            lines.extend(_diff(meta_json(existing[res]), wanted[res], res_to_key(res)))
-        lines.extend(f"- scales[{res_to_key(r)}]" for r in dropped)
-        lines.extend(f"+ scales[{res_to_key(r)}]" for r in new)
-        missing = sorted(existing[r].path.rsplit("/", 1)[-1] for r in differing | dropped)
-        text = "\n  ".join(lines)
-        raise H5InfoMismatchError(
-            f"the volume {where} would change and info_overwrite=False.\n"
-            f"Missing scales: {missing} (existing scales that would be dropped or changed)\n"
-            f"Differences:\n  {text}\n"
-            "Pass info_overwrite=True to write it anyway (changed scales are re-created "
-            "empty), or build the layer without info_* parameters to use the volume as it is."
-        )
-    for res in differing | dropped:
-        del group[existing[res].path.rsplit("/", 1)[-1]]
+    for res in plan.replaced | plan.dropped:
+        del group[existing[res].path.rsplit("/", 1)[-1]]  # re-created empty, or dropped
     group.attrs["type"] = spec.type
     group.attrs["num_channels"] = spec.num_channels
-    for res in differing | new:
+    for res in sorted(plan.replaced | plan.created, key=lambda r: tuple(r)):
         _create_dataset(group, spec, res)
 
 
 def spec_from_parameters(
     *,
     scales: Sequence[RawVec3D],
-    reference: Mapping[str, Any] | None,
+    reference_path: str | None,
+    reference_scale: RawVec3D | None = None,
     inherit_all_params: bool,
     type: str | None,
     data_type: str | None,
@@ -517,151 +465,35 @@ def spec_from_parameters(
     bbox: BBox3D | None,
     compression: str | None,
     compression_level: int | None,
-    reference_path: str | None,
+    existing: Reference | None = None,
 ) -> VolumeSpec:
-    """The spec from ``info_*`` parameters, filling gaps from a reference description
-    (``{"type", "data_type", "num_channels", "chunk_size", "bbox", "compression",
-    "compression_level"}``): the bbox always, the rest with ``inherit_all_params``."""
-    if reference is None:
-        if inherit_all_params:
-            raise ValueError(
-                "info_inherit_all_params=True needs info_reference_path: there is no "
-                "reference to inherit from"
-            )
-        missing = [
-            n
-            for n, v in (
-                ("info_type", type),
-                ("info_data_type", data_type),
-                ("info_num_channels", num_channels),
-                ("info_chunk_size", chunk_size),
-                ("info_bbox", bbox),
-            )
-            if v is None
-        ]
-        if missing:
-            raise ValueError(
-                "creating a new volume needs "
-                f"{', '.join(missing)} (missing): nothing is stored at the path yet to "
-                "take them from. Give them, or info_reference_path to take them from "
-                "another volume"
-            )
-    else:
-        if bbox is None:
-            bbox = reference["bbox"]
-        if inherit_all_params:
-            type = type if type is not None else reference.get("type")
-            data_type = data_type if data_type is not None else reference.get("data_type")
-            num_channels = (
-                num_channels if num_channels is not None else reference.get("num_channels")
-            )
-            chunk_size = chunk_size if chunk_size is not None else reference.get("chunk_size")
-            if compression is None and compression_level is None:
-                compression = reference.get("compression")
-                compression_level = reference.get("compression_level")
-        missing = [
-            n
-            for n, v in (
-                ("info_type", type),
-                ("info_data_type", data_type),
-                ("info_num_channels", num_channels),
-                ("info_chunk_size", chunk_size),
-            )
-            if v is None
-        ]
-        if missing:
-            raise ValueError(
-                f"creating a volume from the reference {reference_path} without "
-                f"info_inherit_all_params=True needs {', '.join(missing)} (missing); "
-                "give them, or pass info_inherit_all_params=True"
-            )
-    if not isinstance(bbox, BBox3D):
-        raise TypeError(f"info_bbox must be a lamina.BBox3D; got {type_name(bbox)}")
-    return VolumeSpec(
-        scales=sorted_resolutions(scales),
-        type=str(type),
-        data_type=str(np.dtype(str(data_type))),
-        num_channels=int(num_channels),  # type: ignore[arg-type]
-        chunk_size=Vec3D.from_seq(chunk_size, "info_chunk_size").int(),  # type: ignore[arg-type]
+    """The spec of ``build_h5_layer``'s ``info_*`` parameters under the core's policy
+    (:func:`lamina.volumetric.creation.spec_from_parameters`); with everything
+    inherited from an HDF5 reference, its compression too."""
+    spec = core_spec_from_parameters(
+        scales=scales,
+        type=type,
+        data_type=data_type,
+        num_channels=num_channels,
+        chunk_size=chunk_size,
         bbox=bbox,
-        compression=compression,
-        compression_level=compression_level,
-    )
-
-
-def type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def reference_description(
-    reference_path: str, reference_scale: RawVec3D | None = None
-) -> dict[str, Any]:
-    """What a new volume may inherit from ``reference_path``: an HDF5 volume (``FILE``,
-    ``FILE:/GROUP`` or ``FILE/GROUP``) or, with lamina-precomputed installed, a
-    precomputed volume."""
-    file_path, inner = split_path(reference_path)
-    if os.path.isfile(file_path):
-        import h5py
-
-        with h5py.File(file_path, "r") as f:
-            if inner is None:
-                vols = find_volumes(f)
-                if len(vols) != 1:
-                    raise ValueError(
-                        f"info_reference_path {reference_path!r} holds {len(vols)} volumes "
-                        f"({', '.join(vols) or 'none'}): name one as FILE/GROUP"
-                    )
-                inner = vols[0]
-            obj = f.get(inner)
-            if obj is None:
-                raise H5NotFoundError(f"info_reference_path: {file_path} has no object {inner!r}")
-            metas = group_scales(obj) if is_lamina_group(obj) else [read_meta(obj)]
-            vtype = obj.attrs.get("type") if is_lamina_group(obj) else None
-        if reference_scale is None:
-            ref = metas[0]
-        else:
-            want = Vec3D.from_seq(reference_scale, "info_reference_scale").float()
-            matches = [m for m in metas if m.resolution == want]
-            if not matches:
-                known = ", ".join(m.resolution.pformat() for m in metas)
-                raise UnknownResolutionError(
-                    f"info_reference_scale {want.pformat()} is not a scale of the reference "
-                    f"{reference_path}; its resolutions are: {known}"
-                )
-            ref = matches[0]
-        return {
-            "type": str(vtype) if vtype is not None else None,
-            "data_type": str(ref.dtype),
-            "num_channels": ref.num_channels,
-            "chunk_size": ref.chunk_size,
-            "bbox": BBox3D.from_coords(
-                ref.voxel_offset, ref.voxel_offset + ref.size, ref.resolution
-            ),
-            "compression": ref.compression,
-            "compression_level": ref.compression_level,
-        }
-    try:
-        from lamina_precomputed.info import InfoSpec
-    except ImportError as exc:
-        raise H5NotFoundError(
-            f"info_reference_path {reference_path!r} is not an HDF5 file; to use a "
-            "precomputed volume as the reference, pip install lamina-precomputed"
-        ) from exc
-    spec = InfoSpec.from_optional_reference(
-        scales=[(1, 1, 1)],
         reference_path=reference_path,
-        inherit_all_params=True,
         reference_scale=reference_scale,
+        inherit_all_params=inherit_all_params,
+        existing=existing,
     )
-    return {
-        "type": spec.type,
-        "data_type": spec.data_type,
-        "num_channels": spec.num_channels,
-        "chunk_size": spec.chunk_size,
-        "bbox": spec.bbox,
-        "compression": None,
-        "compression_level": None,
-    }
+    inherited = spec.reference is not None and (inherit_all_params or existing is not None)
+    if compression is None and compression_level is None and inherited:
+        assert spec.reference is not None
+        own = spec.reference.scale if spec.reference.format == FORMAT else {}
+        compression = own.get("compression")
+        compression_level = own.get("compression_level")
+    fields = {f.name: getattr(spec, f.name) for f in attrs.fields(CoreVolumeSpec)}
+    return VolumeSpec(**fields, compression=compression, compression_level=compression_level)
+
+
+#: What ``lamina info`` calls this format (``describe()["format"]``).
+FORMAT = "HDF5 (lamina-hdf5)"
 
 
 def isclose_vec(a: Vec3D[float], b: Vec3D[float]) -> bool:

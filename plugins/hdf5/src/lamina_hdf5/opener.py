@@ -15,13 +15,16 @@ _SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 
 def recognises_hdf5(path: str) -> bool:
     """``FILE.h5``, ``FILE.hdf5``, ``FILE.hdf`` (and ``.he5``), optionally followed by
-    ``:/GROUP``, or ``hdf5://FILE``."""
+    ``:/GROUP`` or, as ``h5ls`` writes it, ``/GROUP``; or ``hdf5://FILE``."""
     if path.startswith("hdf5://"):
         return True
     if "://" in path and not path.startswith("file://"):
         return False
     head = path.split(":/", 1)[0] if ":/" in path else path
-    return head.lower().endswith(_SUFFIXES)
+    if head.lower().endswith(_SUFFIXES):
+        return True
+    parts = head.split("/")
+    return any("/".join(parts[:cut]).lower().endswith(_SUFFIXES) for cut in range(1, len(parts)))
 
 
 class H5FileDescription:

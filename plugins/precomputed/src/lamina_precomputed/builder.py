@@ -1,4 +1,4 @@
-"""``build_cv_layer``: a volumetric layer over a precomputed volume (reference §2.F F15)."""
+"""``build_cv_layer``: a volumetric layer over a precomputed volume (the reference's parameters)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from lamina.volumetric.creation import refuse_info_without_scales
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
-from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer
-from lamina.volumetric.scales import refuse_info_without_scales
+from lamina.volumetric.layer import (
+    VolumetricLayer,
+    build_volumetric_layer,
+    check_layer_arguments,
+)
 from lamina_precomputed.backend import CVBackend
 from lamina_precomputed.info import InfoSpec, normalize_path, read_info_or_none
 
@@ -167,6 +171,12 @@ def build_cv_layer(
     Returns:
         The :class:`~lamina.volumetric.layer.VolumetricLayer`.
     """
+    check_layer_arguments(  # before the info is written
+        default_desired_resolution=default_desired_resolution,
+        index_resolution=index_resolution,
+        data_resolution=data_resolution,
+        interpolation_mode=interpolation_mode,
+    )
     if info_scales is None:
         refuse_info_without_scales(
             {
@@ -185,14 +195,13 @@ def build_cv_layer(
         )
         spec = None
     else:
-        reference, inherit = info_reference_path, info_inherit_all_params
-        if reference is None and read_info_or_none(normalize_path(path)) is not None:
-            # scales added to an existing volume: what is not given comes from the volume
-            reference, inherit = os.fspath(path), True
+        # scales added to an existing volume: what is not given comes from the volume
+        existing = read_info_or_none(normalize_path(path)) is not None
         spec = InfoSpec.from_optional_reference(
             scales=info_scales,
-            reference_path=reference,
-            inherit_all_params=inherit,
+            reference_path=info_reference_path,
+            inherit_all_params=info_inherit_all_params,
+            existing_path=os.fspath(path) if existing else None,
             type=info_type,
             data_type=info_data_type,
             chunk_size=info_chunk_size,

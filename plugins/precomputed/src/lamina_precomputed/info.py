@@ -1,16 +1,19 @@
-"""Neuroglancer precomputed ``info`` files: paths, reading, creation and the update policy.
+"""Neuroglancer precomputed ``info`` files: paths, reading, and the core's creation policy
+mapped to and from them.
 
 * :func:`normalize_path` turns what a user writes (``/data/vol``, ``precomputed://gs://…``)
-  into the cloud path CloudVolume and cloud-files use (``file:///data/vol``, ``gs://…``).
-* :class:`InfoSpec` describes a new info from ``info_*`` parameters alone or from a
-  reference volume (reference §2.E E2–E9). Every scale's voxel offset and size cover
-  the whole bbox (W7, through :func:`lamina.volumetric.scales.scale_geometry`); the
-  reference scale is the finest one unless chosen (W8).
-* :func:`update_info` applies the ``info_overwrite`` / ``info_keep_existing_scales``
-  policy (E10–E11) with errors listing the missing scales and a diff of what would
-  change; changing dtype or channel count names the two flags to set (W9).
+  into the cloud path cloud-files uses (``file:///data/vol``, ``gs://…``).
+* :func:`read_info` checks what it reads (an empty, non-JSON or nonsensical info names
+  the file).
+* :class:`InfoSpec` is the core's :class:`~lamina.volumetric.creation.VolumeSpec` with
+  the format's data types and encodings; :meth:`InfoSpec.make_info` writes it as an
+  info.
+* :func:`update_info` applies the core's ``info_overwrite`` /
+  ``info_keep_existing_scales`` policy (:func:`lamina.volumetric.creation.plan_update`)
+  to the info on disk.
 * :func:`change_geometry` moves the voxel offset, dataset size or chunk size of every
-  scale of any info — created here or found on disk (W4).
+  scale of any info — created here or found on disk — since ``with_changes`` must work
+  on volumes built without ``info_*`` parameters too.
 
 cloud-files is imported inside the functions that touch storage.
 """
@@ -25,9 +28,20 @@ from typing import Any, Literal
 
 import attrs
 
-from lamina.errors import LaminaError, UnknownResolutionError
+from lamina.errors import LaminaError
+from lamina.volumetric.creation import (
+    Reference,
+    StoredVolume,
+    VolumeMismatchError,
+    VolumeSpec,
+    number,
+    plan_update,
+    reference_of,
+    res_to_key,
+    spec_from_parameters,
+)
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
-from lamina.volumetric.scales import scale_geometry, sorted_resolutions
+from lamina.volumetric.scales import scale_geometry
 from lamina_precomputed.codecs import PRECOMPUTED_DTYPES
 
 __all__ = [
@@ -64,7 +78,8 @@ PRECOMPUTED_ENCODINGS: tuple[str, ...] = (
 )
 VOLUME_TYPES: tuple[str, ...] = ("image", "segmentation")
 
-# Keys of a reference scale that are never inherited into ``extra_scale_data`` (E6).
+# Keys of a reference scale never inherited into ``extra_scale_data``: the new scale's own
+# geometry, encoding, sharding and name say where its chunks are and how they are stored.
 _NOT_INHERITED = frozenset(
     {"sharding", "encoding", "voxel_offset", "size", "chunk_sizes", "resolution", "key", "locked"}
 )
@@ -79,7 +94,7 @@ class InfoFileError(LaminaError, ValueError):
     """An info file that is empty, not JSON, or does not describe a volume."""
 
 
-class InfoMismatchError(LaminaError, RuntimeError):
+class InfoMismatchError(VolumeMismatchError):
     """The info that would be written conflicts with the one on disk under the policy asked."""
 
 
@@ -100,15 +115,6 @@ def normalize_path(path: str | os.PathLike[str]) -> str:
         local = text[len("file://") :]
         text = "file://" + os.path.abspath(os.path.expanduser(local))
     return text.rstrip("/") if not text.endswith("://") else text
-
-
-def res_to_key(resolution: RawVec3D) -> str:
-    """The conventional scale key: ``(4.0, 4.0, 40)`` → ``"4_4_40"`` (E9)."""
-    parts = []
-    for v in Vec3D.from_seq(resolution, "resolution"):
-        f = float(v)
-        parts.append(str(int(f)) if f.is_integer() else repr(f))
-    return "_".join(parts)
 
 
 def scale_resolution(scale: Mapping[str, Any]) -> Vec3D[float]:
@@ -201,61 +207,20 @@ def _json_number(value: Any) -> Any:
     raise TypeError(f"an info value of type {type(value).__name__} is not JSON: {value!r}")
 
 
-# -- creation ------------------------------------------------------------------------------
-def _reference_scale(info: Mapping[str, Any], path: str, chosen: RawVec3D | None) -> dict[str, Any]:
-    scales = info.get("scales") or []
-    if not scales:
-        raise InfoMismatchError(f"the reference info at {path} has no scales")
-    if chosen is None:  # the finest scale (W8), not simply the first listed
-        return dict(min(scales, key=lambda s: _volume(scale_resolution(s))))
-    res = Vec3D.from_seq(chosen, "info_reference_scale").float()
-    for scale in scales:
-        if scale_resolution(scale) == res:
-            return dict(scale)
-    known = ", ".join(scale_resolution(s).pformat() for s in scales)
-    raise UnknownResolutionError(
-        f"info_reference_scale {res.pformat()} is not a scale of the reference {path}; "
-        f"its resolutions are: {known}"
-    )
-
-
-def _volume(res: Vec3D[float]) -> float:
-    return float(res[0] * res[1] * res[2])
-
-
-def _missing(what: Mapping[str, Any]) -> list[str]:
-    return [name for name, value in what.items() if value is None]
-
-
-@attrs.frozen(kw_only=True)
-class InfoSpec:
-    """What a new info holds: one chunk size and one encoding for every scale (E2).
-
-    Build it with :meth:`from_optional_reference`; :meth:`make_info` gives the info
-    dict, scales finest first.
-    """
-
-    scales: tuple[Vec3D[float], ...]
-    type: str
-    data_type: str
-    num_channels: int
-    chunk_size: Vec3D[int]
-    bbox: BBox3D
-    encoding: str = "raw"
-    extra_scale_data: Mapping[str, Any] = attrs.field(factory=dict)
+# -- creation: the core's policy, mapped to and from info files -----------------------------
+class InfoSpec(VolumeSpec):
+    """What a new info holds (the core's :class:`~lamina.volumetric.creation.VolumeSpec`,
+    checked against what the precomputed format stores: its data types and encodings,
+    ``"raw"`` by default). Build it with :meth:`from_optional_reference`;
+    :meth:`make_info` gives the info dict, scales finest first."""
 
     def __attrs_post_init__(self) -> None:
-        if not self.scales:
-            raise ValueError("info_scales must list at least one resolution")
+        super().__attrs_post_init__()
         if self.data_type not in PRECOMPUTED_DTYPES:
             raise ValueError(
                 f"info_data_type must be one of {', '.join(PRECOMPUTED_DTYPES)}; "
                 f"got {self.data_type!r}"
             )
-        if self.type not in (*VOLUME_TYPES, "annotation"):
-            raise ValueError(f"info_type must be 'image' or 'segmentation'; got {self.type!r}")
-        if not isinstance(self.num_channels, int) or self.num_channels < 1:
-            raise ValueError(f"info_num_channels must be an int >= 1; got {self.num_channels!r}")
         if self.encoding not in PRECOMPUTED_ENCODINGS:
             raise ValueError(
                 f"info_encoding must be one of {', '.join(PRECOMPUTED_ENCODINGS)}; "
@@ -276,87 +241,38 @@ class InfoSpec:
         bbox: BBox3D | None = None,
         extra_scale_data: Mapping[str, Any] | None = None,
         reference_scale: RawVec3D | None = None,
+        existing_path: str | None = None,
     ) -> InfoSpec:
-        """The spec from parameters, filling what is not given from a reference (E4–E7).
-
-        Without a reference, type, data type, channels, chunk size and bbox are
-        required. With one, the bbox comes from its reference scale (the finest unless
-        ``reference_scale`` is given) and, with ``inherit_all_params``, everything else
-        not given too. The encoding defaults to ``"raw"``.
-        """
-        extra: dict[str, Any] = dict(extra_scale_data or {})
-        if reference_path is None:
-            if inherit_all_params:
-                raise ValueError(
-                    "info_inherit_all_params=True needs info_reference_path: there is no "
-                    "reference to inherit from"
-                )
-            if reference_scale is not None:
-                raise ValueError("info_reference_scale needs info_reference_path")
-            missing = _missing(
-                {
-                    "info_type": type,
-                    "info_data_type": data_type,
-                    "info_num_channels": num_channels,
-                    "info_chunk_size": chunk_size,
-                    "info_bbox": bbox,
-                }
-            )
-            if missing:
-                raise ValueError(
-                    "creating a new volume needs "
-                    f"{', '.join(missing)} (missing): nothing is stored at the path yet to "
-                    "take them from. Give them, or info_reference_path to take them from "
-                    "another volume"
-                )
-        else:
-            ref_path = normalize_path(reference_path)
-            ref = read_info(ref_path)
-            ref_scale = _reference_scale(ref, ref_path, reference_scale)
-            if bbox is None:
-                res = scale_resolution(ref_scale)
-                offset = Vec3D.from_seq(ref_scale["voxel_offset"], "voxel_offset")
-                size = Vec3D.from_seq(ref_scale["size"], "size")
-                bbox = BBox3D.from_coords(offset, offset + size, res)
-            if inherit_all_params:
-                type = type if type is not None else ref.get("type")
-                data_type = data_type if data_type is not None else ref.get("data_type")
-                if num_channels is None:
-                    num_channels = ref.get("num_channels")
-                encoding = encoding if encoding is not None else ref_scale.get("encoding")
-                if chunk_size is None:
-                    chunk_size = ref_scale["chunk_sizes"][0]
-                inherited = {k: v for k, v in ref_scale.items() if k not in _NOT_INHERITED}
-                extra = {**copy.deepcopy(inherited), **extra}
-            missing = _missing(
-                {
-                    "info_type": type,
-                    "info_data_type": data_type,
-                    "info_num_channels": num_channels,
-                    "info_chunk_size": chunk_size,
-                }
-            )
-            if missing:
-                raise ValueError(
-                    f"creating an info from the reference {ref_path} without "
-                    f"info_inherit_all_params=True needs {', '.join(missing)} (missing); "
-                    "give them, or pass info_inherit_all_params=True"
-                )
-        if not isinstance(bbox, BBox3D):
-            raise TypeError(f"info_bbox must be a lamina.BBox3D; got {type_name(bbox)}")
-        assert type is not None
-        assert data_type is not None
-        assert chunk_size is not None
-        return cls(
-            scales=sorted_resolutions(scales),
-            type=str(type),
-            data_type=str(data_type),
-            num_channels=num_channels,  # type: ignore[arg-type]
-            chunk_size=Vec3D.from_seq(chunk_size, "info_chunk_size").int(),
+        """The spec of ``build_cv_layer``'s ``info_*`` parameters under the core's policy
+        (:func:`lamina.volumetric.creation.spec_from_parameters`). A reference of
+        another format lends its box, type, dtype, channels and chunk size; a
+        precomputed one, with ``inherit_all_params``, also its encoding and the scale's
+        own keys (``compressed_segmentation_block_size``…). ``existing_path``: the volume
+        already at the path, the reference of everything not given."""
+        existing = None
+        if existing_path is not None and reference_path is None:
+            existing = reference_of(existing_path, reference_scale)
+            reference_scale = None
+        spec = spec_from_parameters(
+            scales=scales,
+            type=type,
+            data_type=data_type,
+            num_channels=num_channels,
+            chunk_size=chunk_size,
             bbox=bbox,
-            encoding="raw" if encoding is None else str(encoding),
-            extra_scale_data=extra,
+            encoding=encoding,
+            extra_scale_data=extra_scale_data,
+            reference_path=reference_path,
+            reference_scale=reference_scale,
+            inherit_all_params=inherit_all_params,
+            existing=existing,
+            inherited_extras=_inherited_scale_keys,
         )
+        own_encoding = spec.reference is not None and spec.reference.format == FORMAT
+        fields = {f.name: getattr(spec, f.name) for f in attrs.fields(VolumeSpec)}
+        if spec.encoding is None or (encoding is None and not own_encoding):
+            fields["encoding"] = "raw"
+        return cls(**fields)
 
     def make_scale(self, resolution: RawVec3D) -> dict[str, Any]:
         """One scale dict: key, encoding, chunk size, extra data, then offset and size."""
@@ -365,12 +281,12 @@ class InfoSpec:
             "key": res_to_key(res),
             "encoding": self.encoding,
             "chunk_sizes": [list(self.chunk_size)],
-            "resolution": [_number(v) for v in res],
+            "resolution": [number(v) for v in res],
         }
         if self.encoding == "compressed_segmentation":
             scale["compressed_segmentation_block_size"] = [8, 8, 8]
         scale.update(copy.deepcopy(dict(self.extra_scale_data)))
-        geo = scale_geometry(self.bbox, res, self.chunk_size)
+        geo = self.geometry(res)
         scale["voxel_offset"] = list(geo.voxel_offset)
         scale["size"] = list(geo.dataset_size)
         return scale
@@ -385,34 +301,29 @@ class InfoSpec:
         }
 
 
-def type_name(value: object) -> str:
-    return type(value).__name__
+#: What ``lamina info`` calls this format (``describe()["format"]``).
+FORMAT = "neuroglancer precomputed"
 
 
-def _number(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
+def _inherited_scale_keys(reference: Reference) -> dict[str, Any]:
+    """The reference scale's own keys a new precomputed scale takes with
+    ``info_inherit_all_params`` (from a precomputed reference only): every key but the
+    geometry, encoding, sharding, key and lock."""
+    if reference.format != FORMAT:
+        return {}
+    info = read_info(normalize_path(reference.path))
+    for scale in info["scales"]:
+        if list(scale_resolution(scale)) == list(reference.scale.get("resolution", [])):
+            return {k: copy.deepcopy(v) for k, v in scale.items() if k not in _NOT_INHERITED}
+    return {}
 
 
-# -- the update policy (E10, E11) ------------------------------------------------------------
-def _sorted_scales(scales: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(scales, key=lambda s: (_volume(scale_resolution(s)), tuple(s["resolution"])))
-
-
-def _scale_label(scale: Mapping[str, Any]) -> str:
-    return str(scale.get("key", res_to_key(scale["resolution"])))
-
-
-def _diff_lines(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    lines = []
-    for key in sorted(set(old) | set(new)):
-        name = f"{prefix}{key}"
-        if key not in old:
-            lines.append(f"+ {name}: {json.dumps(new[key])}")
-        elif key not in new:
-            lines.append(f"- {name}: {json.dumps(old[key])}")
-        elif old[key] != new[key]:
-            lines.append(f"{name}: {json.dumps(old[key])} -> {json.dumps(new[key])}")
-    return lines
+# -- the update policy ----------------------------------------------------------------------------
+def _stored(info: Mapping[str, Any]) -> StoredVolume:
+    return StoredVolume(
+        attributes={k: v for k, v in info.items() if k != "scales"},
+        scales={scale_resolution(s): dict(s) for s in info["scales"]},
+    )
 
 
 def merge_info(
@@ -423,84 +334,43 @@ def merge_info(
     keep_existing_scales: bool,
     path: str,
 ) -> dict[str, Any]:
-    """The info to store when ``new`` is asked for and ``existing`` is on disk (E10).
-
-    Scales are matched by resolution; a new scale takes the key of the existing one it
-    replaces unless its key was given explicitly. Top-level keys the new info does not
-    mention (``mesh``, ``skeletons``…) are kept.
-    """
+    """The info to store when ``new`` is asked for and ``existing`` is on disk, under the
+    core's policy (:func:`lamina.volumetric.creation.plan_update`). Scales are matched by
+    resolution; a new scale takes the key of the stored one it replaces unless its key
+    was given explicitly. Top-level keys the new info does not mention (``mesh``,
+    ``skeletons``…) are kept."""
     try:
-        return _merge(existing, new, overwrite, keep_existing_scales, path)
+        stored = _stored(existing)
+        wanted = _stored(new)
     except KeyError as exc:
         raise KeyError(
             f"the info at {path} (or the one to be written) is malformed: missing key {exc}"
         ) from exc
-
-
-def _merge(
-    existing: Mapping[str, Any],
-    new: Mapping[str, Any],
-    overwrite: bool,
-    keep_existing_scales: bool,
-    path: str,
-) -> dict[str, Any]:
-    old_scales = {scale_resolution(s): dict(s) for s in existing["scales"]}
-    new_scales: dict[Vec3D[float], dict[str, Any]] = {}
-    for scale in new["scales"]:
-        res = scale_resolution(scale)
-        scale = dict(scale)
-        old = old_scales.get(res)
+    scales = dict(wanted.scales)
+    for res, scale in scales.items():
+        old = stored.scales.get(res)
         if old is not None and scale.get("key") == res_to_key(res) and "key" in old:
-            scale["key"] = old["key"]  # the data lives under the existing key
-        new_scales[res] = scale
-    if keep_existing_scales:
-        changed = [
-            f"{k} {json.dumps(existing.get(k))} -> {json.dumps(new.get(k))}"
-            for k in ("data_type", "num_channels")
-            if k in new and existing.get(k) != new.get(k)
-        ]
-        if changed:
-            raise InfoMismatchError(
-                f"the info at {path} cannot change its {' and '.join(changed)} while "
-                "keeping its existing scales (info_keep_existing_scales=True): their "
-                "chunks would no longer decode. To replace the info, pass both "
-                "info_overwrite=True and info_keep_existing_scales=False (the existing "
-                "scales are dropped from the info; their chunk files are not deleted)."
-            )
-        merged_scales = {**old_scales, **new_scales}
-    else:
-        merged_scales = new_scales
-    result: dict[str, Any] = {k: copy.deepcopy(v) for k, v in existing.items() if k != "scales"}
-    result.update({k: copy.deepcopy(v) for k, v in new.items() if k != "scales"})
-    result["scales"] = _sorted_scales(list(merged_scales.values()))
-    if not overwrite:
-        missing = [
-            _scale_label(old) for res, old in old_scales.items() if merged_scales.get(res) != old
-        ]
-        top = _diff_lines(
-            {k: v for k, v in existing.items() if k != "scales"},
-            {k: v for k, v in result.items() if k != "scales"},
-        )
-        lines = list(top)
-        for res in sorted(set(old_scales) | set(merged_scales), key=_volume):
-            old, now = old_scales.get(res), merged_scales.get(res)
-            label = _scale_label(old if old is not None else now)  # type: ignore[arg-type]
-            if old is None:
-                lines.append(f"+ scales[{label}]: {json.dumps(now)}")
-            elif now is None:
-                lines.append(f"- scales[{label}]: {json.dumps(old)}")
-            elif old != now:
-                lines.extend(_diff_lines(old, now, prefix=f"scales[{label}]."))
-        if missing or top:
-            text = "\n  ".join(lines)
-            raise InfoMismatchError(
-                f"the info at {path} would change and info_overwrite=False.\n"
-                f"Missing scales: {missing} (existing scales that would be dropped or "
-                f"changed)\nDifferences:\n  {text}\n"
-                "Pass info_overwrite=True to write it anyway, or build the layer without "
-                "info_* parameters to use the info as it is."
-            )
+            scales[res] = {**scale, "key": old["key"]}  # the data lives under the stored key
+    plan = plan_update(
+        stored,
+        StoredVolume(wanted.attributes, scales),
+        overwrite=overwrite,
+        keep_existing_scales=keep_existing_scales,
+        where=path,
+        label=lambda res, scale: str(scale.get("key", res_to_key(res))),
+        error=InfoMismatchError,
+    )
+    result: dict[str, Any] = copy.deepcopy(plan.attributes)
+    result["scales"] = _sorted_scales(list(plan.scales.values()))
     return result
+
+
+def _sorted_scales(scales: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(scales, key=lambda s: (_volume(scale_resolution(s)), tuple(s["resolution"])))
+
+
+def _volume(res: Vec3D[float]) -> float:
+    return float(res[0] * res[1] * res[2])
 
 
 def update_info(
@@ -527,7 +397,7 @@ def update_info(
     return result, True
 
 
-# -- geometry changes (E12, W4) ----------------------------------------------------------------
+# -- geometry changes ---------------------------------------------------------------------------
 def change_geometry(
     info: Mapping[str, Any],
     voxel_offset_res: tuple[RawVec3D, RawVec3D] | None = None,
@@ -540,7 +410,8 @@ def change_geometry(
     (the end stays); ``dataset_size_res=(size, res)`` moves its end to the start plus
     ``size × res`` nm; both are applied to the box of the scale at ``res`` (the finest
     scale when ``res`` is not one) and every scale is recomputed to cover the new box
-    (W7 rule). ``chunk_size_res=(size, res)`` gives every scale that chunk size.
+    (whole voxels covering the box). ``chunk_size_res=(size, res)`` gives every scale that
+    chunk size.
     """
     result = copy.deepcopy(dict(info))
     scales: list[dict[str, Any]] = result["scales"]

@@ -14,16 +14,26 @@ from lamina.plugins.contributions import PathOpener, VolumeTemplate
 
 __all__ = ["PRECOMPUTED_OPENER", "recognises_precomputed"]
 
-_REMOTE_PREFIXES = ("precomputed://", "file://", "gs://", "s3://", "mem://")
-_FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".json", ".yaml", ".yml")
+_SCHEMES = ("file://", "gs://", "s3://", "mem://")
+_PREFIX = "precomputed://"
+
+
+def _no_suffix(path: str) -> bool:
+    """A precomputed volume is a directory (or a prefix) with an ``info`` inside: its
+    last name has no file suffix (``out``, not ``out.zarr`` or ``data.h5``)."""
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return "." not in last.lstrip(".")
 
 
 # -- the precomputed path opener ---------------------------------------------------------------
 def recognises_precomputed(path: str) -> bool:
-    """``precomputed://…``, ``file://…``, ``gs://…``, ``s3://…``, ``mem://…``, or a local
-    directory holding an ``info`` file."""
-    if path.startswith(_REMOTE_PREFIXES):
+    """``precomputed://…`` (also over ``http(s)://``); a local directory holding an
+    ``info`` file; or a ``gs://``, ``s3://``, ``file://``, ``mem://`` path whose last name
+    has no suffix. Paths of other formats (``out.zarr``, ``data.h5``) are not claimed."""
+    if path.startswith(_PREFIX):
         return True
+    if path.startswith(_SCHEMES):
+        return _no_suffix(path)
     if "://" in path:
         return False
     return os.path.isfile(os.path.join(os.path.expanduser(path), "info"))
@@ -45,12 +55,13 @@ def precomputed_exists(path: str) -> bool:
 
 
 def can_create_precomputed(path: str) -> bool:
-    """Precomputed forms, and local paths that are not an HDF5 file or a file at all."""
-    if path.startswith(_REMOTE_PREFIXES):
+    """``precomputed://…``, or a local or remote path whose last name has no suffix and
+    that is not an existing file."""
+    if path.startswith(_PREFIX):
         return True
-    if "://" in path or path.lower().endswith(_FILE_SUFFIXES):
+    if "://" in path and not path.startswith(_SCHEMES):
         return False
-    return not os.path.isfile(os.path.expanduser(path))
+    return _no_suffix(path) and not os.path.isfile(os.path.expanduser(path))
 
 
 def create_precomputed(path: str, like: VolumeTemplate) -> Any:
@@ -72,9 +83,12 @@ PRECOMPUTED_OPENER = PathOpener(
         "gs://BUCKET/PATH",
         "s3://BUCKET/PATH",
         "mem://NAME",
-        "DIR (a local directory holding an info file)",
+        "DIR (a local directory holding an info file, or a new one: a name without suffix)",
     ),
     exists=precomputed_exists,
     can_create=can_create_precomputed,
     create=create_precomputed,
+    # It claims every suffixless path (``gs://b/vol``, ``out``), so it gives way to a
+    # format that claims a path positively (``out.h5:/group``, a suffix or a scheme).
+    priority=-1,
 )

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from lamina.errors import LaminaError
+from lamina.paths import add_format_argument
 from lamina.plugins.contributions import Command
 
 __all__ = ["PREVIEW_COMMAND", "VIEW_COMMAND", "local_part", "open_layer"]
@@ -45,8 +46,9 @@ def local_part(path: str) -> str | None:
     return os.path.expanduser(text)
 
 
-def open_layer(path: str) -> Any:
-    """The volumetric layer at ``path``, or a :class:`LaminaError` saying why not."""
+def open_layer(path: str, format: str | None = None) -> Any:
+    """The volumetric layer at ``path`` (in ``format``, else the format that recognises
+    it), or a :class:`LaminaError` saying why not."""
     from lamina.paths import open_path
     from lamina.volumetric.backend import VolumetricBackend
 
@@ -54,7 +56,7 @@ def open_layer(path: str) -> Any:
     if local is not None and not os.path.exists(local):
         raise PathError(f"{path}: no such file or directory")
     try:
-        layer = open_path(path)
+        layer = open_path(path, format=format)
     except LaminaError:
         raise
     except Exception as exc:
@@ -85,6 +87,7 @@ def _name(path: str, taken: set[str]) -> str:
 # -- lamina view -------------------------------------------------------------------------------
 def _add_view_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="the volumes to show")
+    add_format_argument(parser, "every PATH")
     parser.add_argument(
         "--no-browser", action="store_true", help="print the URL only; do not open a browser"
     )
@@ -117,7 +120,7 @@ def _run_view(args: argparse.Namespace) -> int:
     taken: set[str] = set()
     layers = {}
     for path in args.paths:
-        layer = open_layer(path)
+        layer = open_layer(path, args.format)
         layers[_name(path, taken)] = layer
     shown = view(layers, bind_address=args.bind, port=args.port)
     if not is_loopback(args.bind):
@@ -172,6 +175,7 @@ def _resolution(text: str) -> tuple[float, float, float]:
 
 def _add_preview_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="the volume")
+    add_format_argument(parser)
     parser.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
     parser.add_argument(
         "--resolution",
@@ -195,7 +199,7 @@ def _run_preview(args: argparse.Namespace) -> int:
         raise LaminaError("lamina preview needs Pillow: pip install lamina-view") from None
     from lamina_view.preview import preview, slice_index
 
-    layer = open_layer(args.path)
+    layer = open_layer(args.path, args.format)
     try:
         slice_index(layer, args.resolution, args.z)  # a z outside the volume, no scale…
     except (ValueError, TypeError) as exc:
