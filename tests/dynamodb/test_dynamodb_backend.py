@@ -433,7 +433,7 @@ def test_one_client_per_process_shared_by_threads(backend: DynamoDBBackend) -> N
 def _clients_in_child(queue: Any) -> None:
     from lamina_dynamodb import clients as module
 
-    queue.put(len(module._clients))
+    queue.put(len(module._clients.get()))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork")

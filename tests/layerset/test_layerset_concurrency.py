@@ -238,9 +238,9 @@ def test_the_pool_is_not_pickled() -> None:
 
     layer_set = failing_set(seg=None)  # type: ignore[arg-type]
     layer_set[IDX]
-    assert layer_set.backend._pool._executor is not None
+    assert layer_set.backend._pool.started
     clone = pickle.loads(pickle.dumps(layer_set.backend))
-    assert clone._pool._executor is None
+    assert not clone._pool.started
     assert np.array_equal(clone.read(IDX)["seg"], layer_set[IDX]["seg"])
 
 

@@ -3,31 +3,21 @@
 A client is created on first use from its own ``boto3.session.Session`` (sessions are
 not thread-safe, clients are) and then shared by every backend and thread of the
 process. A forked child forgets its parent's clients, whose connections are not its
-own, and makes new ones; a backend pickles by its spec, so a worker process makes its
-own client too.
+own, and makes new ones (:class:`lamina.concurrency.ProcessLocal`); a backend pickles
+by its spec, so a worker process makes its own client too.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
+from lamina.concurrency import ProcessLocal
 from lamina_dynamodb.errors import DynamoDBError
 
 __all__ = ["shared_client"]
 
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _reset_clients_after_fork() -> None:
-    global _clients_lock
-    _clients.clear()  # the parent's connections are not ours
-    _clients_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_clients_after_fork)
+#: This process's clients by (region, endpoint, timeout); a forked child starts empty.
+_clients: ProcessLocal[dict[tuple[Any, ...], Any]] = ProcessLocal(dict)
 
 
 def shared_client(
@@ -40,14 +30,15 @@ def shared_client(
     connect and read timeouts (``None``: botocore's defaults). botocore's own retries are
     off: the backend retries, with its own bound, and names what failed.
     """
-    key = (os.getpid(), region, endpoint_url, timeout)
-    client = _clients.get(key)
+    clients = _clients.get()
+    key = (region, endpoint_url, timeout)
+    client = clients.get(key)
     if client is not None:
         return client
-    with _clients_lock:
-        client = _clients.get(key)
+    with _clients.lock:
+        client = clients.get(key)
         if client is None:
-            client = _clients[key] = _make_client(region, endpoint_url, timeout)
+            client = clients[key] = _make_client(region, endpoint_url, timeout)
     return client
 
 

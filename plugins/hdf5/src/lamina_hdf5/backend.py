@@ -13,7 +13,8 @@ and reopens its handle if the file changed, so it sees every completed write. Th
 handle is never used after ``fork``. It is closed by ``clear_cache()``,
 ``with_changes``, ``delete()``, any lamina write to the file from this process, and at
 interpreter exit. The layer pickles by its spec. With ``keep_open=False``, every read
-opens the file with plain h5py and closes it again. This costs ~0.2 ms per call.
+opens the file with plain h5py and closes it again, a cost that dominates small
+reads (bench/README.md, "HDF5").
 
 **Writes** are serialised across threads (an in-process lock) and across processes (the
 lock file ``FILE.lock``, through ``filelock``). For as long as a write has the file open,

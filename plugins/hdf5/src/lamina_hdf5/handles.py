@@ -46,8 +46,9 @@ change is used for one read only, and the next read reopens it. Stat data can la
 network filesystems with attribute caching (NFS ``actimeo``). There, open layers with
 ``keep_open=False``.
 
-**Fork.** A state belongs to the process that made it. Every read compares the
-state's pid with :data:`pid`, which an ``os.register_at_fork`` hook resets in every
+**Fork.** A state belongs to the process that made it (the states are a
+:class:`lamina.concurrency.ProcessLocal`). Every read compares the state's pid with
+:data:`pid`, which :func:`lamina.concurrency.at_fork_in_child` refreshes in every
 child, so the check costs no system call. A forked child never reads through an
 inherited handle. On first use in the child, the inherited handles are closed
 (read-only and unlocked, so closing them does not affect the parent) and new ones are
@@ -74,6 +75,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina.concurrency import ProcessLocal, at_fork_in_child
 from lamina.errors import LaminaError
 
 try:
@@ -116,7 +118,7 @@ _SECOND_NS = 1_000_000_000
 #: ``os.stat`` and ``os.fstat`` (module attributes so that tests can simulate coarse timestamps)
 _stat = os.stat
 _fstat = os.fstat
-#: This process's pid. The at-fork hook refreshes it in a child, so the per-read pid check
+#: This process's pid, refreshed in a forked child as it starts, so the per-read pid check
 #: (``FileState.pid != handles.pid``) costs no system call.
 pid = os.getpid()
 #: errno values meaning "this filesystem has no flock": lamina then does not lock there.
@@ -178,7 +180,8 @@ class DatasetReader:
     A chunked dataset is opened with a chunk cache of a few chunks (:func:`chunk_cache_bytes`)
     rather than HDF5 2.0's default of 8 MiB per dataset. Random cutouts revisit few chunks,
     and a small cache keeps its chunk buffers hot in the CPU's caches: such reads run
-    1.1-1.4x faster than with the default (``bench/bench_hdf5.py`` prints both).
+    faster than with the default (bench/README.md, "HDF5"; ``bench/bench_hdf5.py``
+    prints both).
     """
 
     __slots__ = ("dataset", "direct", "dtype", "fspace", "id", "mspaces", "mtype")
@@ -303,49 +306,46 @@ class FileState:
         self.racy = True
 
 
-_states: dict[str, FileState] = {}
-_guard = threading.Lock()
+def _close_inherited(states: dict[str, FileState]) -> None:
+    """Close a forked parent's states in the child, without their locks (another thread
+    of the parent may have held one at fork) and without reading: only local resources
+    go."""
+    for st in states.values():
+        st.datasets = {}
+        handle, st.handle = st.handle, None
+        if handle is not None:
+            with suppress(Exception):  # the parent's objects: nothing to report in the child
+                handle.close()
+        fd, st.fd = st.fd, -1
+        if fd >= 0:
+            with suppress(OSError):  # a duplicate of the parent's: the parent keeps its flock
+                os.close(fd)
+
+
+#: This process's states by path. A forked child starts with none, and on first use
+#: closes those it inherited (HDF5 would share their open files with its new opens).
+_states: ProcessLocal[dict[str, FileState]] = ProcessLocal(dict, on_inherited=_close_inherited)
 
 
 def state(path: str) -> FileState:
     """This process's state of ``path`` (an absolute path). A state inherited across fork
     is closed, never used, and replaced."""
-    st = _states.get(path)
-    if st is not None and st.pid == os.getpid():
-        return st
-    with _guard:
-        st = _states.get(path)
-        pid = os.getpid()
-        if st is None or st.pid != pid:
-            for old in [s for s in _states.values() if s.pid != pid]:
-                _drop_inherited(old)
-            st = _states[path] = FileState(path)
-        return st
+    states = _states.get()
+    st = states.get(path)
+    if st is None:
+        with _states.lock:
+            st = states.get(path)
+            if st is None:
+                st = states[path] = FileState(path)
+    return st
 
 
-def _drop_inherited(st: FileState) -> None:
-    """Close a forked parent's state in the child, without its lock (another thread of the
-    parent may have held it at fork) and without reading: only local resources go."""
-    _states.pop(st.path, None)
-    st.datasets = {}
-    handle, st.handle = st.handle, None
-    if handle is not None:
-        with suppress(Exception):  # the parent's objects: nothing to report in the child
-            handle.close()
-    fd, st.fd = st.fd, -1
-    if fd >= 0:
-        with suppress(OSError):  # a duplicate of the parent's: the parent keeps its flock
-            os.close(fd)
-
-
-def _after_fork_in_child() -> None:
-    global _guard, pid
-    _guard = threading.Lock()  # the parent's may have been held by another thread
+def _refresh_pid() -> None:
+    global pid
     pid = os.getpid()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+at_fork_in_child(_refresh_pid)
 
 
 # -- flock ------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def _refresh(st: FileState) -> bool:
     # link) would share its open file and caches with this open. One in use by another
     # thread was checked fresh under the shared lock we also hold, so sharing it is safe;
     # an idle one is closed.
-    for other in list(_states.values()):
+    for other in list(_states.get().values()):
         same = other is not st and other.handle is not None and other.fd_id == st.fd_id
         if same and other.lock.acquire(blocking=False):
             try:
@@ -566,10 +566,9 @@ def exclusive(path: str) -> Iterator[Callable[[str], Any]]:
 
 def close_all() -> None:
     """Close every cached handle and descriptor of this process (at exit)."""
-    pid = os.getpid()
-    for st in list(_states.values()):
+    for st in list(_states.get().values()):
         # A thread still reading at exit keeps its handle; HDF5 closes it at exit anyway.
-        if st.pid == pid and st.lock.acquire(timeout=1.0):
+        if st.lock.acquire(timeout=1.0):
             try:
                 close_state(st)
             finally:

@@ -20,13 +20,12 @@
 from __future__ import annotations
 
 import contextvars
-import os
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from lamina.backend import Capabilities
+from lamina.concurrency import ThreadPool
 from lamina.errors import ReadonlyLayerError, UnsupportedOperationError
 from lamina.layer import Layer
 from lamina.volumetric.backend import VolumetricBackend
@@ -50,51 +49,16 @@ DEFAULT_MAX_WORKERS = 8
 
 
 # -- the pool ---------------------------------------------------------------------------------
-_lock = threading.Lock()
+class MemberPool(ThreadPool):
+    """One set's threads (``lamina-layerset``): started on first use with the set's
+    worker count, never pickled or copied, and started again in a process forked after
+    they were started (threads do not survive a fork); see
+    :class:`lamina.concurrency.ThreadPool`."""
 
+    __slots__ = ()
 
-def _reset_lock_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # a lock held by another thread at fork time stays held
-
-
-os.register_at_fork(after_in_child=_reset_lock_in_child)
-
-
-class MemberPool:
-    """One set's threads: created on first use, never pickled or copied, and created
-    again in a process forked after they were started (threads do not survive a fork)."""
-
-    __slots__ = ("_executor", "_pid")
-
-    def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def __reduce__(self) -> tuple[type[MemberPool], tuple[()]]:
-        return (MemberPool, ())
-
-    def __copy__(self) -> MemberPool:
-        return MemberPool()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> MemberPool:
-        return MemberPool()
-
-    def __repr__(self) -> str:
-        return "MemberPool()"
-
-    def executor(self, workers: int) -> ThreadPoolExecutor:
-        pid = os.getpid()
-        executor = self._executor
-        if executor is not None and self._pid == pid:
-            return executor
-        with _lock:
-            if self._executor is None or self._pid != pid:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="lamina-layerset"
-                )
-                self._pid = pid
-            return self._executor
+    def __init__(self, name: str = "layerset") -> None:
+        super().__init__(name)
 
 
 def check_max_workers(value: Any) -> int | None:

@@ -19,6 +19,8 @@
   outside the bounds is refused unless ``cv_kwargs={"autocrop": True}`` (then cropped);
   all-zero chunks are stored unless ``cv_kwargs={"delete_black_uploads": True}``.
   Writes above 16 MiB are cut at write-grid lines into slabs written by two threads.
+* ``cv_kwargs`` are checked and defaulted by :mod:`lamina_precomputed.options`; a
+  scale lamina cannot handle is refused by :mod:`lamina_precomputed.scales`.
 * The backend pickles by spec (path, options, info); nothing is opened until used.
   ``mem://`` volumes live in one process, so they travel by value: the pickle carries
   their objects.
@@ -27,6 +29,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import shutil
@@ -35,143 +38,49 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal, Unpack
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
 from lamina.backend import Capabilities
+from lamina.concurrency import run_all, shared_pool
 from lamina.errors import UnknownResolutionError
 from lamina.volumetric.backend import CHANGE_KEYS, VolumetricBackend, VolumetricChanges
+from lamina.volumetric.creation import number, res_to_key
 from lamina.volumetric.data import fill_value
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
-from lamina_precomputed.codecs import UnsupportedEncodingError, check_encoding
 from lamina_precomputed.info import (
     InfoSpec,
     change_geometry,
     normalize_path,
     read_info,
-    res_to_key,
     scale_resolution,
     update_info,
 )
+from lamina_precomputed.options import (
+    DEFAULT_CV_KWARGS,
+    cache_control,
+    changed_options,
+    check_cv_kwargs,
+    compression_for,
+    disk_cache_root,
+)
 from lamina_precomputed.scale_io import ChunkCache, IOOptions, ScaleIO, _cuts
-from lamina_precomputed.sharding import ShardedScale
-from lamina_precomputed.storage import FileStore, compression_name
+from lamina_precomputed.scales import StoredScale, check_scale, check_scales, check_shards_stay
+from lamina_precomputed.storage import FileStore
 
 __all__ = ["DEFAULT_CV_KWARGS", "READ_THREADS", "CVBackend"]
 
-#: Threads fetching the chunks of remote reads, shared by every backend in a process:
-#: enough that a layer set's or range map's concurrent reads (4 members of 8 chunks)
-#: go out in one wave rather than two.
+#: Threads fetching the chunks of remote reads (the pool ``"cv-read"`` of
+#: :mod:`lamina.concurrency`, shared by every backend in a process): enough that a layer
+#: set's or range map's concurrent reads (4 members of 8 chunks) go out in one wave
+#: rather than two.
 READ_THREADS = 64
-
-#: lamina's defaults for the CloudVolume options it honours; ``cv_kwargs`` override them.
-DEFAULT_CV_KWARGS: Mapping[str, Any] = {
-    "bounded": False,
-    "fill_missing": True,
-    "progress": False,
-    "cache": False,
-    "lru_bytes": 0,
-    "compress": False,
-    "delete_black_uploads": False,
-    "non_aligned_writes": False,
-    "overwrite_partial_chunks": False,
-    "autocrop": False,
-}
-#: CloudVolume options lamina honours beyond the defaults above.
-_HONOURED = frozenset(
-    {*DEFAULT_CV_KWARGS, "background_color", "compress_level", "cdn_cache", "secrets", "use_https"}
-)
-#: CloudVolume options accepted for specs written for CloudVolume, with no effect on
-#: image IO here (progress bars, CloudVolume's own parallelism, graphene, meshes).
-_WITHOUT_EFFECT = frozenset(
-    {
-        "agglomerate",
-        "cache_locking",
-        "compress_cache",
-        "green_threads",
-        "lru_encoding",
-        "max_redirects",
-        "mesh_dir",
-        "parallel",
-        "skel_dir",
-        "timestamp",
-    }
-)
-_REFUSED = {
-    "mip": "the resolution comes from the index, not from cv_kwargs['mip']",
-    "info": "the info comes from the path or from the info_* parameters",
-    "provenance": "lamina does not read or write provenance files",
-}
-
-
-def _check_cv_kwargs(cv_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    given = dict(cv_kwargs or {})
-    for key, why in _REFUSED.items():
-        if key in given:
-            raise ValueError(f"cv_kwargs must not contain {key!r}: {why}")
-    unknown = sorted(set(given) - _HONOURED - _WITHOUT_EFFECT)
-    if unknown:
-        raise ValueError(
-            f"cv_kwargs has keys lamina-precomputed does not know: {unknown}; it honours "
-            f"{sorted(_HONOURED)} and accepts without effect {sorted(_WITHOUT_EFFECT)}"
-        )
-    kwargs = {**DEFAULT_CV_KWARGS, **given}
-    if kwargs["lru_bytes"] is None:
-        kwargs["lru_bytes"] = 0
-    if int(kwargs["lru_bytes"]) < 0:
-        raise ValueError(f"cv_kwargs['lru_bytes'] must be >= 0; got {kwargs['lru_bytes']}")
-    compression_name(kwargs["compress"])  # raises for an unknown compression
-    return kwargs
-
-
-def _cache_control(cdn_cache: Any) -> str | None:
-    """CloudVolume's ``cdn_cache``: ``False`` no caching, an int a max-age, a str as is."""
-    if cdn_cache is None or cdn_cache is True:
-        return None
-    if cdn_cache is False:
-        return "no-cache"
-    if isinstance(cdn_cache, int):
-        return f"public, max-age={cdn_cache}"
-    return str(cdn_cache)
-
-
-@attrs.frozen
-class _ScaleGeometry:
-    """A scale's voxel offset, chunk size, size and sharding, from its info alone (the
-    geometry of a scale whose encoding lamina refuses is still described)."""
-
-    offset: Vec3D[int]
-    chunk: Vec3D[int]
-    size: Vec3D[int]
-    sharded: ShardedScale | None
-
-    @classmethod
-    def of(cls, scale: Mapping[str, Any]) -> _ScaleGeometry:
-        return cls(
-            Vec3D.from_seq(scale["voxel_offset"], "voxel_offset").int(),
-            Vec3D.from_seq(scale["chunk_sizes"][0], "chunk size").int(),
-            Vec3D.from_seq(scale["size"], "size").int(),
-            ShardedScale.from_scale(scale) if scale.get("sharding") else None,
-        )
-
-
-def _compression_for(compress: Any, encoding: str) -> Any:
-    """The compression of a scale's chunk files: ``compress``, where ``None`` is
-    CloudVolume's default, gzip for the encodings that do not compress themselves."""
-    if compress is None:
-        return "gzip" if encoding in ("raw", "compressed_segmentation") else False
-    return compress
-
-
-def _disk_cache_root(cache: Any) -> str:
-    """Where the disk cache lives: ``cv_kwargs['cache']`` when it is a path, else
-    ``$CLOUD_VOLUME_CACHE_DIR``, else ``~/.cloudvolume/cache`` (CloudVolume's place)."""
-    if isinstance(cache, str | os.PathLike):
-        return os.fspath(cache)
-    return os.environ.get("CLOUD_VOLUME_CACHE_DIR") or os.path.expanduser("~/.cloudvolume/cache")
+#: Writes above this many bytes are cut into slabs written by two threads.
+_SPLIT_BYTES = 16 << 20
+#: About this much data per slab.
+_SLAB_BYTES = 16 << 20
 
 
 class CVBackend(VolumetricBackend):
@@ -206,7 +115,7 @@ class CVBackend(VolumetricBackend):
         info_keep_existing_scales: bool = True,
         cache_bytes_limit: int | None = None,
     ) -> None:
-        kwargs = _check_cv_kwargs(cv_kwargs)
+        kwargs = check_cv_kwargs(cv_kwargs)
         if cache_bytes_limit is not None:
             if int(cache_bytes_limit) < 0:
                 raise ValueError(f"cache_bytes_limit must be >= 0; got {cache_bytes_limit}")
@@ -214,10 +123,10 @@ class CVBackend(VolumetricBackend):
         cloudpath = normalize_path(path)
         if info_spec is None:
             info = read_info(cloudpath)
-            _check_scales(cloudpath, info, every=False)
+            check_scales(cloudpath, info, every=False)
         else:
             new = info_spec.make_info() if isinstance(info_spec, InfoSpec) else dict(info_spec)
-            _check_scales(cloudpath, new, every=True)  # refused before anything is written
+            check_scales(cloudpath, new, every=True)  # refused before anything is written
             info, _ = update_info(
                 cloudpath,
                 new,
@@ -250,7 +159,7 @@ class CVBackend(VolumetricBackend):
         )
         self._lock = threading.Lock()
         self._ios: dict[Vec3D[float], ScaleIO] = {}
-        self._geometries: dict[Vec3D[float], _ScaleGeometry] = {}
+        self._geometries: dict[Vec3D[float], StoredScale] = {}
         self._memory_cache: ChunkCache | None = None
         self._store_obj: FileStore | None = None
 
@@ -354,11 +263,11 @@ class CVBackend(VolumetricBackend):
             f"{self._path} has no scale at resolution {shown} nm; its resolutions are: {known}"
         )
 
-    def _geometry(self, resolution: RawVec3D) -> _ScaleGeometry:
+    def _geometry(self, resolution: RawVec3D) -> StoredScale:
         res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
         geometry = self._geometries.get(res)
         if geometry is None:
-            geometry = self._geometries[res] = _ScaleGeometry.of(self._scale(res))
+            geometry = self._geometries[res] = StoredScale.of(self._scale(res))
         return geometry
 
     def get_voxel_offset(self, resolution: RawVec3D) -> Vec3D[int]:
@@ -447,7 +356,7 @@ class CVBackend(VolumetricBackend):
         return self._store_obj
 
     def _make_io(self, scale: dict[str, Any]) -> ScaleIO:
-        _check_scale(self._path, self._info, scale)
+        check_scale(self._path, self._info, scale)
         kwargs = self._kwargs
         if kwargs["lru_bytes"] and self._memory_cache is None:
             self._memory_cache = ChunkCache(kwargs["lru_bytes"], self._path)
@@ -459,14 +368,14 @@ class CVBackend(VolumetricBackend):
             IOOptions(
                 fill_missing=bool(kwargs["fill_missing"]),
                 background=kwargs.get("background_color", 0),
-                compress=_compression_for(kwargs["compress"], str(scale["encoding"])),
+                compress=compression_for(kwargs["compress"], str(scale["encoding"])),
                 compress_level=kwargs.get("compress_level"),
                 delete_black_uploads=bool(kwargs["delete_black_uploads"]),
-                cache_control=_cache_control(kwargs.get("cdn_cache")),
+                cache_control=cache_control(kwargs.get("cdn_cache")),
             ),
             memory_cache=self._memory_cache,
             disk_cache=self._disk_cache(),
-            pool=lambda: _executor("read"),
+            pool=_read_pool,
         )
 
     def _disk_cache(self) -> FileStore | None:
@@ -476,7 +385,7 @@ class CVBackend(VolumetricBackend):
 
     def _disk_cache_dir(self) -> str:
         protocol, _, rest = self._path.partition("://")
-        return os.path.join(_disk_cache_root(self._kwargs["cache"]), protocol, rest)
+        return os.path.join(disk_cache_root(self._kwargs["cache"]), protocol, rest)
 
     def clear_cache(self) -> None:
         """Empty the in-memory chunk cache."""
@@ -566,19 +475,14 @@ class CVBackend(VolumetricBackend):
         per_voxel = xyzc.nbytes // shape[axis]
         width = max(1, _SLAB_BYTES // max(1, per_voxel * cell[axis])) * cell[axis]
         cuts = _cuts(start[axis], start[axis] + shape[axis], int(io.offset[axis]), width)
-        futures = []
+        tasks = []
         for lo, hi in itertools.pairwise(cuts):
             index = [slice(None)] * 4
             index[axis] = slice(lo - start[axis], hi - start[axis])
             origin = list(start)
             origin[axis] = lo
-            futures.append(
-                _executor("write").submit(io.write, xyzc[tuple(index)], tuple(origin), partial)
-            )
-        errors = [f.exception() for f in futures]  # every slab finishes first
-        for error in errors:
-            if error is not None:
-                raise error
+            tasks.append(functools.partial(io.write, xyzc[tuple(index)], tuple(origin), partial))
+        run_all(tasks, shared_pool("cv-write", _workers()))  # every slab ends before an error
 
     # -- changes -------------------------------------------------------------------------------
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> CVBackend:  # type: ignore[override]
@@ -590,21 +494,7 @@ class CVBackend(VolumetricBackend):
         write the info; the other keys change options only and touch no storage.
         """
         self.check_changes(dict(changes))
-        kwargs = dict(self._kwargs)
-        if "enforce_chunk_aligned_writes" in changes:
-            kwargs["non_aligned_writes"] = not bool(changes["enforce_chunk_aligned_writes"])
-        if "overwrite_partial_chunks" in changes:
-            kwargs["overwrite_partial_chunks"] = bool(changes["overwrite_partial_chunks"])
-        if "allow_cache" in changes:
-            wanted = bool(changes["allow_cache"])
-            kwargs["cache"] = (kwargs["cache"] or True) if wanted else False
-        if "use_compression" in changes:
-            kwargs["compress"] = "gzip" if changes["use_compression"] else False
-        if "cache_bytes_limit" in changes:
-            limit = changes["cache_bytes_limit"]
-            kwargs["lru_bytes"] = 0 if limit is None else int(limit)
-            if kwargs["lru_bytes"] < 0:
-                raise ValueError(f"cache_bytes_limit must be >= 0; got {limit}")
+        kwargs = changed_options(self._kwargs, changes)
         info = self._info
         geometry = {
             k: changes[k]
@@ -613,7 +503,7 @@ class CVBackend(VolumetricBackend):
         }
         if geometry:
             info = change_geometry(info, **geometry)
-            _check_shards_stay(self._path, self._info, info)
+            check_shards_stay(self._path, self._info, info)
         path = self._path
         if "name" in changes:
             path = normalize_path(changes["name"])
@@ -645,7 +535,7 @@ class CVBackend(VolumetricBackend):
             }
             scale.update(
                 key=res_to_key(res),
-                resolution=[int(v) if float(v).is_integer() else v for v in res],
+                resolution=[number(v) for v in res],
                 chunk_sizes=[list(geo.chunk_size)],
                 voxel_offset=list(geo.voxel_offset),
                 size=list(geo.dataset_size),
@@ -667,84 +557,15 @@ class CVBackend(VolumetricBackend):
         files.delete(list(files.list()))
 
 
-def _check_shards_stay(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """Refuse a geometry change that would give a sharded scale's chunks other ids: its
-    stored chunks would be read from the wrong places (before anything is written)."""
-    for before, after in zip(old["scales"], new["scales"], strict=True):
-        if not before.get("sharding"):
-            continue
-        if not ShardedScale.from_scale(before).keeps_chunk_ids(ShardedScale.from_scale(after)):
-            raise ValueError(
-                f"the scale {before.get('key')} of {path} is sharded: changing its voxel "
-                f"offset {before['voxel_offset']} -> {after['voxel_offset']}, chunk size "
-                f"{before['chunk_sizes'][0]} -> {after['chunk_sizes'][0]} or size "
-                f"{before['size']} -> {after['size']} would renumber its chunks, and their "
-                "data would be read from other places. Keep the chunk grid (a size with "
-                "as many chunks per axis, rounded up to a power of two), or copy the "
-                "volume into a new one with the geometry you want (lamina copy)."
-            )
-
-
-def _check_scale(path: str, info: Mapping[str, Any], scale: Mapping[str, Any]) -> None:
-    """Refuse a scale whose encoding, dtype and channel count lamina cannot read and write
-    exactly (see :func:`lamina_precomputed.codecs.check_encoding`)."""
-    check_encoding(
-        str(scale.get("encoding", "raw")),
-        info["data_type"],
-        int(info["num_channels"]),
-        where=f"{path} (scale {scale.get('key')})",
-    )
-
-
-def _check_scales(path: str, info: Mapping[str, Any], *, every: bool) -> None:
-    """Refuse, before anything is written, a new info with any scale lamina cannot
-    handle (``every``), or an existing volume none of whose scales it can: a volume
-    with some such scales opens, and those scales are refused when first used."""
-    errors = []
-    for scale in info.get("scales") or []:
-        try:
-            _check_scale(path, info, scale)
-        except UnsupportedEncodingError as exc:
-            if every:
-                raise
-            errors.append(exc)
-    if errors and len(errors) == len(info.get("scales") or []):
-        raise errors[0]
-
-
 # -- threads shared by every backend of a process -------------------------------------------
-_SPLIT_BYTES = 16 << 20  # writes above this are cut into slabs written by two threads
-_SLAB_BYTES = 16 << 20  # about this much data per slab
-_pool_lock = threading.Lock()
-_pool_state: dict[str, tuple[int, ThreadPoolExecutor]] = {}
-
-
-def _forget_pools() -> None:
-    """In a forked child: the parent's threads do not exist, and the lock may have been
-    held by one of them."""
-    global _pool_lock
-    _pool_lock = threading.Lock()
-    _pool_state.clear()
-
-
-os.register_at_fork(after_in_child=_forget_pools)
+def _read_pool() -> ThreadPoolExecutor:
+    """The threads of remote reads: :data:`READ_THREADS` of them."""
+    return shared_pool("cv-read", READ_THREADS)
 
 
 def _workers() -> int:
+    """The threads of a large write: two, or one on a single CPU."""
     return min(2, os.cpu_count() or 1)
-
-
-def _executor(kind: str) -> ThreadPoolExecutor:
-    """The ``"write"`` threads (two) or the ``"read"`` threads (:data:`READ_THREADS`),
-    created on first use and again after a fork."""
-    with _pool_lock:
-        pid = os.getpid()
-        state = _pool_state.get(kind)
-        if state is None or state[0] != pid:
-            workers = _workers() if kind == "write" else READ_THREADS
-            pool = ThreadPoolExecutor(workers, thread_name_prefix=f"lamina-cv-{kind}")
-            _pool_state[kind] = state = (pid, pool)
-        return state[1]
 
 
 # -- mem:// volumes travel by value ------------------------------------------------------------

@@ -17,7 +17,7 @@ current.
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import itertools
 import threading
 import weakref
@@ -30,6 +30,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from lamina.concurrency import run_all
 from lamina.errors import LaminaError
 from lamina.volumetric.geometry import Vec3D
 from lamina_precomputed.codecs import decode_chunk, encode_chunk
@@ -341,22 +342,8 @@ class ScaleIO:
         takes the first), one after another for local files and ``mem://``."""
         if self._pool is None or len(boxes) < 2 or self.store.protocol in ("file", "mem"):
             return [fn(box) for box in boxes]
-        pool = self._pool()
-        futures = [pool.submit(contextvars.copy_context().run, fn, box) for box in boxes[1:]]
-        results: list[Any] = []
-        errors: list[BaseException] = []
-        try:
-            results.append(fn(boxes[0]))
-        except Exception as exc:
-            errors.append(exc)
-        for future in futures:  # every fetch ends before anything is raised
-            try:
-                results.append(future.result())
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return results
+        tasks = [functools.partial(fn, box) for box in boxes]
+        return run_all(tasks, self._pool(), caller_takes_first=True)  # every fetch ends first
 
     # -- writing ----------------------------------------------------------------------------
     def write(

@@ -24,6 +24,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from lamina.volumetric.creation import res_to_key
 from lamina.volumetric.geometry import Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
@@ -40,7 +41,7 @@ __all__ = [
 
 #: Served chunks are grown to at least this many bytes, by whole storage chunks: fewer,
 #: larger requests, each one read of several storage chunks, spread the fixed costs of a
-#: request and of a read (CloudVolume's is about 1 ms) over more voxels. A contiguous HDF5
+#: request and of a read (bench/README.md, "Precomputed") over more voxels. A contiguous HDF5
 #: dataset, which reports (1, 1, 1), gets blocks of this size too.
 MIN_CHUNK_BYTES = 1 << 20
 #: Chunks above this many bytes are split (halving an axis that divides evenly), so one
@@ -127,10 +128,6 @@ def served_chunk_size(
     return (chunk[0], chunk[1], chunk[2])
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
 @attrs.frozen
 class Scale:
     """One precomputed scale: a resolution of the layer's backend."""
@@ -198,7 +195,7 @@ class LayerSource:
         scales: dict[str, Scale] = {}
         for res in resolutions:
             res = Vec3D.from_seq(res).float()
-            key = "_".join(_number(r) for r in res)
+            key = res_to_key(res)
             offset = tuple(int(v) for v in backend.get_voxel_offset(res))
             size = tuple(int(v) for v in backend.get_dataset_size(res))
             storage = tuple(int(v) for v in backend.get_chunk_size(res))

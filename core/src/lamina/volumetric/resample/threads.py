@@ -1,18 +1,18 @@
 """Threads: numpy releases the GIL, so slabs of a large volume resample in parallel.
 
-The resampler keeps its own process-wide thread pool, started on first need and
-forgotten in a forked child (which inherits the pool object but not its threads);
-``LAMINA_RESAMPLE_THREADS`` sets the number of threads.
+The slabs run on the process-wide pool ``"resample"`` of :mod:`lamina.concurrency`
+(started on first need, grown when more threads are asked for, started again in a
+forked child); ``LAMINA_RESAMPLE_THREADS`` sets the number of threads.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
+from lamina.concurrency import run_all, shared_pool
 from lamina.volumetric.modes import InterpolationMode
 from lamina.volumetric.resample.arrays import NDArray, _empty_like_layout, _spatial_order, _unsigned
 from lamina.volumetric.resample.dispatch import _dispatch
@@ -33,8 +33,6 @@ __all__ = ["resample_threads"]
 
 # Below this many input bytes a volume is resampled in the calling thread.
 _PARALLEL_MIN_BYTES: Final = 8 << 20
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def resample_threads() -> int:
@@ -60,25 +58,6 @@ def _tinybrain_runs(data: NDArray, plans: tuple[_Axis, ...], mode: str) -> bool:
     if mode in ("img", "area") or (mode in _LINEAR and _linear_is_block_mean(plans)):
         return _tinybrain_mean_views(data, ks) is not None
     return False
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child inherits the pool object but not its threads: start afresh."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()  # a parent's thread may have held it at the fork
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-resample")
-        return _pool
 
 
 def _in_threads(
@@ -126,7 +105,6 @@ def _in_threads(
         if result is not slab:
             slab[...] = result
 
-    pool = _thread_pool(workers)
-    for future in [pool.submit(run, job, slab) for job, slab in zip(jobs, slabs, strict=True)]:
-        future.result()
+    tasks = [functools.partial(run, job, slab) for job, slab in zip(jobs, slabs, strict=True)]
+    run_all(tasks, shared_pool("resample", workers))
     return out
