@@ -1,5 +1,5 @@
 """Helpers for the lamina-dask tests: volumes on local files and picklable ``apply``
-functions whose behaviour (sleep, fail, kill its worker) is planned per chunk in a file,
+functions whose behaviour (sleep, fail, kill its worker) is planned per task in a file,
 so that worker processes of any cluster follow the plan and record every call.
 
 Module level, so that dask's worker processes import them by name (they inherit this

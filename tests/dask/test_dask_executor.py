@@ -303,7 +303,7 @@ def test_its_local_cluster_workers_keep_freed_memory_and_run_no_diagnostics(
 
 
 class _MarkWorker:
-    """A run's operation: marks each chunk with the process that ran it."""
+    """A run's operation: marks each task with the process that ran it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -318,17 +318,17 @@ def test_runs_in_a_reuse_block_share_one_local_cluster(tmp_path: Path) -> None:
     ``reuse_workers()`` block the first run's cluster serves the next and the block's end
     closes it."""
     from lamina import VolumetricIndex
-    from lamina.flows import reuse_workers, run_chunks
+    from lamina.flows import reuse_workers, run_tasks
 
-    chunks = [VolumetricIndex.from_coords((i, 0, 0), (i + 1, 1, 1), (1, 1, 1)) for i in range(4)]
+    tasks = [VolumetricIndex.from_coords((i, 0, 0), (i + 1, 1, 1), (1, 1, 1)) for i in range(4)]
 
     def workers_of_a_run(name: str) -> set[str]:
         root = tmp_path / name
         root.mkdir()
-        run_chunks(
+        run_tasks(
             "test",
             _MarkWorker(root),
-            chunks,
+            tasks,
             {"case": name},
             executor="dask",
             workers=2,

@@ -1,9 +1,9 @@
-"""Faults on dask (issue 10, point 3): a worker SIGKILLed mid-run loses no chunk (on
+"""Faults on dask: a worker SIGKILLed mid-run loses no task (on
 the session's cluster, and on the local cluster the executor starts, whose workers
 always come back); a task that kills its worker until dask gives up (KilledWorker) goes
-through the engine's retries, and in the end ChunksFailedError; a task that fails twice
+through the engine's retries, and in the end TasksFailedError; a task that fails twice
 then succeeds; one that always fails, then a resumed run with the fixed function doing
-just that chunk; resuming a run whose process was killed.
+just that task; resuming a run whose process was killed.
 
 Every ``apply`` here runs :class:`dask_support.Step` over a keyed source of 16 blocks
 (4 x 4 x 1 tasks of 16 x 16 x 8 voxels): each call leaves a marker file naming its
@@ -39,7 +39,7 @@ from dask_support import (
 
 import lamina
 from lamina import BBox3D
-from lamina.flows import ChunksFailedError, apply
+from lamina.flows import TasksFailedError, apply
 
 SHAPE = (64, 64, 8)
 CHUNK = (16, 16, 8)
@@ -88,7 +88,7 @@ def _block(start: tuple[int, int, int]) -> tuple[slice, ...]:
     return (slice(None), *(slice(s, s + c) for s, c in zip(start, CHUNK, strict=True)))
 
 
-def test_a_worker_killed_mid_run_loses_no_chunk(
+def test_a_worker_killed_mid_run_loses_no_task(
     job: dict[str, Any], address: str, client: Any
 ) -> None:
     write_plan(job["steps"], {"*": {"sleep": 0.6}})  # 16 x 0.6 s on 2 workers: ~5 s
@@ -130,15 +130,15 @@ def test_killed_worker_from_dask_goes_through_the_engine_retries(
 ) -> None:
     """With ``allowed-failures`` 0, dask gives up on a task at the first worker it kills
     (KilledWorker): the engine retries it like any failed task and the run completes; a
-    task that kills every worker it runs on ends in ChunksFailedError, the other chunks
+    task that kills every worker it runs on ends in TasksFailedError, the other tasks
     written.
 
-    The killer is the last of 4 chunks, so that the chunks dask placed on the same
+    The killer is the last of 4 tasks, so that the tasks dask placed on the same
     worker have run before it (dask runs a worker's tasks in the order they came, and
     counts every task a dying worker holds as suspicious); it sleeps before killing, so
     that they are reported done.
     """
-    row = BBox3D.from_coords((0, 0, 0), (64, 16, 8), R)  # chunks 0 to 3
+    row = BBox3D.from_coords((0, 0, 0), (64, 16, 8), R)  # tasks 0 to 3
     killer = KEYS[3]
     saved = cluster.scheduler.allowed_failures
     cluster.scheduler.allowed_failures = 0
@@ -154,7 +154,7 @@ def test_killed_worker_from_dask_goes_through_the_engine_retries(
         write_plan(steps, {str(killer): {"kill": 10**6, "sleep": 0.5}})
         again = {**job, "fn": Step(str(steps)), "dst_path": tmp_path / "dst-always"}
         again["dst"] = volume(again["dst_path"], SHAPE, CHUNK, dtype="uint32")
-        with pytest.raises(ChunksFailedError) as caught:
+        with pytest.raises(TasksFailedError) as caught:
             _run(again, address, retries=1, bbox=row)
     finally:
         cluster.scheduler.allowed_failures = saved
@@ -260,7 +260,7 @@ def test_a_task_that_always_fails_then_resume_with_the_fix(
 ) -> None:
     broken = KEYS[6]
     write_plan(job["steps"], {str(broken): {"fail": 10**6}})
-    with pytest.raises(ChunksFailedError) as caught:
+    with pytest.raises(TasksFailedError) as caught:
         _run(job, address)
     (failure,) = caught.value.failures
     assert failure.number == 6
@@ -275,7 +275,7 @@ def test_a_task_that_always_fails_then_resume_with_the_fix(
     assert not written[_block(STARTS[6])].any()
     mask = np.ones(written.shape, bool)
     mask[_block(STARTS[6])] = False
-    np.testing.assert_array_equal(written[mask], expected[mask])  # every other chunk
+    np.testing.assert_array_equal(written[mask], expected[mask])  # every other task's block
     assert calls(job["steps"]) == {k: 4 if k == broken else 1 for k in KEYS}
 
     write_plan(job["steps"], {})  # the fix

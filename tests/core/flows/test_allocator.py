@@ -1,5 +1,5 @@
-"""The allocator settings of lamina's chunk worker processes (:mod:`lamina.flows.allocator`):
-a ``processes`` worker keeps the memory it frees for its next chunk, the caller's own
+"""The allocator settings of lamina's task worker processes (:mod:`lamina.flows.allocator`):
+a ``processes`` worker keeps the memory it frees for its next task, the caller's own
 process is left alone, a value in the environment the process started with wins, and
 later changes to ``os.environ`` do not count."""
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 PAGES = BLOCK_BYTES * BLOCKS // 4096
 
 
-def test_a_processes_worker_keeps_freed_memory_for_the_next_chunk(
+def test_a_processes_worker_keeps_freed_memory_for_the_next_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # os.environ as dask's nannies leave it after a plain LocalCluster ran here: ignored

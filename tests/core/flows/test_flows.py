@@ -11,7 +11,7 @@ import pytest
 
 import lamina
 from lamina import BBox3D, Vec3D, build_memory_volumetric_layer
-from lamina.flows import ChunksFailedError, apply, copy, downsample, task_grid
+from lamina.flows import TasksFailedError, apply, copy, downsample, task_grid
 
 R = Vec3D(4, 4, 40)
 BOX = BBox3D.from_coords((0, 0, 0), (128, 96, 16), R)
@@ -178,7 +178,7 @@ def test_apply_by_name_and_with_named_sources() -> None:
     assert dst[0:128, 0:96, 0:16].shape == da.shape
     apply(lambda img: _invert(img), {"img": a}, dst, executor="threads", progress=False)
     np.testing.assert_array_equal(dst[0:128, 0:96, 0:16], 255 - da)
-    with pytest.raises(ChunksFailedError, match=r"fn returned an array of shape \(1, 2\)"):
+    with pytest.raises(TasksFailedError, match=r"fn returned an array of shape \(1, 2\)"):
         apply(lambda img: np.zeros((1, 2)), a, dst, progress=False, retries=0)
     with pytest.raises(TypeError, match="fn must be a callable"):
         apply(5, a, dst)  # type: ignore[arg-type]

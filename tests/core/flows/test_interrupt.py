@@ -367,13 +367,13 @@ def _ctrl_c(*after: float) -> list[threading.Timer]:
 
 
 def _interrupted_run(tmp_path: Path, op: Any, tasks: int, executor: str, *after: float) -> Any:
-    from lamina.flows import FlowInterrupted, run_chunks
+    from lamina.flows import FlowInterrupted, run_tasks
 
     timers = _ctrl_c(*after)
     start = time.monotonic()
     try:
         with pytest.raises(FlowInterrupted) as caught:
-            run_chunks(
+            run_tasks(
                 "t", op, _boxes(tasks), {"case": tmp_path.name}, executor=executor, workers=2,
                 journal_dir=tmp_path / "j", progress=False,
             )  # fmt: skip
@@ -400,7 +400,7 @@ def test_a_serial_task_gets_its_grace_and_is_journaled(tmp_path: Path) -> None:
 
 
 def test_a_task_longer_than_the_grace_is_cut_short(tmp_path: Path) -> None:
-    from lamina.flows.engine import INTERRUPT_GRACE_S
+    from lamina.flows.interrupts import INTERRUPT_GRACE_S
 
     (tmp_path / "done").mkdir()
     interrupted = _interrupted_run(tmp_path, Sleeper(tmp_path / "done", 3), 2, "serial", 0.2)
@@ -417,9 +417,9 @@ def test_a_second_ctrl_c_ends_the_grace(executor: str, tmp_path: Path) -> None:
 
 
 def test_sigint_handling_is_restored_after_a_run(tmp_path: Path) -> None:
-    from lamina.flows import run_chunks
+    from lamina.flows import run_tasks
 
-    run_chunks("t", Sleeper(tmp_path, 0), _boxes(3), {}, journal_dir=tmp_path / "j", progress=False)
+    run_tasks("t", Sleeper(tmp_path, 0), _boxes(3), {}, journal_dir=tmp_path / "j", progress=False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     _interrupted_run(tmp_path, Sleeper(tmp_path, 3), 2, "threads", 0.1)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -27,7 +27,7 @@ from flows_support import (
 )
 
 from lamina import VolumetricIndex
-from lamina.flows import FlowArgumentError, apply, run_chunks
+from lamina.flows import FlowArgumentError, apply, run_tasks
 from lamina.flows.identity import callable_identity, state_digest
 from lamina.flows.journal import default_journal_dir
 
@@ -155,7 +155,7 @@ def test_resume_without_a_journal_says_so(root: Path) -> None:
         f"(resume: no journal of this run was found in {root / 'journals'}, every task ran)"
     )
     assert "already done" not in line
-    # found (the first run recorded every chunk): the plain line
+    # found (the first run recorded every task): the plain line
     found = _apply(Scale(2, 1, str(root / "markers")), root, resume=True)
     assert found.journal_found is True
     assert "resume:" not in found.line()
@@ -225,12 +225,12 @@ def test_the_journal_directory_is_per_user_not_the_current_one(
     assert default_journal_dir() == tmp_path / "home" / ".local" / "state" / "lamina" / "journals"
 
 
-def test_run_chunks_takes_journal_dir_and_run_id(tmp_path: Path) -> None:
-    chunks = [VolumetricIndex.from_coords((0, 0, 0), (1, 1, 1), (4, 4, 40))]
-    run_chunks("t", _one, chunks, {}, journal_dir=tmp_path / "j", run_id="mine", progress=False)
+def test_run_tasks_takes_journal_dir_and_run_id(tmp_path: Path) -> None:
+    tasks = [VolumetricIndex.from_coords((0, 0, 0), (1, 1, 1), (4, 4, 40))]
+    run_tasks("t", _one, tasks, {}, journal_dir=tmp_path / "j", run_id="mine", progress=False)
     assert (tmp_path / "j" / "mine.jsonl").exists()
     with pytest.raises(ValueError, match="run_id must be a non-empty name"):
-        run_chunks("t", _one, chunks, {}, journal_dir=tmp_path / "j", run_id=" ")
+        run_tasks("t", _one, tasks, {}, journal_dir=tmp_path / "j", run_id=" ")
 
 
 def _one(idx: VolumetricIndex) -> int:
@@ -281,7 +281,7 @@ def test_a_killed_driver_resumed_from_another_directory_runs_only_the_rest(root:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    assert recorded >= 5, "the driver never recorded 5 chunks"
+    assert recorded >= 5, "the driver never recorded 5 tasks"
     (journal,) = _journals(journals)
     assert journal.name.startswith("apply-")
     finished = len(journal.read_text().splitlines()) - 1

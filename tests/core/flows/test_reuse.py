@@ -16,21 +16,21 @@ import attrs
 import pytest
 
 from lamina import VolumetricIndex
-from lamina.flows import ChunksFailedError, reuse_workers, run_chunks
+from lamina.flows import TasksFailedError, reuse_workers, run_tasks
 from lamina.flows.executors import default_workers
 from lamina.flows.reuse import KeptExecutors, kept_executors
 
 RES = (4, 4, 40)
-CHUNKS = [VolumetricIndex.from_coords((16 * i, 0, 0), (16 * i + 16, 16, 1), RES) for i in range(6)]
+TASKS = [VolumetricIndex.from_coords((16 * i, 0, 0), (16 * i + 16, 16, 1), RES) for i in range(6)]
 
 
 @attrs.frozen
 class WhoRuns:
-    """Marks each call with its process (``<pid>-<chunk>``); can kill or fail a chunk."""
+    """Marks each call with its process (``<pid>-<task>``); can kill or fail a task."""
 
     root: Path
-    kill: int | None = None  # this chunk's first call kills its worker process
-    fail: int | None = None  # this chunk always raises
+    kill: int | None = None  # this task's first call kills its worker process
+    fail: int | None = None  # this task always raises
 
     def __call__(self, idx: VolumetricIndex) -> int:
         x = idx.start[0] // 16
@@ -39,7 +39,7 @@ class WhoRuns:
         if x == self.kill and first:
             os.kill(os.getpid(), signal.SIGKILL)
         if x == self.fail:
-            raise RuntimeError(f"chunk {x} fails")
+            raise RuntimeError(f"task {x} fails")
         time.sleep(0.02)  # both workers get tasks
         return 1
 
@@ -53,7 +53,7 @@ class Interrupt:
 
 @attrs.frozen
 class SeesABlock:
-    """Marks whether the process running the chunk sees a reuse_workers() block."""
+    """Marks whether the process running the task sees a reuse_workers() block."""
 
     root: Path
 
@@ -63,11 +63,11 @@ class SeesABlock:
 
 
 def _run(op: Callable[[VolumetricIndex], int], tmp_path: Path, **run: Any) -> None:
-    """One run of ``op`` over CHUNKS, on ``processes`` x 2 unless ``run`` says otherwise."""
+    """One run of ``op`` over TASKS, on ``processes`` x 2 unless ``run`` says otherwise."""
     run.setdefault("executor", "processes")
     run.setdefault("workers", 2)
-    run_chunks(
-        "test", op, CHUNKS, {"case": repr(op)}, journal_dir=tmp_path / "j", progress=False, **run
+    run_tasks(
+        "test", op, TASKS, {"case": repr(op)}, journal_dir=tmp_path / "j", progress=False, **run
     )
 
 
@@ -132,8 +132,8 @@ def test_a_nested_block_uses_the_outer_one(tmp_path: Path) -> None:
 def test_a_broken_pool_is_replaced_and_the_replacement_kept(tmp_path: Path) -> None:
     with reuse_workers() as kept:
         before = _pids(tmp_path, "a")
-        _pids(tmp_path, "killed", kill=2)  # every chunk is still done
-        assert len(list((tmp_path / "killed").glob("*-*"))) >= len(CHUNKS)
+        _pids(tmp_path, "killed", kill=2)  # every task is still done
+        assert len(list((tmp_path / "killed").glob("*-*"))) >= len(TASKS)
         after = _pids(tmp_path, "b")
         assert _pids(tmp_path, "c") == after
         assert len(kept) == 1
@@ -141,10 +141,10 @@ def test_a_broken_pool_is_replaced_and_the_replacement_kept(tmp_path: Path) -> N
     assert not any(_alive(pid) for pid in after)
 
 
-def test_failed_chunks_keep_the_pool_but_an_interrupted_run_stops_it(tmp_path: Path) -> None:
+def test_failed_tasks_keep_the_pool_but_an_interrupted_run_stops_it(tmp_path: Path) -> None:
     with reuse_workers() as kept:
         first = _pids(tmp_path, "a")
-        with pytest.raises(ChunksFailedError):
+        with pytest.raises(TasksFailedError):
             _pids(tmp_path, "failing", fail=3, retries=0)
         assert _pids(tmp_path, "b") == first  # a run that ended normally keeps it
         with pytest.raises(KeyboardInterrupt):
@@ -163,7 +163,7 @@ def test_a_kept_pool_whose_workers_died_between_runs_is_replaced(tmp_path: Path)
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.3)  # the pool notices: its next submit raises BrokenProcessPool
         second = _pids(tmp_path, "b")
-        assert len(list((tmp_path / "b").iterdir())) >= len(CHUNKS)
+        assert len(list((tmp_path / "b").iterdir())) >= len(TASKS)
         assert not second & first
         assert _pids(tmp_path, "c") == second
         assert len(kept) == 1

@@ -1,15 +1,15 @@
-"""How the worker processes lamina starts for chunk tasks allocate memory (glibc).
+"""How the worker processes lamina starts for the flows' tasks allocate memory (glibc).
 
-A chunk task allocates and frees buffers of 256 KiB to some 32 MiB: chunk files,
+A flow's task allocates and frees buffers of 256 KiB to some 32 MiB: chunk files,
 decoded chunks, the task's array, its resampled levels. glibc's defaults hand much of
 that back to the system after each task. Buffers over ``M_MMAP_THRESHOLD`` are mapped
 and unmapped one by one, and a heap whose free top exceeds ``M_TRIM_THRESHOLD`` is cut
-back. The next task then faults the same memory in again, page by page. A copy of
-1024 x 1024 x 128 uint8 took about 68,000 page faults per run that way, against about
-6,500 with the settings below. On a 2-core VM that made a processes x2 copy 1.1-1.3x
-faster (``bench/bench_flows.py``).
+back. The next task then faults the same memory in again, page by page. With the
+settings below, a copy of ``bench/bench_flows.py``'s volume takes about a tenth of the
+page faults per run, and a ``processes`` x 2 copy runs faster (figures: bench/README.md,
+"Flows").
 
-A process that runs only chunk tasks therefore keeps its freed memory for the next task:
+A process that runs only flow tasks therefore keeps its freed memory for the next task:
 
 * ``M_MMAP_THRESHOLD`` 32 MiB, the largest value glibc's own adjustment reaches.
   Buffers under that size come from the heap, so freeing them keeps their pages for
@@ -41,7 +41,7 @@ __all__ = ["WORKER_MALLOC_SETTINGS", "tune_worker_malloc", "worker_malloc_settin
 _MiB = 1 << 20
 _INT_MAX = 2**31 - 1
 
-#: glibc's environment variable for each setting, and its value for chunk workers.
+#: glibc's environment variable for each setting, and its value for task workers.
 WORKER_MALLOC_SETTINGS: dict[str, int] = {
     "MALLOC_MMAP_THRESHOLD_": 32 * _MiB,
     "MALLOC_TRIM_THRESHOLD_": 128 * _MiB,
@@ -72,7 +72,7 @@ def _parse(text: str) -> int | None:
 
 
 def worker_malloc_settings() -> dict[str, int]:
-    """The settings for chunk workers started by this process: each one's value in this
+    """The settings for task workers started by this process: each one's value in this
     process's startup environment when it is set there, else
     :data:`WORKER_MALLOC_SETTINGS`'."""
     startup = _startup_environment()

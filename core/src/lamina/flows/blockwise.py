@@ -1,8 +1,8 @@
 """``apply``: a function block by block, from source layers into a destination layer.
 
-Each task reads every source over its chunk padded by ``context`` voxels, calls ``fn``
+Each task reads every source over its box padded by ``context`` voxels, calls ``fn``
 with the padded numpy ``(C, X, Y, Z)`` arrays (positionally for a list of sources, by
-name for a mapping), crops the padded result back to the chunk and writes it. ``fn`` is
+name for a mapping), crops the padded result back to the box and writes it. ``fn`` is
 a callable or the name of a registered processor (built with no arguments); to run on
 other processes (``processes``, ``dask``) it must pickle — a module-level function, a
 processor object or a name. A run is known by ``fn``'s identity, the same in every
@@ -24,15 +24,16 @@ from lamina.flows.checks import (
     check_run_options,
     check_writable,
 )
-from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
+from lamina.flows.engine import run_tasks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.identity import callable_identity
 from lamina.flows.options import RunOptions, check_executor_reaches
+from lamina.flows.progress import RunSummary, StorageChunks
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
-__all__ = ["ApplyChunk", "apply"]
+__all__ = ["ApplyChunk", "ApplyTask", "apply"]
 
 
 def _resolve(fn: Any) -> Callable[..., Any]:
@@ -63,7 +64,7 @@ def _is_joint(fn: Any) -> bool:
 
 
 @attrs.frozen
-class ApplyChunk:
+class ApplyTask:
     """One apply task: read the padded sources, call ``fn``, crop, write."""
 
     fn: Any
@@ -87,7 +88,7 @@ class ApplyChunk:
         if result.ndim != 4 or tuple(result.shape[1:]) != want:
             raise ValueError(
                 f"fn returned an array of shape {result.shape}; expected (C, {want[0]}, "
-                f"{want[1]}, {want[2]}): the padded (C, X, Y, Z) block of chunk "
+                f"{want[1]}, {want[2]}): the padded (C, X, Y, Z) block of task "
                 f"{idx.pformat()} with context {self.context.pformat()}"
             )
         c = self.context
@@ -95,6 +96,10 @@ class ApplyChunk:
         cropped = cropped[..., c[2] : c[2] + idx.shape[2]]
         self.dst[idx] = cropped
         return int(cropped.nbytes)
+
+
+#: The old name of :class:`ApplyTask` (the same class), kept for callers.
+ApplyChunk = ApplyTask
 
 
 def _layer_name(layer: Any) -> str:
@@ -112,7 +117,7 @@ def apply(
     context: int | RawVec3D = 0,
     **run: Unpack[RunOptions],
 ) -> RunSummary:
-    """Write ``fn(sources...)`` into ``dst`` over ``bbox`` at ``resolution``, chunk by chunk.
+    """Write ``fn(sources...)`` into ``dst`` over ``bbox`` at ``resolution``, task by task.
 
     Every argument is checked before anything is written. The run is known by ``fn``'s
     identity (:func:`lamina.flows.identity.callable_identity`: a function by its module
@@ -128,7 +133,7 @@ def apply(
         bbox: the region (nm); default: ``dst``'s bounds at ``resolution``.
         resolution: one of ``dst``'s scales; default: its finest.
         chunk_size: voxels of one task, a multiple of ``dst``'s write grid.
-        context: voxels of padding around each chunk (one number or x, y, z).
+        context: voxels of padding around each task's box (one number or x, y, z).
         run: how it runs (:class:`lamina.flows.options.RunOptions`).
     """
     check_run_options("apply", run, apply)
@@ -181,7 +186,7 @@ def apply(
                 "the run it resumes)"
             )
         identity = f"{type(fn).__module__}.{type(fn).__qualname__} (not picklable)"
-    operation = ApplyChunk(fn, layers, dst, pad)
+    operation = ApplyTask(fn, layers, dst, pad)
     description = {
         "fn": identity,
         "sources": {name: _layer_name(layer) for name, layer in by_name.items()},
@@ -191,7 +196,7 @@ def apply(
         "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
         "context": list(pad),
     }
-    return run_chunks(
+    return run_tasks(
         "apply",
         operation,
         tasks,

@@ -216,7 +216,7 @@ def check_dtypes(flow: str, src: VolumetricBackend, dst: VolumetricBackend) -> N
 
 def check_writable(flow: str, layer: Any, what: str) -> None:
     """Refuse a readonly layer, or one whose backend cannot write, before anything is
-    changed (a readonly destination would otherwise fail on every chunk)."""
+    changed (a readonly destination would otherwise fail on every task)."""
     backend = getattr(layer, "backend", None)
     name = getattr(backend, "name", type(layer).__name__)
     if getattr(layer, "readonly", False):

@@ -1,4 +1,4 @@
-"""``copy``: a region of one volume into another, chunk by chunk.
+"""``copy``: a region of one volume into another, task by task.
 
 The destination may differ in format, chunking, encoding and resolution: with a coarser
 ``dst_resolution`` each task reads the source at ``resolution`` and resamples by the
@@ -21,19 +21,20 @@ from lamina.flows.checks import (
     check_run_options,
     check_writable,
 )
-from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
+from lamina.flows.engine import run_tasks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.options import RunOptions, check_executor_reaches, mode_for
+from lamina.flows.progress import RunSummary, StorageChunks
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.resample import resample
 
-__all__ = ["CopyChunk", "CopyPlan", "copy", "plan_copy"]
+__all__ = ["CopyChunk", "CopyPlan", "CopyTask", "copy", "plan_copy"]
 
 
 @attrs.frozen
-class CopyChunk:
+class CopyTask:
     """One copy task: ``dst[idx] = src`` at ``read_resolution``, resampled to ``idx``'s."""
 
     src: Any
@@ -48,6 +49,10 @@ class CopyChunk:
             data = resample(data, factor, self.mode)
         self.dst[idx] = data
         return int(data.nbytes)
+
+
+#: The old name of :class:`CopyTask` (the same class), kept for callers.
+CopyChunk = CopyTask
 
 
 @attrs.frozen
@@ -137,14 +142,14 @@ def copy(
             ``progress``, ``journal_dir``, ``run_id`` (see
             :class:`lamina.flows.options.RunOptions`).
 
-    Returns the run's :class:`~lamina.flows.engine.RunSummary`.
+    Returns the run's :class:`~lamina.flows.progress.RunSummary`.
     """
     check_run_options("copy", run, copy)
     dst_backend = volumetric_backend(dst, "dst")
     plan = plan_copy(src, dst_backend, bbox, resolution, dst_resolution, chunk_size, run)
     check_writable("copy", dst, "dst")
     src_backend = volumetric_backend(src, "src")
-    operation = CopyChunk(src, dst, plan.resolution, plan.mode)
+    operation = CopyTask(src, dst, plan.resolution, plan.mode)
     description = {
         "src": src_backend.name,
         "dst": dst_backend.name,
@@ -153,7 +158,7 @@ def copy(
         "dst_resolution": list(plan.dst_resolution),
         "chunk_size": None if chunk_size is None else [int(v) for v in chunk_size],
     }
-    return run_chunks(
+    return run_tasks(
         "copy",
         operation,
         plan.tasks,

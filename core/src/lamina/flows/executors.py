@@ -1,11 +1,11 @@
-"""The core's executors for chunked processing: ``serial``, ``threads`` and ``processes``.
+"""The core's executors for the flows' tasks: ``serial``, ``threads`` and ``processes``.
 
 An executor factory is registered through the executor hook
 (``lamina_register_executors``) and called as ``factory(workers=N, **options)``; it
 returns an object with the ``concurrent.futures.Executor`` interface (``submit``,
 ``shutdown``) and, optionally, ``cancel_pending()`` (cancel the tasks not started,
 :func:`cancel_pending`) and ``abort()`` (stop at once, :func:`abort_executor`). The
-flows' engine (:mod:`lamina.flows.engine`) submits one task per chunk and handles
+flows' engine (:mod:`lamina.flows.engine`) submits the flow's tasks and handles
 retries, resumption, workers that die and interrupts, so an executor only runs
 functions. A plugin adds another engine the same way (``lamina-dask`` adds ``dask``).
 
@@ -19,13 +19,14 @@ functions. A plugin adds another engine the same way (``lamina-dask`` adds ``das
   forked on Linux (fast to start; lamina's backends drop handles inherited across
   fork) and spawned elsewhere (:class:`ProcessesExecutor`). Each worker resamples in one
   thread (``LAMINA_RESAMPLE_THREADS=1``): the processes are the parallelism. Each keeps
-  the memory it frees for its next chunk (:mod:`lamina.flows.allocator`). A worker that
+  the memory it frees for its next task (:mod:`lamina.flows.allocator`). A worker that
   dies (killed, out of memory) breaks the pool; the engine then starts a new pool and
   runs that pool's unfinished tasks again.
 
 Interrupts (Ctrl-C): a terminal sends SIGINT to its whole foreground process group, the
 ``processes`` workers included. Worker processes never act on it — the parent decides
-(:mod:`lamina.flows.engine`: a short grace for running tasks, then :func:`abort_executor`).
+(:mod:`lamina.flows.interrupts`: a short grace for running tasks, then
+:func:`abort_executor`).
 A worker interrupted at an arbitrary point would leave behind, held for good, a lock it
 shares with its siblings and the parent since the fork: the pool's result-queue lock
 (every worker then blocks sending its result, and the parent waits for them forever),

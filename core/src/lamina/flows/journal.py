@@ -1,15 +1,16 @@
-"""The journal of a flow run: which chunks are finished, on disk, for ``resume=True``.
+"""The journal of a flow run: which tasks are finished, on disk, for ``resume=True``.
 
 One small text file per run. It is named after a hash of what the run does (the flow,
 its volumes, region, resolution and task size, and its function by an identity that
 is the same in every process: :mod:`lamina.flows.identity`), so that running the same
 thing again — after the driver was killed, from another directory, on another machine
 sharing the directory — finds it; or after the run's ``run_id`` when one is given. The
-first line is a JSON header with that description and the number of chunks; each later
-line is the number of one finished chunk, appended (and flushed) by the process that
-runs the flow as soon as the chunk's write has returned. A run killed at any moment
-therefore leaves a journal that lists only chunks whose data is stored; ``resume=True``
-skips exactly those.
+first line is a JSON header with that description and the number of tasks (``"tasks"``;
+journals written before tasks were called tasks say ``"chunks"``, and are read alike);
+each later line is the number of one finished task, appended (and flushed) by the
+process that runs the flow as soon as the task's writes have returned. A run killed at
+any moment therefore leaves a journal that lists only tasks whose data is stored;
+``resume=True`` skips exactly those.
 
 Journals live in ``journal_dir``, by default a per-user state directory
 (:func:`default_journal_dir`), never the current one, so where a command is run from
@@ -33,6 +34,9 @@ __all__ = ["Journal", "default_journal_dir"]
 #: identity of the run's function (naming the run is saying it is the same one).
 _IDENTITY_KEYS = frozenset({"fn"})
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: The header's count of tasks: ``"tasks"``, or ``"chunks"`` in a journal written before
+#: tasks were called tasks.
+_COUNT_KEYS = ("tasks", "chunks")
 
 
 def default_journal_dir() -> Path:
@@ -62,7 +66,7 @@ def _file_name(description: dict[str, Any], text: str, run_id: str | None) -> st
 
 
 class Journal:
-    """The finished chunks of one run (see the module docstring).
+    """The finished tasks of one run (see the module docstring).
 
     After :meth:`start`, ``found`` says whether a resumed run found its journal
     (``None`` when the run was not resumed).
@@ -92,7 +96,7 @@ class Journal:
         return cls(root / _file_name(description, text, run_id), header, run_id)
 
     def finished(self, total: int) -> set[int] | None:
-        """The chunks recorded as finished; ``None`` when there is no journal yet.
+        """The tasks recorded as finished; ``None`` when there is no journal yet.
 
         Raises :class:`~lamina.flows.checks.FlowArgumentError` (a ``ValueError``) when
         the journal belongs to another run: one of another
@@ -107,9 +111,10 @@ class Journal:
             return None
         header = json.loads(lines[0])
         self._check_same_run(header)
-        if header.get("chunks") != total:
+        theirs = next((header[k] for k in _COUNT_KEYS if k in header), None)
+        if theirs != total:
             raise FlowArgumentError(
-                f"the journal {self.path} is of a run of {header.get('chunks')} chunks, not "
+                f"the journal {self.path} is of a run of {theirs} tasks, not "
                 f"{total}; it is another run's. Give this run another run_id, or run it "
                 "without resume to start its journal afresh"
             )
@@ -121,8 +126,8 @@ class Journal:
 
     def _check_same_run(self, header: dict[str, Any]) -> None:
         """Refuse resuming from a journal whose run did something else (the same
-        ``run_id`` given to two different runs): its chunk numbers are other boxes."""
-        ignored = {"chunks", "run_id", *_IDENTITY_KEYS}
+        ``run_id`` given to two different runs): its task numbers are other boxes."""
+        ignored = {*_COUNT_KEYS, "run_id", *_IDENTITY_KEYS}
         theirs = {k: v for k, v in header.items() if k not in ignored}
         ours = {k: v for k, v in self.header.items() if k not in ignored}
         if theirs == ours:
@@ -133,13 +138,13 @@ class Journal:
         )
         raise FlowArgumentError(
             f"the journal {self.path} is of another run ({listed}): resuming from it would "
-            "skip chunks this run has not done. Give this run another run_id, or run it "
+            "skip tasks this run has not done. Give this run another run_id, or run it "
             "without resume to start its journal afresh. Nothing was changed."
         )
 
     def start(self, total: int, resume: bool) -> set[int]:
         """Open the journal for this run: keep it (``resume``) or start afresh. Returns
-        the chunks to skip; sets ``found``."""
+        the tasks to skip; sets ``found``."""
         done: set[int] = set()
         if resume:
             recorded = self.finished(total)
@@ -147,7 +152,7 @@ class Journal:
             done = recorded or set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not done:
-            header = {**self.header, "chunks": total}
+            header = {**self.header, "tasks": total}
             self.path.write_text(json.dumps(header, sort_keys=True) + "\n")
         if done:  # drop a line a kill cut short: the next record must not extend it
             data = self.path.read_bytes()
@@ -157,9 +162,9 @@ class Journal:
         self._file = self.path.open("a")
         return done
 
-    def record(self, chunk: int) -> None:
-        """Note that ``chunk`` is finished (appended and flushed at once)."""
-        self._file.write(f"{chunk}\n")
+    def record(self, task: int) -> None:
+        """Note that task number ``task`` is finished (appended and flushed at once)."""
+        self._file.write(f"{task}\n")
         self._file.flush()
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ __all__ = ["RunOptions", "check_executor_reaches", "mode_for"]
 
 
 class RunOptions(TypedDict, total=False):
-    """How a flow runs: see :func:`lamina.flows.engine.run_chunks`.
+    """How a flow runs: see :func:`lamina.flows.engine.run_tasks`.
 
     ``executor`` (``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``, …),
     ``workers``, ``resume``, ``scheduler`` (a Dask scheduler's address), ``retries``

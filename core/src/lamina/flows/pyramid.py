@@ -27,16 +27,17 @@ from lamina.flows.checks import (
     check_writable,
     planned_scales,
 )
-from lamina.flows.engine import RunSummary, StorageChunks, run_chunks
+from lamina.flows.engine import run_tasks
 from lamina.flows.grid import task_grid, volumetric_backend
 from lamina.flows.options import RunOptions, check_executor_reaches, mode_for
+from lamina.flows.progress import RunSummary, StorageChunks
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.resample import resample
 
-__all__ = ["DownsampleChunk", "downsample", "pyramid_resolutions"]
+__all__ = ["DownsampleChunk", "DownsampleTask", "downsample", "pyramid_resolutions"]
 
 
 def pyramid_resolutions(
@@ -62,7 +63,7 @@ def pyramid_resolutions(
 
 
 @attrs.frozen
-class DownsampleChunk:
+class DownsampleTask:
     """One pyramid task: read at ``from_resolution`` once, write every level."""
 
     layer: Any
@@ -84,6 +85,10 @@ class DownsampleChunk:
             written += int(part.nbytes)
             previous = res
         return written
+
+
+#: The old name of :class:`DownsampleTask` (the same class), kept for callers.
+DownsampleChunk = DownsampleTask
 
 
 def _default_task_size(
@@ -198,7 +203,7 @@ def downsample(
     pyramid = attrs.evolve(layer, backend=extended)
     tasks, region, size = _pyramid_tasks(dict.fromkeys(wanted, extended), wanted, bbox, chunk_size)
     chosen: Literal["img", "segmentation"] | InterpolationMode = mode or mode_for(extended)
-    operation = DownsampleChunk(pyramid, start, tuple(wanted), chosen)
+    operation = DownsampleTask(pyramid, start, tuple(wanted), chosen)
     description = {
         "layer": extended.name,
         "from_resolution": list(start),
@@ -207,7 +212,7 @@ def downsample(
         "bbox": [list(region.start), list(region.end)],
         "chunk_size": list(size),
     }
-    return run_chunks(
+    return run_tasks(
         "downsample",
         operation,
         tasks,

@@ -1,7 +1,6 @@
-"""What the chunked-processing flows contribute: ``copy``, ``downsample`` and ``apply``
-for specs (``{"@type": "copy", ...}``), the ``lamina copy / downsample / run`` commands,
-and the ``serial``, ``threads`` and ``processes`` executors (see
-:mod:`lamina.registration`)."""
+"""What the flows contribute: ``copy``, ``downsample`` and ``apply`` for specs
+(``{"@type": "copy", ...}``), the ``lamina copy / downsample / run`` commands, and the
+``serial``, ``threads`` and ``processes`` executors (see :mod:`lamina.registration`)."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@
 By default a run starts its executor (the ``processes`` pool, lamina-dask's local
 cluster) when it begins and stops it when it ends, so nothing outlives the call. That
 costs every run the same fixed price: forking the workers, the page faults of their
-fresh heaps on the first chunk, and their shutdown — about 0.1 s for ``processes`` x 2,
-several seconds for a Dask local cluster. A script that runs several flows, or the same
-flow on many regions, can pay it once::
+fresh heaps on the first task, and their shutdown — a fraction of a second for
+``processes``, seconds for a Dask local cluster (bench/README.md, "Flows"). A script that
+runs several flows, or the same flow on many regions, can pay it once::
 
     with flows.reuse_workers():
         flows.copy(src, dst, executor="processes", workers=2)
@@ -15,8 +15,8 @@ Inside the block, the first run with a given executor, worker count and ``schedu
 starts the executor and the later ones use it again; the block's end stops them all
 (``shutdown(wait=True)``). A block inside another uses the outer one. A pool that
 breaks (a worker process killed, during a run or between runs) is replaced, and the
-replacement is kept. A run that ends by an exception other than its failed chunks
-(:class:`~lamina.flows.engine.ChunksFailedError`) — an interrupt, say — stops its
+replacement is kept. A run that ends by an exception other than its failed tasks
+(:class:`~lamina.flows.failures.TasksFailedError`) — an interrupt, say — stops its
 executor (an interrupt stops it at once: :func:`~lamina.flows.executors.abort_executor`),
 so the next run starts a fresh one and finds no stray tasks of it. Two runs
 at once (from two threads of the block's context) never share an executor: the second
@@ -25,10 +25,10 @@ starts one of its own for the run, as outside a block.
 What a kept worker knows of this process is what it had when it started (``processes``
 forks at the first run of the block): a function changed, a plugin registered or an
 environment variable set later in this process does not reach it, and a function
-defined in ``__main__`` after that is missing there (each chunk fails with an
+defined in ``__main__`` after that is missing there (each task fails with an
 ``AttributeError``). Layers and operations travel by pickle on every run, so they are
 always the current ones; the modules a later run needs are imported by each worker on
-its first chunk of that run (not once, before the fork, as in a run of its own).
+its first task of that run (not once, before the fork, as in a run of its own).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ class RunExecutor:
         return True
 
     def close(self, ended: bool) -> None:
-        """The run is over: ``ended`` normally (its failed chunks listed) or by an error.
+        """The run is over: ``ended`` normally (its failed tasks listed) or by an error.
         An executor of its own is shut down, waiting for its workers (an interrupt
         meanwhile leaves it to :meth:`abort`)."""
         executor = self.executor

@@ -1,4 +1,4 @@
-"""lamina-dask: run lamina's chunked flows on a ``dask.distributed`` cluster.
+"""lamina-dask: run lamina's flows on a ``dask.distributed`` cluster.
 
 Installing it registers the ``dask`` executor (``executor="dask"``, ``lamina copy …
 --executor dask [--scheduler tcp://HOST:PORT]``); see :mod:`lamina_dask.executor`.

@@ -1,7 +1,7 @@
-"""The ``dask`` executor: lamina's chunk tasks on a ``dask.distributed`` cluster.
+"""The ``dask`` executor: the tasks of lamina's flows on a ``dask.distributed`` cluster.
 
 :func:`dask_executor` is the factory registered under ``"dask"``; the flows' engine
-(:func:`lamina.flows.engine.run_chunks`) calls it as ``dask_executor(workers=N)`` or
+(:func:`lamina.flows.engine.run_tasks`) calls it as ``dask_executor(workers=N)`` or
 ``dask_executor(workers=N, scheduler="tcp://HOST:PORT")`` and gets a
 :class:`DaskExecutor`, a ``concurrent.futures.Executor``:
 
@@ -9,25 +9,26 @@
   ``workers`` worker processes (default: the usable CPUs) of one thread each, on
   loopback, no dashboard, each resampling in one thread (``LAMINA_RESAMPLE_THREADS=1``),
   each restarted by its nanny whenever it dies — and closes it at ``shutdown()``. Its
-  workers keep the memory they free for their next chunk: they start without dask's
+  workers keep the memory they free for their next task: they start without dask's
   default ``MALLOC_TRIM_THRESHOLD_=65536`` (:func:`lamina_worker_config`), and a worker
   plugin applies lamina's allocator settings in each (:func:`lamina_worker_plugin`,
   :mod:`lamina.flows.allocator`). dask's setting hands freed memory back to the system
-  after each task, and lamina's tasks, which allocate and free tens of MB per chunk,
-  then fault it in again on the next one (measured 1.2-2x slower tasks on a 2-core VM).
+  after each task, and lamina's tasks, which allocate and free tens of MB each, then
+  fault it in again on the next one, which makes them markedly slower (bench/README.md,
+  "lamina-dask").
   Its scheduler and workers run without the diagnostics that only a dashboard would
   show (:data:`QUIET_DIAGNOSTICS`: the workers' profiler, the 20 ms tick);
 * with ``scheduler`` it uses that running cluster and leaves it running at
   ``shutdown()``: through this process's default ``distributed.Client`` when that one is
   connected to the same scheduler (as dask's own collections do; it stays open), else
   through a client of its own, connected within ``$LAMINA_DASK_CONNECT_TIMEOUT`` seconds
-  (10 by default) and closed at ``shutdown()``. Connecting and closing cost some 20-50 ms
-  per run, a tenth of a small run on 2 workers. ``workers`` then only sets how many
+  (10 by default) and closed at ``shutdown()``. Connecting and closing cost a noticeable
+  part of a small run (bench/README.md, "lamina-dask"). ``workers`` then only sets how many
   tasks the engine keeps in flight (twice ``workers``; give it the cluster's number of
   worker threads).
 
 Every ``submit`` is a new dask task with a key of its own (``pure=False``): the engine
-submits the same call again to retry a chunk, and dask must run it again rather than
+submits the same call again to retry a task, and dask must run it again rather than
 hand back a cached result. Its result comes back as a ``concurrent.futures.Future``,
 so the engine's ``concurrent.futures.wait`` works on it. Once submitted, a task is the
 cluster's, which may start it at any moment, so that future refuses ``cancel()`` as a
@@ -38,7 +39,7 @@ Faults: a worker process that dies (SIGKILL, out of memory) is restarted by its 
 and dask runs the tasks it held elsewhere; a task that keeps killing workers ends in
 dask's ``KilledWorker`` (after ``distributed.scheduler.allowed-failures`` deaths), an
 ordinary task error that the engine retries and, in the end, lists in
-``ChunksFailedError``. A task dask cancels while the client is connected is an ordinary
+``TasksFailedError``. A task dask cancels while the client is connected is an ordinary
 error too (:class:`TaskCancelledError`); when the client has lost its scheduler, the
 task fails with :class:`SchedulerLostError`, a ``concurrent.futures.BrokenExecutor``,
 so the engine starts a new executor (a new local cluster, or a new connection to the
@@ -56,7 +57,7 @@ to restart them) before closing it, instead of waiting seconds for tasks to end.
 
 Logs are quiet: the client, and a local cluster's scheduler, nannies and workers, log
 nothing below ``CRITICAL`` while the executor runs — a task's error, a worker that died,
-are the engine's to report (it retries, then lists the chunks that still failed).
+are the engine's to report (it retries, then lists the tasks that still failed).
 ``LAMINA_DASK_LOG_LEVEL`` (e.g. ``warning``, ``info``) shows dask's own logs.
 """
 
@@ -413,8 +414,8 @@ def dask_executor(
 #: dashboard and shows dask's logs only at ``CRITICAL``) that take CPU from the tasks
 #: on a small machine — each worker's profiler stopping the task's thread every 10 ms to
 #: sample its stack, and every server's 20 ms tick measuring event-loop latency for a
-#: warning. Measured on a 2-core VM, 3 interleaved rounds of 7 downsample runs: 0.45-0.51
-#: s best with dask's defaults, 0.38-0.40 s without them.
+#: warning. Without them a downsample run on a small machine is faster (bench/README.md,
+#: "lamina-dask").
 QUIET_DIAGNOSTICS: Mapping[str, Any] = MappingProxyType(
     {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
 )
@@ -437,7 +438,7 @@ def lamina_worker_config() -> dict[str, Any]:
 
 def lamina_worker_plugin() -> Any:
     """The worker plugin lamina's local cluster registers: it applies lamina's allocator
-    settings for chunk workers in every worker, restarted ones too
+    settings for task workers in every worker, restarted ones too
     (:class:`lamina_dask.worker_setup.LaminaWorkerSetup`)."""
     import_distributed()
     from lamina_dask.worker_setup import LaminaWorkerSetup
@@ -474,7 +475,7 @@ def _cluster_class(distributed: Any) -> Any:
     The nanny restarts its worker; but dask's ``SpecCluster`` closes the nanny for good
     (and forgets the worker) when no worker of that name is back within
     ``distributed.deploy.lost-worker-timeout`` (15 s) — on a loaded machine, or for a
-    worker killed again and again by a chunk too big for its memory. A cluster whose
+    worker killed again and again by a task too big for its memory. A cluster whose
     workers are all gone leaves a run waiting forever; this one keeps its workers.
     """
     from distributed.deploy import cluster

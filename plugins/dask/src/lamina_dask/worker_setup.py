@@ -1,6 +1,6 @@
 """The worker plugin that sets up each worker of lamina-dask's local cluster.
 
-:class:`LaminaWorkerSetup` applies lamina's allocator settings for chunk workers
+:class:`LaminaWorkerSetup` applies lamina's allocator settings for task workers
 (:mod:`lamina.flows.allocator`) to a worker as it starts, and again to each worker a
 nanny restarts; in lamina's own local cluster it also makes the worker ignore SIGINT.
 The values are decided in the process that starts the cluster (its startup environment
