@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import importlib
 
-TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~20 ms
+# not ``typing.TYPE_CHECKING``: importing typing would cost ``import lamina`` several times its
+# own time (bench/README.md, "Import costs")
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
     from typing import Any
 
-__all__ = ["MISSING", "module_getattr", "resolve"]
+__all__ = ["MISSING", "module_getattr", "resolve", "stub_table"]
 
 MISSING: Any = object()  # the annotation is a string: nothing is imported for it
 
@@ -46,3 +48,24 @@ def module_getattr(
         return value
 
     return __getattr__
+
+
+def stub_table(stub_path: str) -> dict[str, str]:
+    """The name → module table of a type stub's re-exports (``from m import A as A``,
+    the form that marks ``A`` public): a package lists its public names once, in its
+    ``__init__.pyi``, for type checkers and for its lazy ``__getattr__`` alike.
+
+    A plain reader of ``from … import …`` statements, one per line or parenthesised
+    (``ast`` would cost more than the whole ``import lamina``)."""
+    with open(stub_path, encoding="utf-8") as file:
+        text = file.read()
+    table: dict[str, str] = {}
+    for statement in text.split("\nfrom ")[1:]:
+        module, _, rest = statement.partition(" import ")
+        names = rest[1:].split(")", 1)[0] if rest.startswith("(") else rest.split("\n", 1)[0]
+        for line in names.splitlines():
+            for item in line.split("#", 1)[0].split(","):
+                parts = item.split()
+                if len(parts) == 3 and parts[1] == "as" and parts[0] == parts[2]:
+                    table[parts[0]] = module.strip()
+    return table
