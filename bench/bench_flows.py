@@ -336,7 +336,7 @@ def _kept_rounds(
 
 # -- the machine's own scaling ------------------------------------------------------------------
 def _numpy_copies(turns: int) -> None:
-    """Memory-bound work like a chunk task's: copy 16 MiB arrays and sum every other byte."""
+    """Memory-bound work like a flow task's: copy 16 MiB arrays and sum every other byte."""
     a = np.random.default_rng(0).integers(0, 255, 16 << 20, dtype=np.uint8)
     b = np.empty_like(a)
     for _ in range(turns):

@@ -1,6 +1,6 @@
 """lamina-hdf5 vs raw h5py on one 1024x1024x128 uint8 file with 128x128x16 chunks.
 
-Rows (the targets of issue 8): full read, 100 aligned 256x256x16 cutouts, 100 non-aligned
+Rows (each with its target): full read, 100 aligned 256x256x16 cutouts, 100 non-aligned
 200x200x10 cutouts, full write (lamina gets the (C, X, Y, Z) view of the very array h5py
 writes; twice ``--repeat`` turns, being the noisiest row), and a 1-voxel read (us per
 call). Raw h5py keeps its file open. lamina uses its

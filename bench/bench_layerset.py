@@ -25,13 +25,13 @@ Each read's data is checked against what was written before anything is timed.
 
 Caveat: moto's server shares this machine's cores with the client (it serves S3 only,
 without moto's per-request dispatch: see ``moto_server``). A member read is 8 GET
-requests (128 x 128 x 16 chunks; no info or HEAD request). Each costs about 6 ms of
-client CPU, some 70% of it in botocore (signing, endpoint rules, HTTP, parsing), and
-about 3.6 ms in moto. The client's share runs under one GIL, so 4 concurrent members
-(32 requests) are bound by it (~200 ms) rather than by the latency, which real S3
-(whose work is elsewhere) would not change. The benchmark prints what it measured of
-this: the CPU time of this process and of the moto server per concurrent set read, and
-per GET request.
+requests (128 x 128 x 16 chunks; no info or HEAD request). Each costs client CPU, most
+of it in botocore (signing, endpoint rules, HTTP, parsing), and CPU in moto. The
+client's share runs under one GIL, so 4 concurrent members (32 requests) are bound by it
+rather than by the latency, which real S3 (whose work is elsewhere) would not change.
+The benchmark prints what it measured of this: the CPU time of this process and of the
+moto server per concurrent set read, and per GET request (recorded figures: see
+bench/README.md, "S3 on moto").
 
 Needs lamina-layerset, lamina-rangemap, lamina-precomputed and moto[server].
 """

@@ -39,13 +39,14 @@ opened with ``bounded=False, fill_missing=True, progress=False, cache=False,
 lru_bytes=0, compress=False, delete_black_uploads=False, parallel=1``; lamina with its
 defaults (plain ``build_cv_layer(path)``); TensorStore with no cache pool, reading into
 Fortran-ordered ``(X, Y, Z, C)`` arrays like CloudVolume's (``read(order="F")``: its
-default C order costs a transpose, about 4x the time of a full read here). After the
-writes, every directory is read back with raw CloudVolume and compared with the source,
-and checked to hold no ``.gz`` chunk (which would mean a compressed write).
+default C order costs a transpose, several times the time of the full read: see
+bench/README.md, "Precomputed"). After the writes, every directory is read back with raw
+CloudVolume and compared with the source, and checked to hold no ``.gz`` chunk (which would
+mean a compressed write).
 
 ``vs raw CV``: throughput over raw CloudVolume's (reads: the same row; writes: its best,
 Fortran-ordered write), µs per call and memory as a multiple of raw CloudVolume's. The
-targets (issue 4) are for lamina: >= 0.95x on every read row, >= 1.0x on the write,
+targets are for lamina: >= 0.95x on every read row, >= 1.0x on the write,
 <= 1.1x per 1-voxel call, <= 1.3x peak memory. ``--profile`` adds cProfile listings of
 lamina's calls (sorted by cumulative time).
 """

@@ -8,8 +8,9 @@ Run: ``python bench/bench_volumetric_layer.py`` with lamina installed (e.g.
 * ``backend.read(idx)`` — the in-memory backend alone;
 * the index conversion alone (``layer.scheme.to_index``).
 
-The reference system spends about 240 µs per call on index conversion and runtime type
-checks on top of its storage engine. Nothing here is asserted.
+The reference system's own cost per call (index conversion and runtime type checks on top
+of its storage engine) is in bench/README.md, "The reference system". Nothing here is
+asserted.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ Running it in its own process keeps its work off the benchmark's GIL.
 ``service="s3"`` (any moto service name) serves that one service's application
 directly. By default moto's dispatcher finds the service of every request, and on the
 way lists moto's package directory (some 180 ``stat`` calls) under a lock: about a third
-of the server's CPU per S3 request (5.5 -> 3.6 ms measured for a GET of a 256 KiB
-object), CPU that shares the benchmark's cores (real cloud storage does its work
+of the server's CPU per S3 request (see bench/README.md, "S3 on moto"), CPU that shares
+the benchmark's cores (real cloud storage does its work
 elsewhere). The requests and their answers are the same.
 """
 

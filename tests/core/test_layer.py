@@ -1,4 +1,4 @@
-"""The layer: processor order (layer-behaviour.md §1.3), readonly, copies, thread safety."""
+"""The layer: the reference's processor order, readonly, copies, thread safety."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_joint_processor_probability_is_drawn_per_call() -> None:
 
 
 def test_index_and_data_of_one_call_stay_paired_across_threads() -> None:
-    """W31: per-call state travels with the call, not on the shared processor."""
+    """Per-call state travels with the call, not on the shared processor (no races)."""
 
     class Scale(JointIndexDataProcessor[Any, Any]):
         def process_index(self, idx: Any, mode: str) -> tuple[Any, Any]:

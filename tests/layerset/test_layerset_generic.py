@@ -73,7 +73,7 @@ def test_partial_writes_and_errors_naming_keys_and_members() -> None:
 
 def test_name_has_no_stray_f_and_pformat_lists_members() -> None:
     layer_set = mixed_set()
-    assert layer_set.name == "LayerSet[img, meta]"  # W6: the reference printed LayerSet[fimg_meta]
+    assert layer_set.name == "LayerSet[img, meta]"  # the reference printed LayerSet[fimg_meta]
     text = layer_set.pformat()
     assert text.splitlines()[0] == "LayerSet[img, meta]"
     assert "  img: mem://volume-" in text

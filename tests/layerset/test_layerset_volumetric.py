@@ -1,5 +1,5 @@
 """Volumetric layer sets: reads, partial writes, user-index forms, geometry across members,
-errors that name members and keys, processors, with_changes, delete (reference §2.I)."""
+errors that name members and keys, processors, with_changes, delete (as in the reference)."""
 
 from __future__ import annotations
 
@@ -216,7 +216,7 @@ def test_nested_sets() -> None:
     assert not (outer[0:16, 0:16, 0:4]["c"] == 5).any()  # nothing was written
 
 
-# -- ROIMaskProcessor (K7, W30) -------------------------------------------------------------------
+# -- ROIMaskProcessor: a new dict, the caller's unchanged ---------------------------------------
 def test_roi_mask_processor_on_set_reads() -> None:
     roi = ROIMaskProcessor(start_coord=(4, 4, 0), end_coord=(12, 8, 2), resolution=RES,
                            targets=["img", "seg"])  # fmt: skip
@@ -273,7 +273,7 @@ def test_roi_mask_processor_names_a_missing_target_and_leaves_the_input_alone() 
     _, state = roi.process_index(idx, "read")
     given = {"img": np.zeros((1, 16, 16, 4)), "labels": np.zeros((1, 16, 16, 4))}
     out = roi.process_data(given, "read", state)
-    assert set(given) == {"img", "labels"}  # W30: the caller's dict is not changed
+    assert set(given) == {"img", "labels"}  # the caller's dict is not changed
     assert out["img_mask"].sum() == 4
 
 
@@ -298,7 +298,7 @@ def test_non_dict_empty_and_unknown_keys_are_refused_naming_keys_and_members() -
 
 
 def test_errors_are_real_errors_under_python_O() -> None:
-    """W18: refusals are raised exceptions, not assert statements."""
+    """Refusals are raised exceptions, not assert statements (which ``python -O`` drops)."""
     import subprocess
     import sys
 
@@ -436,7 +436,7 @@ def test_properties_the_members_agree_on() -> None:
 
 
 def test_bounds_and_chunk_aligned_indices_work_and_are_hashable() -> None:
-    """W1: the reference put unhashable indices into a set and always raised TypeError."""
+    """The reference put unhashable indices into a set and always raised TypeError."""
     backend = em_set().backend
     bounds = backend.get_bounds(RES)
     assert bounds == box((0, 0, 0), (64, 64, 8))

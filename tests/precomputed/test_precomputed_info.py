@@ -45,7 +45,8 @@ def test_new_volume_from_info_parameters(tmp_path: Path) -> None:
 
 
 def test_offsets_and_sizes_cover_the_bbox(tmp_path: Path) -> None:
-    # Reference example O5: bbox (1, 1, 0)-(4, 4, 4) nm at [1, 1, 1] and [2, 2, 1].
+    # The reference system's documented example: bbox (1, 1, 0)-(4, 4, 4) nm at [1, 1, 1] and
+    # [2, 2, 1].
     spec = InfoSpec.from_optional_reference(
         scales=[(1, 1, 1), (2, 2, 1)],
         type="image",
@@ -56,12 +57,13 @@ def test_offsets_and_sizes_cover_the_bbox(tmp_path: Path) -> None:
     )
     fine, coarse = spec.make_info()["scales"]
     assert (fine["voxel_offset"], fine["size"]) == ([1, 1, 0], [3, 3, 4])
-    # W7: the floored offset 0 and a size reaching the voxel holding x = 4 nm.
+    # The floored offset 0 and a size reaching the voxel holding x = 4 nm (the reference's
+    # size could miss it).
     assert (coarse["voxel_offset"], coarse["size"]) == ([0, 0, 0], [2, 2, 4])
 
 
 def test_offset_just_below_an_integer_is_not_truncated() -> None:
-    # W7: 2.999999 voxels is voxel 3, not 2.
+    # 2.999999 voxels is voxel 3, not 2 (the reference truncated).
     bbox = BBox3D.from_coords((2.999999 * 4, 0, 0), (40, 40, 40))
     spec = InfoSpec.from_optional_reference(
         scales=[(4, 4, 40)], type="image", data_type="uint8", num_channels=1,
@@ -161,7 +163,8 @@ def make_reference(path: Path, *, coarse_first: bool = False) -> Path:
 
 
 def test_inherit_everything_from_the_finest_reference_scale(tmp_path: Path) -> None:
-    # W8: the reference lists its coarse scale first; the finest one is used.
+    # The reference volume lists its coarse scale first; the finest one is used (the
+    # reference system took the first listed).
     ref = make_reference(tmp_path / "ref", coarse_first=True)
     build_cv_layer(
         tmp_path / "v",
@@ -232,7 +235,7 @@ def test_reference_without_inheritance_gives_only_the_bbox(tmp_path: Path) -> No
     assert "note" not in scale
 
 
-# -- an existing volume: adding scales and the overwrite policy (E10, E11) ---------------------
+# -- an existing volume: adding scales and the overwrite policy ---------------------------------
 @pytest.fixture
 def existing(tmp_path: Path) -> Path:
     path = tmp_path / "v"
@@ -293,7 +296,7 @@ def test_changing_a_top_level_field_needs_overwrite(existing: Path) -> None:
 
 
 def test_changing_the_dtype_names_both_flags(existing: Path) -> None:
-    # W9: even with info_overwrite=True the error says exactly what to set.
+    # Even with info_overwrite=True the error says exactly what to set (the reference's did not).
     for overwrite in (False, True):
         with pytest.raises(
             InfoMismatchError,

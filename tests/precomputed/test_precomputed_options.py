@@ -27,7 +27,8 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def backend(path: Path) -> CVBackend:
-    """A backend over an existing volume, built without info_scales (W4)."""
+    """A backend over an existing volume, built without info_scales (with_changes must work on
+    it: the reference's failed there)."""
     built: CVBackend = build_cv_layer(path).backend
     return built
 
@@ -210,7 +211,7 @@ def test_unknown_keys_are_refused(backend: CVBackend) -> None:
         backend.with_changes(alow_cache=True)  # type: ignore[call-arg]
 
 
-# -- no info churn (W35) -----------------------------------------------------------------------
+# -- no info churn: option changes and pickles read and write no info file ---------------------
 def test_option_changes_and_pickles_touch_no_info(backend: CVBackend, path: Path) -> None:
     idx = _idx((0, 0, 0), (32, 32, 4))
     backend.write(idx, np.full((1, 32, 32, 4), 5, np.uint8))

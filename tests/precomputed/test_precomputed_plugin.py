@@ -13,7 +13,8 @@ from precomputed_support import small_volume_params
 import lamina
 from lamina.testing import plugin_listing
 
-# build_cv_layer's parameters and defaults in the seed document, in order.
+# build_cv_layer's parameters and defaults as the reference system's API documents them,
+# in order.
 SEED_PARAMETERS = [
     ("path", inspect.Parameter.empty),
     ("cv_kwargs", None),

@@ -2,7 +2,8 @@
 
 ``layer[user_idx]`` converts the user's index with the scheme, runs the processors
 and reads from the backend; ``layer[user_idx] = data`` does the same for a write.
-The processor order is the reference system's, exactly (layer-behaviour.md §1.3):
+The processor order is the reference system's, exactly, so processor lists written for it
+keep their meaning (docs/design.md#processor-order):
 
 read
   1. ``index_procs`` in list order;

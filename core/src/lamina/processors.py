@@ -6,9 +6,10 @@
   out (or going in, on a write), and is applied with probability ``prob``.
 
 Unlike the reference system, a joint processor keeps no state on itself between its
-two steps (weak point W31): ``process_index`` returns the new index *and* a per-call
-state object, and the layer hands that state back to ``process_data`` of the same
-call. One processor (and so one layer) can therefore serve many threads at once.
+two steps (the reference's stashed it on ``self``, so two threads sharing a layer raced):
+``process_index`` returns the new index *and* a per-call state object, and the layer
+hands that state back to ``process_data`` of the same call. One processor (and so one
+layer) can therefore serve many threads at once.
 Porting a reference processor means returning what it stashed on ``self`` instead.
 
 Data reaching a write processor may be read-only: a scalar write arrives as a

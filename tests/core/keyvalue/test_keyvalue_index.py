@@ -1,4 +1,4 @@
-"""DBIndex (J2): a frozen, hashable value; rows in order; projection; validation."""
+"""DBIndex: a frozen, hashable value; rows in order; projection; validation."""
 
 from __future__ import annotations
 

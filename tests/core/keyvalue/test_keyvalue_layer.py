@@ -1,5 +1,5 @@
-"""The key-value layer: W16 fixes (readonly delete/clear, index processors in del, in and
-get), the core's processor order on key-value layers, empty writes, and the collection
+"""The key-value layer: fixes of the reference (readonly delete/clear, index processors in
+del, in and get), the core's processor order on key-value layers, empty writes, and the collection
 methods."""
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def test_empty_layer_is_truthy_and_has_length_zero() -> None:
     assert layer.backend
 
 
-# -- W16: readonly and index processors on del, clear, in, get ---------------------------------
+# -- readonly and index processors on del, clear, in, get --------------------------------------
 def test_readonly_refuses_del_and_clear_before_the_backend() -> None:
     backend = LoggingBackend()
     build_db_layer(backend)["a"] = 1
@@ -180,7 +180,7 @@ def test_get_does_not_swallow_other_key_errors() -> None:
         layer.get("a")
 
 
-# -- the processor order (layer-behaviour.md §1.3) on key-value layers ---------------------------
+# -- the processor order on key-value layers ----------------------------------------------------
 def test_read_order() -> None:
     log: list[str] = []
     backend = LoggingBackend()

@@ -1,5 +1,6 @@
-"""The key-value scheme: user index forms (J3), read shaping (J4), write data (J5), and
-the fixes of W13 (fields outside the index's columns) and W15 (row-count mismatches)."""
+"""The key-value scheme: user index forms, read shaping, write data, and two fixes of the
+reference: fields outside the index's columns and row-count mismatches are refused, never
+dropped or written in part."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ SCHEME = KeyValueScheme()
 V = ("value",)
 
 
-# -- J3: user index forms --------------------------------------------------------------------
+# -- user index forms ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("user_idx", "expected"),
     [
@@ -76,7 +77,7 @@ def test_row_key() -> None:
             row_key(bad)
 
 
-# -- J4: read shaping ----------------------------------------------------------------------------
+# -- read shaping --------------------------------------------------------------------------------
 def shape(user_idx: Any, rows: list[dict[str, Any]]) -> Any:
     return SCHEME.shape_read(user_idx, SCHEME.to_index(user_idx), rows)
 
@@ -129,7 +130,7 @@ def test_a_processor_changing_the_row_count_is_reported() -> None:
         SCHEME.shape_read(["a", "b"], SCHEME.to_index(["a", "b"]), [{"value": 1}])
 
 
-# -- J5: write data ------------------------------------------------------------------------------
+# -- write data ----------------------------------------------------------------------------------
 def rows(user_idx: Any, data: Any) -> list[dict[str, Any]]:
     return SCHEME.prepare_write(user_idx, SCHEME.to_index(user_idx), data, None)
 
@@ -192,7 +193,7 @@ def test_numpy_arrays_are_values_not_rows() -> None:
 @pytest.mark.parametrize(
     ("user_idx", "data", "match"),
     [
-        # W15: counts must match, named both ways
+        # counts must match, named both ways
         (["a", "b"], [1], r"1 row\(s\) given for 2 indexed"),
         (["a", "b"], [1, 2, 3], r"3 row\(s\) given for 2 indexed"),
         (["a"], [], r"0 row\(s\) given for 1 indexed"),
@@ -216,7 +217,7 @@ def test_bad_write_data_is_refused(user_idx: Any, data: Any, match: str) -> None
         rows(user_idx, data)
 
 
-# -- W13 and W15 through a layer: refused, nothing written -----------------------------------------
+# -- stray fields and count mismatches through a layer: refused, nothing written ------------------
 def test_fields_outside_the_columns_are_refused_not_dropped() -> None:
     layer = build_memory_db_layer()
     with pytest.raises(ValueError, match=r"\['extra'\] are outside the columns"):
@@ -228,7 +229,7 @@ def test_fields_outside_the_columns_are_refused_not_dropped() -> None:
 
 def test_every_field_of_an_unprojected_write_is_stored() -> None:
     layer = build_memory_db_layer()
-    layer["k"] = {"a": 1}  # the reference's Datastore stored nothing here (W13)
+    layer["k"] = {"a": 1}  # the reference's Datastore stored nothing here
     assert layer["k"] == {"a": 1}
     layer[["k", "j"]] = [{"b": 2, "c": None}, {"c": 3}]
     assert layer["k"] == {"b": 2, "c": None}  # replaced: "a" is gone
@@ -268,13 +269,13 @@ def test_writing_an_empty_row_whole_is_refused() -> None:
 def test_row_count_mismatch_writes_nothing() -> None:
     layer = build_memory_db_layer()
     with pytest.raises(ValueError, match=r"2 row\(s\) given for 3 indexed"):
-        layer[["a", "b", "c"]] = [1, 2]  # the reference wrote a and b (W15)
+        layer[["a", "b", "c"]] = [1, 2]  # the reference wrote a and b
     assert len(layer) == 0
 
 
 def test_scalar_fills_every_row_of_a_key_list() -> None:
     layer = build_memory_db_layer()
-    layer[["a", "b", "c"]] = 0  # the reference wrote only "a" (W15)
+    layer[["a", "b", "c"]] = 0  # the reference wrote only "a"
     assert layer[["a", "b", "c"]] == [0, 0, 0]
 
 

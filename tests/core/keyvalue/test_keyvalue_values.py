@@ -1,5 +1,5 @@
-"""Value checks and copies (J1), strict value equality, filters, the write rule (replace
-or update) and the batching rule (J8) that every key-value backend shares."""
+"""Value checks and copies, strict value equality, filters, the write rule (replace
+or update) and the batching rule that every key-value backend shares."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_projection() -> None:
     assert check_return_columns(["a", "b"]) == ("a", "b")
 
 
-# -- batches (J8) ---------------------------------------------------------------------------------
+# -- batches --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("total", "size", "batches"),
     [(0, 10, 1), (1, 10, 1), (9, 10, 1), (10, 10, 1), (11, 10, 2), (101, 25, 5), (100, 1, 100)],

@@ -1,4 +1,4 @@
-"""VolumetricIndexChunker (layer-behaviour.md §2.K K8)."""
+"""VolumetricIndexChunker (the reference system's chunker)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Vec3D and BBox3D (layer-behaviour.md §2.B B1–B13, W26, W40)."""
+"""Vec3D and BBox3D (the reference system's, with an explicit empty box and checked bounds)."""
 
 from __future__ import annotations
 
@@ -272,8 +272,8 @@ class TestBBox3DConstruction:
         assert b.end == Vec3D(4, 7, 9)
         assert b.shape == Vec3D(3, 5, 12)
 
-    def test_from_slices_o3_geometry(self) -> None:
-        # §2.O O3: (Vec3D(1, 2, 3), 0:1, 0:2, 0:3) → bbox nm (0..1, 0..4, 0..9)
+    def test_from_slices_geometry(self) -> None:
+        # documented example: (Vec3D(1, 2, 3), 0:1, 0:2, 0:3) → bbox nm (0..1, 0..4, 0..9)
         b = BBox3D.from_slices((slice(0, 1), slice(0, 2), slice(0, 3)), Vec3D(1, 2, 3))
         assert b.bounds == ((0, 1), (0, 4), (0, 9))
 
@@ -317,7 +317,7 @@ class TestBBox3DConstruction:
         with pytest.raises(ValueError, match="end must have exactly 3 elements"):
             BBox3D.from_coords((1, 2, 3), (4, 5, 6, 7))
 
-    def test_start_after_end_names_dimension_and_values_w40(self) -> None:
+    def test_start_after_end_names_dimension_and_values(self) -> None:
         with pytest.raises(ValueError, match=r"dimension y has start 5 > end 2 \(nm\)"):
             BBox3D.from_coords((0, 5, 0), (1, 2, 1))
         with pytest.raises(ValueError, match=r"dimension z has start 9 > end 1"):
@@ -542,7 +542,7 @@ class TestBBox3DVoxelEdits:
 
 
 class TestBBox3DSnapping:
-    # §2.O O4 numbers: offset (1, 2, 3) and chunk (3, 5, 7) voxels at resolution (2, 2, 1)
+    # documented example: offset (1, 2, 3) and chunk (3, 5, 7) voxels at resolution (2, 2, 1)
     res = Vec3D(2, 2, 1)
     off = Vec3D(1, 2, 3) * res
     size = Vec3D(3, 5, 7) * res
@@ -656,7 +656,7 @@ class TestBBox3DSetOperations:
 
 
 class TestEmptyBox:
-    """W26: disjoint intersection is an explicit empty box, not a zero box at the origin."""
+    """Disjoint intersection is an explicit empty box, not a zero box at the origin."""
 
     a = box((0, 10), (0, 10), (0, 10))
     far = box((20, 30), (20, 30), (20, 30))

@@ -1,4 +1,6 @@
-"""VolumetricIndex (layer-behaviour.md §2.C C1–C7, fixed per R1, W2, W10, W25, W26)."""
+"""VolumetricIndex: the reference's index, frozen, hashable, checked when built, never changed
+behind a user's back, with an explicit empty intersection and sub-indices right across
+resolutions."""
 
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ class TestConstruction:
         assert i.chunk_id == 0
         assert i.allow_slice_rounding is False
 
-    def test_o3_voxel_geometry(self) -> None:
-        # §2.O O3: (Vec3D(1, 2, 3), 0:1, 0:2, 0:3) → bbox nm (0..1, 0..4, 0..9) at (1, 2, 3)
+    def test_voxel_geometry(self) -> None:
+        # documented: (Vec3D(1, 2, 3), 0:1, 0:2, 0:3) → bbox nm (0..1, 0..4, 0..9) at (1, 2, 3)
         bbox = BBox3D.from_slices((slice(0, 1), slice(0, 2), slice(0, 3)), Vec3D(1, 2, 3))
         i = VolumetricIndex(Vec3D(1, 2, 3), bbox)
         assert i.bbox.bounds == ((0, 1), (0, 4), (0, 9))
@@ -53,8 +55,8 @@ class TestConstruction:
         assert all(type(v) is int for v in (*i.start, *i.stop, *i.shape))
         assert i.to_slices() == (slice(0, 1), slice(0, 2), slice(0, 3))
 
-    def test_o3_fractional_voxels_raise_at_construction(self) -> None:
-        # the same bbox read at (8, 8, 8) is fractional: C2's lazy error is now eager
+    def test_fractional_voxels_raise_at_construction(self) -> None:
+        # the same bbox read at (8, 8, 8) is fractional: the reference's lazy error is now eager
         bbox = BBox3D.from_slices((slice(0, 1), slice(0, 2), slice(0, 3)), Vec3D(1, 2, 3))
         with pytest.raises(ValueError, match="dimension x") as info:
             VolumetricIndex((8, 8, 8), bbox)
@@ -220,8 +222,8 @@ class TestDerivedIndices:
             i.split((3, 1, 1))
         assert len(i.with_allow_slice_rounding(True).split((3, 1, 1))) == 3
 
-    def test_snapped_o4(self) -> None:
-        # §2.O O4: offset (1, 2, 3), chunk (3, 5, 7) at (2, 2, 1)
+    def test_snapped_to_the_grid(self) -> None:
+        # documented example: offset (1, 2, 3), chunk (3, 5, 7) at (2, 2, 1)
         res = (2, 2, 1)
         aligned = idx((1, -8, -18), (4, 12, -11), res)
         for mode in ("expand", "shrink", "floor"):
@@ -328,7 +330,7 @@ class TestIntersectionAndSubindex:
         canvas[sub] = 1
         assert canvas.sum() == inter.shape[0] * inter.shape[1] * inter.shape[2]
 
-    def test_coarser_self_w10(self) -> None:
+    def test_coarser_self(self) -> None:
         # self at 2 nm covers 0..20 nm; large at 1 nm covers 4..40 nm
         small = idx((0, 0, 0), (10, 10, 10), (2, 2, 2))
         large = idx((4, 4, 4), (40, 40, 40), (1, 1, 1))
@@ -340,7 +342,7 @@ class TestIntersectionAndSubindex:
         assert sub == (slice(0, 8),) * 3
         assert tuple(s.stop - s.start for s in sub) == tuple(inter.shape)
 
-    def test_finer_self_w10(self) -> None:
+    def test_finer_self(self) -> None:
         small = idx((6, 6, 6), (30, 30, 30), (1, 1, 1))
         large = idx((1, 1, 1), (10, 10, 10), (2, 2, 2))  # 2..20 nm
         inter, sub = small.get_intersection_and_subindex(large)

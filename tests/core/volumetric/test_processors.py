@@ -1,4 +1,4 @@
-"""Volumetric processors (layer-behaviour.md §2.K K1–K7) and their fixed weak points."""
+"""Volumetric processors (the reference system's) and their fixed weak points."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_translator_counts_voxels_at_its_own_resolution_and_keeps_chunk_id() -> 
     assert out.resolution == RES
     assert out.start == Vec3D(12, 24, 3)  # 1 voxel at 8 nm = 2 voxels at 4 nm
     assert out.shape == IDX.shape
-    assert out.chunk_id == 7  # W24
+    assert out.chunk_id == 7  # kept (the reference reset it to 0)
 
 
 def test_scaler_keeps_the_region_and_scales_the_resolution() -> None:
@@ -68,7 +68,7 @@ def test_padder_pads_in_index_voxels() -> None:
 @pytest.mark.parametrize(
     ("dtype", "values", "expected"),
     [
-        ("uint8", [0, 1, 2, 255], [255, 254, 253, 0]),  # W12: 255 - x, not 257 - x
+        ("uint8", [0, 1, 2, 255], [255, 254, 253, 0]),  # 255 - x, not the reference's 257 - x
         ("uint16", [0, 65535], [65535, 0]),
         ("int8", [-128, 0, 127], [127, -1, -128]),
         ("bool", [True, False], [False, True]),
@@ -107,7 +107,7 @@ def test_roi_mask_marks_the_region_and_leaves_the_input_alone() -> None:
     _, state = proc.process_index(IDX, "read")
     data = {"img": np.ones((1, 4, 8, 2), np.float32)}
     out = proc.process_data(data, "read", state)
-    assert "img_mask" not in data  # W30: the given dict is not changed
+    assert "img_mask" not in data  # the given dict is not changed
     mask = out["img_mask"]
     assert mask.dtype == np.uint8
     assert mask.shape == (1, 4, 8, 2)

@@ -1,4 +1,5 @@
-"""Per-scale geometry (O5, W7) and the chunk-alignment rule of volumetric backends (O4, F10)."""
+"""Per-scale geometry and the chunk-alignment rule of volumetric backends, on the reference
+system's documented examples."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from lamina import BBox3D, MemoryVolumetricBackend, Vec3D, VolumetricIndex
 from lamina.volumetric.scales import ScaleGeometry, scale_geometry, scales_from_bbox
 
 
-def test_o5_offsets_are_floored_and_sizes_cover_the_box() -> None:
+def test_offsets_are_floored_and_sizes_cover_the_box() -> None:
     bbox = BBox3D.from_coords((1, 1, 0), (4, 4, 4))
     scales = scales_from_bbox(bbox, [(2, 2, 1), (1, 1, 1)], chunk_size=(2, 2, 2))
     assert list(scales) == [Vec3D(1.0, 1.0, 1.0), Vec3D(2.0, 2.0, 1.0)]  # finest first
@@ -19,7 +20,7 @@ def test_o5_offsets_are_floored_and_sizes_cover_the_box() -> None:
     assert coarse.dataset_size == Vec3D(2, 2, 4)
 
 
-def test_w7_offsets_just_below_an_integer_are_that_integer() -> None:
+def test_offsets_just_below_an_integer_are_that_integer() -> None:
     bbox = BBox3D.from_coords((2.9999999 * 4, 0, 0), (40, 4, 4))
     geo = scale_geometry(bbox, (4, 4, 4), (1, 1, 1))
     assert geo.voxel_offset == Vec3D(3, 0, 0)  # not 2
@@ -35,7 +36,7 @@ def test_scale_geometry_validates() -> None:
         scales_from_bbox(BBox3D.from_coords((0, 0, 0), (1, 1, 1)), [], (1, 1, 1))
 
 
-def test_o4_alignment_rule() -> None:
+def test_alignment_rule() -> None:
     res = Vec3D(2, 2, 1)
     backend = MemoryVolumetricBackend(
         dtype="uint8",

@@ -1,4 +1,4 @@
-"""User index forms of volumetric layers (layer-behaviour.md §2.C C8–C12, §2.O O2–O3)."""
+"""User index forms of volumetric layers (the reference system's, with its documented examples)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_volumetric_index_is_used_as_is_and_never_mutated() -> None:
     rounding = VolumetricScheme(allow_slice_rounding=True).to_index(idx)
     assert rounding.allow_slice_rounding
     assert rounding.bbox == idx.bbox
-    assert not idx.allow_slice_rounding  # W2: the user's index is untouched
+    assert not idx.allow_slice_rounding  # the user's index is untouched (the reference changed it)
 
 
 def test_bbox_uses_the_default_desired_resolution() -> None:
@@ -42,7 +42,7 @@ def test_three_slices_at_index_resolution() -> None:
     assert idx.shape == Vec3D(2, 4, 2)
 
 
-def test_o2_resolution_and_slices_without_layer_config() -> None:
+def test_resolution_and_slices_without_layer_config() -> None:
     idx = VolumetricScheme().to_index(
         (Vec3D(64, 64, 40), slice(7500, 7564), slice(2250, 2314), slice(2000, 2001))
     )
@@ -50,7 +50,7 @@ def test_o2_resolution_and_slices_without_layer_config() -> None:
     assert idx.bbox.bounds == ((480000, 484096), (144000, 148096), (80000, 80040))
 
 
-def test_o3_slices_interpreted_at_index_resolution_when_present() -> None:
+def test_slices_interpreted_at_index_resolution_when_present() -> None:
     plain = VolumetricScheme().to_index((Vec3D(1, 2, 3), slice(0, 1), slice(0, 2), slice(0, 3)))
     assert plain.bbox.bounds == ((0, 1), (0, 4), (0, 9))
     assert plain.resolution == Vec3D(1, 2, 3)
@@ -66,7 +66,7 @@ def test_o3_slices_interpreted_at_index_resolution_when_present() -> None:
         )
 
 
-def test_c12_index_resolution_wins_for_slices_the_index_resolution_sets_the_output() -> None:
+def test_index_resolution_wins_for_slices_the_index_resolution_sets_the_output() -> None:
     scheme = VolumetricScheme(index_resolution=RES)
     idx = scheme.to_index((Vec3D(8, 8, 40), slice(0, 8), slice(0, 8), slice(0, 1)))
     assert idx.bbox.bounds == ((0, 32), (0, 32), (0, 40))  # slices at 4 nm

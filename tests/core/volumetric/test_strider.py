@@ -1,4 +1,4 @@
-"""BBoxStrider (layer-behaviour.md §2.B B14)."""
+"""BBoxStrider (the reference system's strider)."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def test_build_volumetric_layer_needs_a_volumetric_backend() -> None:
 
 
 # -- resampling through data_resolution -------------------------------------------------------
-def test_o1_docs_example_upsamples_the_data_resolution() -> None:
+def test_docs_example_upsamples_the_data_resolution() -> None:
     layer = build_memory_volumetric_layer(
         BBox3D.from_coords((0, 0, 0), (512 * 128, 512 * 128, 4000), (1, 1, 1)),
         resolutions=[(128, 128, 40)],
@@ -189,7 +189,7 @@ def test_equal_resolutions_skip_resampling() -> None:
     layer = make_layer(data_resolution=RES, interpolation_mode="mask")
     data = np.arange(16 * 16 * 2, dtype=np.uint8).reshape(1, 16, 16, 2)
     layer[RES, 0:16, 0:16, 0:2] = data
-    # A mask resampling would have binarised the values (W20).
+    # A mask resampling would have binarised the values (as the reference did).
     np.testing.assert_array_equal(layer[RES, 0:16, 0:16, 0:2], data)
 
 
@@ -200,7 +200,8 @@ def test_reads_and_writes_resample_and_fills_pass_through() -> None:
     stored = layer.backend.read(VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), (8, 8, 40)))
     expected = np.floor(fine.reshape(1, 16, 2, 16, 2, 2).mean(axis=(2, 4)) + 0.5)
     np.testing.assert_array_equal(stored, expected.astype(np.uint8))
-    # W17: a scalar write through data_resolution is a fill at the data resolution.
+    # A scalar write through data_resolution is a fill at the data resolution (the reference
+    # interpolated it as a 1x1x1 volume and failed).
     layer[RES, 0:32, 0:32, 0:2] = 9
     stored = layer.backend.read(VolumetricIndex.from_coords((0, 0, 0), (16, 16, 2), (8, 8, 40)))
     assert stored.min() == 9
@@ -209,7 +210,8 @@ def test_reads_and_writes_resample_and_fills_pass_through() -> None:
 
 
 def test_user_processors_see_the_desired_resolution_on_both_paths() -> None:
-    """W19 fixed: resampling is the innermost stage on reads and writes alike."""
+    """Resampling is the innermost stage on reads and writes alike (the reference's write
+    processors saw data-resolution data)."""
     shapes: list[tuple[str, tuple[int, ...]]] = []
     layer = make_layer(
         data_resolution=(8, 8, 40),
@@ -256,7 +258,7 @@ def test_constant_layer_reads_its_value_everywhere() -> None:
     assert out.dtype == np.float32
     assert (out == 2.5).all()
     assert layer.readonly
-    assert "2.5" in layer.name  # W6: the name says the value
+    assert "2.5" in layer.name  # the name says the value
 
 
 def test_constant_backend_refuses_writes_changes_and_delete() -> None:

@@ -1,4 +1,4 @@
-"""The key-value index scheme: rows by string key, each a dict of columns (§2.J).
+"""The key-value index scheme: rows by string key, each a dict of columns.
 
 The standard index (``DBIndex``), the user index forms and result shaping
 (``KeyValueScheme``), the layer (``KeyValueLayer``, ``build_db_layer``), the backend

@@ -15,7 +15,7 @@ Semantics every backend keeps (the contract suite
 
   - ``idx.col_keys is None`` (an *unprojected*, whole-row index): each given row dict
     **replaces** the stored row of the same position. The stored row becomes exactly
-    the fields given (every one of them is stored, W13); fields of the old row that
+    the fields given (every one of them is stored, none dropped); fields of the old row that
     are not given are gone; a row that did not exist is created. An empty row dict
     ``{}`` is refused (a whole row has at least one field; rows are deleted with
     ``clear(idx)``, i.e. ``del layer[key]``). Such writes need no read, so a backend
@@ -48,7 +48,7 @@ Semantics every backend keeps (the contract suite
   ``union=True`` keeps rows matching *any* column, ``union=False`` rows matching
   *every* column. No filter matches every row. ``return_columns`` (empty: all)
   projects the returned rows.
-* **get_batch** (J8): ``get_batch(b, n)`` returns batch ``b`` of a partition of the rows
+* **get_batch**: ``get_batch(b, n)`` returns batch ``b`` of a partition of the rows
   into ``max(1, ceil(len / n))`` batches (:func:`batch_count`). Which batch a row is in
   depends only on its key and the number of batches — a backend's native partition
   (DynamoDB's parallel-scan segments) or :func:`key_batch`, a hash of the key. So

@@ -1,4 +1,4 @@
-"""``KeyValueLayer`` and ``build_db_layer``: a layer of rows and columns (§2.J).
+"""``KeyValueLayer`` and ``build_db_layer``: a layer of rows and columns.
 
 The layer reads and writes through :class:`~lamina.keyvalue.scheme.KeyValueScheme`
 (user index forms, result shaping, write data) and the processors, in the core's
@@ -7,7 +7,7 @@ see the backend's data, a list of row dicts aligned with the index). Index proce
 of a key-value layer must map each row to exactly one row (e.g. prefix the keys).
 
 Beyond ``[ ]``, the layer offers the reference's collection methods. What is fixed
-against the reference (weak point W16):
+against the reference, where these bypassed ``readonly`` and the index processors:
 
 * ``del layer[idx]`` and ``clear()`` are refused on a readonly layer (a
   :class:`~lamina.errors.ReadonlyLayerError`) before anything is deleted;

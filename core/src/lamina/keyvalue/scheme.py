@@ -1,4 +1,4 @@
-"""The key-value index scheme: the user index forms of J3, read shaping (J4), write data (J5).
+"""The key-value index scheme: the user index forms, read shaping and write data.
 
 ==================================  ===============================  ==============================
 user index                          ``DBIndex``                      ``layer[...]`` returns
@@ -40,7 +40,7 @@ Writes (what ``layer[idx] = data`` takes):
   ``c``); a single non-dict value fills every indexed row; a single dict is one row and
   is refused for several keys (it is easily meant as ``{key: value}``). With a
   column tuple the items must be row dicts. The number of items must equal the number
-  of keys (``ValueError`` naming both; weak point W15).
+  of keys (``ValueError`` naming both; the reference wrote a prefix or failed halfway).
 * an empty key list with an empty list (or any fill value) writes nothing.
 
 What a write does to the stored row depends on the form (see
@@ -49,13 +49,14 @@ What a write does to the stored row depends on the form (see
 * the whole-row forms (``"k"``, ``["k0", "k1"]``, a ``DBIndex`` without ``col_keys``)
   **replace** the row: ``layer["k"] = {"a": 1}`` leaves the row ``{"a": 1}`` and
   ``layer["k"] = 5`` the row ``{"value": 5}``, whatever fields it had before. Every
-  field given is stored (W13). ``layer["k"] = {}`` (an empty row) is refused with a
+  field given is stored (one rule for every backend, where the reference's
+  backends disagreed). ``layer["k"] = {}`` (an empty row) is refused with a
   ``ValueError``; to delete a row use ``del layer["k"]``.
 * the column forms (``("k", "c")``, ``(keys, ("c0", "c1"))``, a ``DBIndex`` with
   ``col_keys``) **update** only the named columns: the fields given are set, the
   other stored fields are kept. Fields outside the named columns are refused, never
-  dropped (W13). Column updates may be slower than whole-row writes: not every
-  backend can batch them.
+  dropped (the reference's Datastore backend dropped them silently). Column updates may
+  be slower than whole-row writes: not every backend can batch them.
 
 Values are checked by the backend (:func:`lamina.keyvalue.backend.prepare_rows`)
 before anything is written.

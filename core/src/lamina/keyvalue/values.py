@@ -1,4 +1,4 @@
-"""The values a key-value row may hold (J1), checked and copied the same way by every backend.
+"""The values a key-value row may hold, checked and copied the same way by every backend.
 
 A value is ``None``, ``bool``, ``int`` (any size), ``float`` (every float, ``-0.0``,
 ``inf`` and ``nan`` included), ``str``, ``bytes``, a numpy array of a boolean, integer,

@@ -98,9 +98,9 @@ def lamina_register_path_openers(registry: Registrar) -> None:
 
 @hookspec
 def lamina_register_executors(registry: Registrar) -> None:
-    """Register executors for chunked processing: ``registry.register("dask", factory)``.
+    """Register executors that run the flows' tasks: ``registry.register("dask", factory)``.
 
     The factory is called as ``factory(workers=N, **options)`` and returns an object
     with the ``concurrent.futures.Executor`` interface (``submit``, ``shutdown``).
-    Chunked-processing flows look executors up here by name (``executor="dask"``).
+    The flows look executors up here by name (``executor="dask"``).
     """

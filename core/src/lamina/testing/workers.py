@@ -1,9 +1,9 @@
-"""A check for an engine's worker processes: do they keep freed memory for the next chunk?
+"""A check for an engine's worker processes: do they keep freed memory for the next task?
 
 :func:`second_round_page_faults` allocates, writes and frees 96 MiB in blocks of 8 MiB,
 twice, and returns the page faults of the second round: near 0 in a process set up by
-:func:`lamina.flows.allocator.tune_worker_malloc` (the chunk workers of ``processes``
-and of lamina-dask's local cluster), about 24,600 under glibc's defaults, which hand
+:func:`lamina.flows.allocator.tune_worker_malloc` (the workers of the ``processes``
+executor and of lamina-dask's local cluster), about 24,600 under glibc's defaults, which hand
 the memory back to the system and fault it in again. Run it in a worker, e.g.
 ``client.run(second_round_page_faults)`` on a dask cluster.
 """

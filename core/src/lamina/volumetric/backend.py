@@ -7,8 +7,9 @@ describes each resolution's voxel offset, chunk size and dataset size (a composi
 backend, such as a layer set, may read and write ``{name: array}`` dicts instead: it
 overrides :meth:`VolumetricBackend.prepare_data`). This module
 adds what every such backend shares: bounds, the chunk-alignment check with the
-reference system's detailed error (§2.F F10), chunk-aligned indices, the check and
-lossless conversion of write data, and a typed ``with_changes``.
+reference system's detailed error (offset, chunk size, bounds and the nearest aligned
+boxes), chunk-aligned indices, the check and lossless conversion of write data, and a
+typed ``with_changes``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ __all__ = ["VolumetricBackend", "VolumetricChanges", "warm_up_layers"]
 
 
 class VolumetricChanges(TypedDict, total=False):
-    """Every option a volumetric backend's ``with_changes`` may take (reference F12).
+    """Every option a volumetric backend's ``with_changes`` may take (the reference's keys).
 
     A backend lists in ``supported_changes`` the ones it honours; any other key,
-    including a misspelt one, raises ``KeyError`` (weak point W42).
+    including a misspelt one, raises ``KeyError`` (never ignored: a typo must not pass).
     """
 
     name: str
@@ -96,7 +97,7 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
         and the display from it (``img`` for images, ``segmentation`` for labels)."""
         return None
 
-    # -- options (reference F8); backends override what they support -----------------------
+    # -- options (the reference's backend properties); backends override what they support --
     @property
     def enforce_chunk_aligned_writes(self) -> bool:
         return True

@@ -1,12 +1,12 @@
-"""``VolumetricIndexChunker``: split an index into chunk indices (layer-behaviour.md §2.K K8).
+"""``VolumetricIndexChunker``: split an index into chunk indices (the reference's chunker).
 
 Processing flows use it to cut a region into tasks that follow a chunk grid. Chunk
 geometry is counted in voxels at ``resolution`` (default: the index's own); the grid
 starts at the index's start shifted by ``offset`` voxels (or at
 ``stride_start_offset + offset``). Chunks come x fastest, then y, then z (see
 :class:`~lamina.volumetric.geometry.BBoxStrider` for the modes ``expand``,
-``shrink`` and ``exact`` and for superchunks). Unlike the reference, chunks keep the
-index's ``allow_slice_rounding`` (W24).
+``shrink`` and ``exact`` and for superchunks). Unlike the reference, which reset it, chunks
+keep the index's ``allow_slice_rounding``.
 
 ``split_into_nonoverlapping_chunkers(pad)`` gives the 8 checkerboard chunkers whose
 padded chunks never overlap within one chunker, so 8 passes can write padded chunks

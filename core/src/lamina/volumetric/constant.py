@@ -1,11 +1,12 @@
-"""The constant backend: every voxel of every resolution reads as one value (§2.H).
+"""The constant backend: every voxel of every resolution reads as one value.
 
 Useful as a stand-in input (an all-ones mask, a zero field). It cannot be written
 (``capabilities.writable`` is False, so a layer refuses writes before any processor
 runs) and holds nothing to delete. Fixed from the reference: its name says its value
-(W6), it defaults to one channel (W6), and ``with_changes`` refuses every key instead
-of ignoring it (W42). Its bounds are very large rather than empty, so bounds checks
-never reject a read.
+(the reference's printed a literal ``{self.value}``), it defaults to one channel (not
+zero, which read as empty arrays), and ``with_changes`` refuses every key instead of
+ignoring it (a misspelt option must not pass silently). Its bounds are very large rather
+than empty, so bounds checks never reject a read.
 """
 
 from __future__ import annotations

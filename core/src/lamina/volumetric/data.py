@@ -5,7 +5,7 @@ type's module, so torch is never imported here) and scalars. A scalar is a *fill
 becomes a zero-stride ``np.broadcast_to`` view of the whole region, which costs no
 memory, passes through processors and resampling as an ordinary array, and lets a
 backend store it as a fill. Dtype conversions are done only when no value changes
-(weak point W41 of the reference system); anything else is refused before a byte is
+(the reference system checked no dtype); anything else is refused before a byte is
 written, with the offending range in the message.
 """
 

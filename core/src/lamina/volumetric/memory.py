@@ -247,8 +247,8 @@ class MemoryVolumetricBackend(VolumetricBackend):
     # -- changes --------------------------------------------------------------------------------
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> MemoryVolumetricBackend:  # type: ignore[override]
         """Supported: ``name`` (a new, empty volume), ``voxel_offset_res``,
-        ``chunk_size_res``, ``dataset_size_res`` (reference E12 semantics, applied to
-        every scale) and ``enforce_chunk_aligned_writes``."""
+        ``chunk_size_res``, ``dataset_size_res`` (as in the reference: they change the
+        volume's box or chunk size, so every scale) and ``enforce_chunk_aligned_writes``."""
         self.check_changes(dict(changes))
         bbox = bbox_of(self.scales)
         chunk = None
@@ -264,7 +264,7 @@ class MemoryVolumetricBackend(VolumetricBackend):
             chunk = Vec3D.from_seq(changes["chunk_size_res"][0], "chunk_size").int()
         scales = self.scales
         if {"voxel_offset_res", "dataset_size_res"} & set(changes):
-            # The new box applies to every scale, as in the reference (E12).
+            # The new box applies to every scale, as in the reference.
             scales = {
                 res: scales_from_bbox(bbox, [res], geo.chunk_size)[res]
                 for res, geo in scales.items()

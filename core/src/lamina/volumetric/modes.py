@@ -1,4 +1,4 @@
-"""The interpolation modes a volumetric layer resamples with (layer-behaviour.md §2.D D6)."""
+"""The interpolation modes a volumetric layer resamples with: the reference system's modes."""
 
 from __future__ import annotations
 

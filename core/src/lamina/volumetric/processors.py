@@ -1,14 +1,15 @@
-"""Volumetric processors, registered by name (layer-behaviour.md §2.K K1–K7).
+"""Volumetric processors, registered by name under the reference system's names.
 
 Index processors (``idx -> idx``): ``VolumetricIndexTranslator``,
 ``VolumetricIndexScaler``, ``VolumetricIndexOverrider``, ``VolumetricIndexPadder``.
 Joint processors: ``InvertProcessor`` and ``ROIMaskProcessor``.
 
-Differences from the reference, each a fixed weak point: index processors keep the
-index's ``chunk_id`` (W24); ``InvertProcessor`` is a true inversion for every integer
-dtype (W12); ``ROIMaskProcessor`` returns a new dict instead of changing the one it
-was given, and a missing target is a ``KeyError`` naming it (W30). All are frozen
-values, safe to share between threads.
+Differences from the reference, each a fixed weak point (docs/behaviour.md#weak-points-fixed):
+index processors keep the index's ``chunk_id`` (the reference reset it to 0);
+``InvertProcessor`` is a true inversion for every integer dtype (the reference's gave
+257 - x on uint8 only); ``ROIMaskProcessor`` returns a new dict instead of changing the
+one it was given, and a missing target is a ``KeyError`` naming it (not an ``assert``).
+All are frozen values, safe to share between threads.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _targets(value: Any) -> tuple[str, ...]:
 
 @attrs.frozen
 class VolumetricIndexTranslator:
-    """Shift the index by ``offset`` voxels counted at ``resolution`` (K1)."""
+    """Shift the index by ``offset`` voxels counted at ``resolution``."""
 
     offset: Vec3D[float] = attrs.field(converter=to_vec3)
     resolution: Vec3D[float] = attrs.field(converter=to_vec3)
@@ -70,7 +71,7 @@ class VolumetricIndexTranslator:
 
 @attrs.frozen
 class VolumetricIndexScaler:
-    """Keep the region (nm), multiply the resolution element-wise by ``res_change_mult`` (K2)."""
+    """Keep the region (nm), multiply the resolution element-wise by ``res_change_mult``."""
 
     res_change_mult: Vec3D[float] = attrs.field(converter=to_vec3)
     allow_slice_rounding: bool = False
@@ -86,7 +87,7 @@ class VolumetricIndexScaler:
 
 @attrs.frozen
 class VolumetricIndexOverrider:
-    """Replace the voxel offset, voxel size and/or resolution of the index (K3).
+    """Replace the voxel offset, voxel size and/or resolution of the index.
 
     Each override is three entries, ``None`` keeping the index's own. The result is
     built from voxel coordinates at the (overridden) resolution, so overriding only the
@@ -116,7 +117,7 @@ class VolumetricIndexOverrider:
 
 @attrs.frozen
 class VolumetricIndexPadder:
-    """Pad the index by ``pad`` voxels at its resolution: per dim an int or (before, after) (K4)."""
+    """Pad the index by ``pad`` voxels at its resolution: per dim an int or (before, after)."""
 
     pad: PadLike
 
@@ -141,7 +142,7 @@ def invert(data: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 @attrs.frozen
 class InvertProcessor(JointIndexDataProcessor[Any, Any]):
-    """Invert the data when ``invert`` is True (K6, W12 fixed: 255 − x for uint8)."""
+    """Invert the data when ``invert`` is True (255 − x on uint8; the reference: 257 − x)."""
 
     invert: bool
     prob: float = 1.0
@@ -155,7 +156,7 @@ class InvertProcessor(JointIndexDataProcessor[Any, Any]):
 
 @attrs.frozen
 class ROIMaskProcessor(JointIndexDataProcessor[Mapping[str, Any], VolumetricIndex]):
-    """Add ``"<target>_mask"`` (uint8, 1 inside the region of interest) beside each target (K7).
+    """Add ``"<target>_mask"`` (uint8, 1 inside the region of interest) beside each target.
 
     For layer-set data (``{name: (C, X, Y, Z)}``). The ROI is ``start_coord`` to
     ``end_coord`` voxels at ``resolution``; the data is taken to cover the index padded

@@ -1,4 +1,4 @@
-"""The volumetric index scheme: every user index form of the reference (§2.C C8–C12).
+"""The volumetric index scheme: every user index form of the reference system.
 
 Accepted between ``[ ]`` (``res`` is a resolution in nm, x, y, z, or ``None``):
 
@@ -14,11 +14,13 @@ form                            slices counted at           desired (output) res
 ==============================  ==========================  ===============================
 
 Slices are literal voxel coordinates (negative means negative, no wrap-around) and
-need both ends, no step, and start <= stop (weak point W40). A region that is not a
+need both ends, no step, and start <= stop (checked here, with an error naming the
+dimension, rather than failing deep in arithmetic as in the reference). A region that is not a
 whole number of voxels at the desired resolution is an error unless
 ``allow_slice_rounding`` is set, and then it is widened to whole voxels (start
-floored, stop ceiled — not rounded to nearest, weak point W22). A user's
-``VolumetricIndex`` is never changed (W2): the layer's rounding flag goes into a copy.
+floored, stop ceiled — not rounded to nearest, as the reference's docs said). A user's
+``VolumetricIndex`` is never changed (the reference overwrote its rounding flag in place):
+the layer's rounding flag goes into a copy.
 """
 
 from __future__ import annotations

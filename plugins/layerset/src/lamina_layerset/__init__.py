@@ -22,7 +22,7 @@ _LAZY: dict[str, str] = {
     "MembersDisagreeError": "lamina_layerset.errors",
     "UnknownMemberError": "lamina_layerset.errors",
     "DEFAULT_MAX_WORKERS": "lamina_layerset._members",
-    # the core's set-level processor (K7), re-exported here
+    # the core's set-level processor (masks a region of interest), re-exported here
     "ROIMaskProcessor": "lamina.volumetric.processors",
 }
 

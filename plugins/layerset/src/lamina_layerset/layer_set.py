@@ -2,7 +2,7 @@
 
 ``build_layer_set({"img": img_layer, "meta": meta_layer})[idx]`` reads every member
 at ``idx`` (concurrently) and returns ``{"img": ..., "meta": ...}``; ``layer_set[idx] =
-{"img": data}`` writes only the members named (reference §2.I I1–I4).
+{"img": data}`` writes only the members named, as in the reference system.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class LayerSetBackend(MemberSet, Backend[Any, dict[str, Any]]):
 
 @attrs.frozen(kw_only=True)
 class LayerSet(Layer[Any, dict[str, Any]]):
-    """A layer whose data is ``{member name: member data}`` (reference I3–I4).
+    """A layer whose data is ``{member name: member data}`` (the reference's ``LayerSet``).
 
     ``layer_set[idx]`` reads every member; ``layer_set[idx] = {"a": ...}`` writes the
     members named. Set-level processors see and return the whole dict.

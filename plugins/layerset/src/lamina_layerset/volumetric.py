@@ -49,7 +49,8 @@ def _res(resolution: RawVec3D) -> Vec3D[float]:
 
 @attrs.frozen
 class VolumetricSetBackend(MemberSet, VolumetricBackend):
-    """A volumetric backend whose members are volumetric layers (reference I5–I8).
+    """A volumetric backend whose members are volumetric layers (the reference's
+    ``VolumetricSetBackend``).
 
     ``read(idx)`` returns ``{name: (C, X, Y, Z) array}`` (every member, read
     concurrently through its own processors); ``write(idx, data)`` takes
@@ -294,7 +295,7 @@ class VolumetricSetBackend(MemberSet, VolumetricBackend):
 
     def with_changes(self, **changes: Unpack[VolumetricChanges]) -> VolumetricSetBackend:  # type: ignore[override]
         """A new set whose every member's backend has ``with_changes(**changes)``;
-        ``name=X`` gives member ``k`` the name ``X/k`` (reference I7). Every member
+        ``name=X`` gives member ``k`` the name ``X/k``, as in the reference. Every member
         checks the keys before any member changes."""
         return attrs.evolve(self, layers=self.changed_members(dict(changes)))
 
