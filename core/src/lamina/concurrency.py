@@ -12,6 +12,10 @@ the child for ever. So they are kept here, reset by one fork hook:
   started again in a forked child;
 * :func:`run_all`: tasks on a pool, results in order, every task ended before the
   first error is raised.
+
+A flow's ``threads`` executor (:class:`lamina.flows.executors.ThreadsExecutor`) is not
+one of these: it lives for one run, and its threads are daemon threads, so that a run
+interrupted with Ctrl-C can be abandoned without waiting for its tasks.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ from lamina.keyvalue.backend import (
     row_matches,
 )
 from lamina.keyvalue.index import DBIndex
-from lamina_dynamodb.batches import ChunkFailed, run_chunks
+from lamina_dynamodb.batches import BatchFailed, run_batches
 from lamina_dynamodb.clients import shared_client
 from lamina_dynamodb.codec import KEY_ATTRIBUTE, MAX_KEY_BYTES, decode_item, encode_item, key_bytes
 from lamina_dynamodb.errors import DynamoDBError, TableError
@@ -284,8 +284,8 @@ class DynamoDBBackend(DBBackend):
         client = self._client()
         table = self._table
 
-        def send(chunk: list[str]) -> None:
-            pending = [requests[k] for k in chunk]
+        def send(batch: list[str]) -> None:
+            pending = [requests[k] for k in batch]
             stalled = retry = 0
             while True:
                 try:
@@ -295,7 +295,7 @@ class DynamoDBBackend(DBBackend):
                     if reason is None:
                         if error_code(exc) == "ResourceNotFoundException":
                             raise self._fail(exc, operation) from exc
-                        raise ChunkFailed(
+                        raise BatchFailed(
                             [_request_key(r) for r in pending],
                             f"{error_code(exc) or type(exc).__name__}: {exc}",
                             retry + 1,
@@ -311,11 +311,11 @@ class DynamoDBBackend(DBBackend):
                     pending = left
                 retry += 1
                 if stalled >= self._max_attempts:
-                    raise ChunkFailed([_request_key(r) for r in pending], reason, retry)
+                    raise BatchFailed([_request_key(r) for r in pending], reason, retry)
                 self._backoff(retry)
 
-        chunks = [keys[i : i + MAX_BATCH_WRITE] for i in range(0, len(keys), MAX_BATCH_WRITE)]
-        run_chunks(table, operation, chunks, send, self._max_concurrency)
+        batches = [keys[i : i + MAX_BATCH_WRITE] for i in range(0, len(keys), MAX_BATCH_WRITE)]
+        run_batches(table, operation, batches, send, self._max_concurrency)
 
     def _batch_get(
         self, keys: Sequence[str], columns: Sequence[str] | None
@@ -329,8 +329,8 @@ class DynamoDBBackend(DBBackend):
         client = self._client()
         table = self._table
 
-        def fetch(chunk: list[str]) -> list[dict[str, Any]]:
-            pending = [{KEY_ATTRIBUTE: {"S": k}} for k in chunk]
+        def fetch(batch: list[str]) -> list[dict[str, Any]]:
+            pending = [{KEY_ATTRIBUTE: {"S": k}} for k in batch]
             found: list[dict[str, Any]] = []
             stalled = retry = 0
             while True:
@@ -353,13 +353,13 @@ class DynamoDBBackend(DBBackend):
                     pending = left
                 retry += 1
                 if stalled >= self._max_attempts:
-                    raise ChunkFailed([k[KEY_ATTRIBUTE]["S"] for k in pending], reason, retry)
+                    raise BatchFailed([k[KEY_ATTRIBUTE]["S"] for k in pending], reason, retry)
                 self._backoff(retry)
 
-        chunks = [list(keys[i : i + MAX_BATCH_GET]) for i in range(0, len(keys), MAX_BATCH_GET)]
+        batches = [list(keys[i : i + MAX_BATCH_GET]) for i in range(0, len(keys), MAX_BATCH_GET)]
         return {
             item[KEY_ATTRIBUTE]["S"]: item
-            for items in run_chunks(table, "read", chunks, fetch, self._max_concurrency)
+            for items in run_batches(table, "read", batches, fetch, self._max_concurrency)
             for item in items
         }
 
@@ -436,17 +436,17 @@ class DynamoDBBackend(DBBackend):
         table = self._table
         updates = {key: update_params(table, key, row) for key, row in rows.items() if row}
 
-        def update(chunk: list[str]) -> None:
-            (key,) = chunk
+        def update(batch: list[str]) -> None:
+            (key,) = batch
             for params in updates[key]:
                 try:
                     self._call("update_item", f"update of row {key!r}", **params)
                 except TableError:
                     raise
                 except DynamoDBError as exc:
-                    raise ChunkFailed([key], str(exc), None, exc) from exc
+                    raise BatchFailed([key], str(exc), None, exc) from exc
 
-        run_chunks(table, "update", [[key] for key in updates], update, self._max_concurrency)
+        run_batches(table, "update", [[key] for key in updates], update, self._max_concurrency)
 
     def clear(self, idx: DBIndex | None = None) -> None:
         """Delete the indexed rows whole (absent ones are ignored), or every row."""

@@ -1,8 +1,8 @@
-"""The chunked block-reduction engine: a kernel applied to every ``kx * ky * kz`` block.
+"""The block-reduction engine: a kernel applied to every ``kx * ky * kz`` block.
 
 Means, mode pooling and mask thresholds all reduce blocks of voxels to one value. The
-engine cuts the volume into chunks (so that temporaries stay in cache), handles a
-partial last block per axis, and hands each chunk to the kernel as a
+engine cuts the volume into slabs (so that temporaries stay in cache), handles a
+partial last block per axis, and hands each slab to the kernel as a
 ``(X', kx, Y', ky, Z', kz)`` view.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 
 from lamina.volumetric.resample.arrays import NDArray, _empty_like_layout
 
-# Input bytes per chunk in the numpy kernels: large enough that Python overhead per
-# chunk is small, small enough that temporaries stay in cache (1 MiB measured best).
-_CHUNK: Final = 1 << 20
+# Input bytes per slab in the numpy kernels: large enough that Python overhead per
+# slab is small, small enough that temporaries stay in cache (1 MiB measured best).
+_SLAB_BYTES: Final = 1 << 20
 
 # A kernel reduces ``blk`` (X', kx, Y', ky, Z', kz) into ``out`` (X', Y', Z').
 _Kernel = Callable[[NDArray, NDArray, tuple[int, int, int]], None]
@@ -59,18 +59,18 @@ def _block_reduce(
         src = data[(slice(None), *(s[0] for s in combo))]
         dst = out[(slice(None), *(s[1] for s in combo))]
         sub_ks = (combo[0][2], combo[1][2], combo[2][2])
-        _run_chunks(src, dst, sub_ks, make_kernel(sub_ks))
+        _run_slabs(src, dst, sub_ks, make_kernel(sub_ks))
     return out
 
 
-def _run_chunks(src: NDArray, dst: NDArray, ks: tuple[int, int, int], kernel: _Kernel) -> None:
+def _run_slabs(src: NDArray, dst: NDArray, ks: tuple[int, int, int], kernel: _Kernel) -> None:
     """Apply ``kernel`` channel by channel, in slabs along the slowest spatial axis."""
     for c in range(src.shape[0]):
         s3, d3 = src[c], dst[c]
         axis = max(range(3), key=lambda ax: (s3.shape[ax] > 1, abs(s3.strides[ax])))
         k = ks[axis]
         per_row = k * (s3.size // max(1, s3.shape[axis])) * s3.itemsize
-        rows = max(1, _CHUNK // max(1, per_row))
+        rows = max(1, _SLAB_BYTES // max(1, per_row))
         for o0 in range(0, d3.shape[axis], rows):
             o1 = min(d3.shape[axis], o0 + rows)
             sin: list[slice] = [slice(None)] * 3

@@ -37,8 +37,8 @@ class _BlockSums:
 
     Summed one block axis at a time, the slowest in memory first: those passes run over
     long contiguous rows, and each leaves less to add up in the next. The plan and the
-    scratch arrays are made once per chunk shape and reused (fresh large allocations
-    page-fault, and Python overhead per chunk adds up).
+    scratch arrays are made once per slab shape and reused (fresh large allocations
+    page-fault, and Python overhead per slab adds up).
     """
 
     def __init__(self, acc_dtype: np.dtype[Any]) -> None:
