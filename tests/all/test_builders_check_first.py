@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from lamina_hdf5 import build_h5_layer
+from lamina_npydir.volume import build_npydir_layer
 from lamina_precomputed import build_cv_layer
 
 from lamina import BBox3D
@@ -31,7 +32,10 @@ NEW_VOLUME: dict[str, Any] = {
         ({"default_desired_resolution": "4,4"}, "default_desired_resolution"),
     ],
 )
-@pytest.mark.parametrize(("build", "name"), [(build_cv_layer, "v"), (build_h5_layer, "v.h5")])
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [(build_cv_layer, "v"), (build_h5_layer, "v.h5"), (build_npydir_layer, "v.npydir")],
+)
 def test_a_bad_layer_parameter_creates_nothing(
     tmp_path: Path, build: Any, name: str, bad: dict[str, Any], message: str
 ) -> None:

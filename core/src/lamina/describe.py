@@ -27,6 +27,8 @@ def describe_layer(layer: Any) -> dict[str, Any]:
     from lamina.volumetric.backend import VolumetricBackend
 
     if isinstance(backend, VolumetricBackend):
+        if backend.volume_type is not None:
+            description["type"] = backend.volume_type
         description["data_type"] = str(backend.dtype)
         description["num_channels"] = backend.num_channels
         scales = []

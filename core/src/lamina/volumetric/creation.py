@@ -157,12 +157,7 @@ class VolumeSpec:
             raise ValueError("info_scales must list at least one resolution")
         if self.type not in VOLUME_TYPES:
             raise ValueError(f"info_type must be 'image' or 'segmentation'; got {self.type!r}")
-        try:
-            np.dtype(self.data_type)
-        except TypeError:
-            raise ValueError(
-                f"info_data_type must be a numpy dtype name; got {self.data_type!r}"
-            ) from None
+        _check_data_type(self.data_type)
         if (
             isinstance(self.num_channels, bool)
             or not isinstance(self.num_channels, int)
@@ -192,7 +187,7 @@ def spec_from_parameters(
     reference_path: str | None = None,
     reference_scale: RawVec3D | None = None,
     inherit_all_params: bool = False,
-    existing: Reference | None = None,
+    existing_path: str | None = None,
     inherited_extras: Callable[[Reference], Mapping[str, Any]] | None = None,
 ) -> VolumeSpec:
     """The :class:`VolumeSpec` of a builder's ``info_*`` parameters.
@@ -205,11 +200,12 @@ def spec_from_parameters(
             ``reference_scale``) comes from that volume, in any format lamina opens, and
             with ``inherit_all_params`` every parameter not given.
         reference_scale: ``info_reference_scale``; needs ``reference_path`` (or
-            ``existing``).
+            ``existing_path``).
         inherit_all_params: ``info_inherit_all_params``.
-        existing: the volume already stored where the new one goes: what is not given
-            comes from it, as from a reference with ``inherit_all_params`` (so
-            ``info_scales`` alone adds scales to it).
+        existing_path: the path of the volume already stored where the new one goes
+            (the format knows whether there is one): what is not given comes from it,
+            as from a reference with ``inherit_all_params`` (so ``info_scales`` alone
+            adds scales to it); ``reference_path``, when given, wins.
         inherited_extras: the format's own per-scale keys to take from a reference (of
             its own format) when everything is inherited.
 
@@ -217,7 +213,7 @@ def spec_from_parameters(
         ValueError: a parameter is missing (named, with why) or not valid.
     """
     extra: dict[str, Any] = dict(extra_scale_data or {})
-    if reference_path is None and existing is None:
+    if reference_path is None and existing_path is None:
         if inherit_all_params:
             raise ValueError(
                 "info_inherit_all_params=True needs info_reference_path: there is no "
@@ -229,7 +225,8 @@ def spec_from_parameters(
     elif reference_path is not None:
         reference = reference_of(reference_path, reference_scale)
     else:
-        reference = existing
+        assert existing_path is not None
+        reference = reference_of(existing_path, reference_scale)
         inherit_all_params = True
     if reference is not None:
         if bbox is None:
@@ -268,9 +265,9 @@ def spec_from_parameters(
     return VolumeSpec(
         scales=sorted_resolutions(scales),
         type=str(type),
-        data_type=str(np.dtype(str(data_type))),
+        data_type=_check_data_type(data_type),
         num_channels=num_channels,  # type: ignore[arg-type]
-        chunk_size=Vec3D.from_seq(chunk_size, "info_chunk_size").int(),  # type: ignore[arg-type]
+        chunk_size=_whole_chunk_size(chunk_size),  # type: ignore[arg-type]
         bbox=bbox,
         encoding=None if encoding is None else str(encoding),
         extra_scale_data=extra,
@@ -292,6 +289,35 @@ def refuse_info_without_scales(given: dict[str, Any], what: str) -> None:
             "describe the scales to create, so list them in info_scales (e.g. "
             f"info_scales=[(4, 4, 40)]); without info_scales {what} is used as it is"
         )
+
+
+#: The dtype kinds a volume may have: bool, signed and unsigned integers, floats and
+#: complex numbers (no objects, strings, raw bytes or dates).
+NUMERIC_KINDS = "biufc"
+
+
+def _check_data_type(data_type: object) -> str:
+    """``info_data_type`` as a dtype name; a ``ValueError`` naming it otherwise."""
+    try:
+        dtype = np.dtype(str(data_type))
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in NUMERIC_KINDS:
+        raise ValueError(
+            "info_data_type must name a numeric numpy dtype (bool, int*, uint*, float*, "
+            f"complex*); got {data_type!r}"
+        )
+    return str(dtype)
+
+
+def _whole_chunk_size(chunk_size: RawVec3D) -> Vec3D[int]:
+    """``info_chunk_size`` as whole positive numbers; a ``ValueError`` with what was given."""
+    size = Vec3D.from_seq(chunk_size, "info_chunk_size")
+    if not all(float(v).is_integer() and v > 0 for v in size):
+        raise ValueError(
+            f"info_chunk_size must be three positive whole numbers (x, y, z); got {chunk_size!r}"
+        )
+    return size.int()
 
 
 def type_name(value: object) -> str:

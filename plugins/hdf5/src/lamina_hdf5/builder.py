@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lamina.volumetric.creation import Reference, reference_of, refuse_info_without_scales
+from lamina.volumetric.creation import reference_of, refuse_info_without_scales
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import (
@@ -196,8 +196,6 @@ def build_h5_layer(
             "the volume in the file",
         )
     else:
-        if info_reference_path is None and info_reference_scale is not None:
-            raise ValueError("info_reference_scale needs info_reference_path")
         spec = spec_from_parameters(
             scales=info_scales,
             reference_path=info_reference_path,
@@ -211,7 +209,7 @@ def build_h5_layer(
             compression=info_compression,
             compression_level=info_compression_level,
             # scales added to an existing volume: what is not given comes from the volume
-            existing=_existing_volume(path, dataset) if info_reference_path is None else None,
+            existing_path=_existing_volume(path, dataset) if info_reference_path is None else None,
         )
     backend = H5Backend(
         path,
@@ -239,13 +237,16 @@ def build_h5_layer(
     )
 
 
-def _existing_volume(path: str | os.PathLike[str], dataset: str | None) -> Reference | None:
-    """The volume at ``path`` (and ``dataset``) when one is stored there already."""
+def _existing_volume(path: str | os.PathLike[str], dataset: str | None) -> str | None:
+    """The path of the volume at ``path`` (and ``dataset``) when one is stored there
+    already, in the form the core's creation policy opens it by."""
     file_path, inner = split_path(path)
     if not os.path.isfile(file_path):
         return None
     where = dataset or inner
+    target = f"{file_path}:/{where}" if where else file_path
     try:
-        return reference_of(f"{file_path}:/{where}" if where else file_path)
+        reference_of(target)
     except (LookupError, ValueError, OSError):
         return None  # no such volume in the file (yet)
+    return target

@@ -26,7 +26,6 @@ import numpy as np
 
 from lamina.errors import LaminaError
 from lamina.volumetric.creation import (
-    Reference,
     StoredVolume,
     VolumeMismatchError,
     number,
@@ -465,7 +464,7 @@ def spec_from_parameters(
     bbox: BBox3D | None,
     compression: str | None,
     compression_level: int | None,
-    existing: Reference | None = None,
+    existing_path: str | None = None,
 ) -> VolumeSpec:
     """The spec of ``build_h5_layer``'s ``info_*`` parameters under the core's policy
     (:func:`lamina.volumetric.creation.spec_from_parameters`); with everything
@@ -480,9 +479,9 @@ def spec_from_parameters(
         reference_path=reference_path,
         reference_scale=reference_scale,
         inherit_all_params=inherit_all_params,
-        existing=existing,
+        existing_path=existing_path,
     )
-    inherited = spec.reference is not None and (inherit_all_params or existing is not None)
+    inherited = spec.reference is not None and (inherit_all_params or existing_path is not None)
     if compression is None and compression_level is None and inherited:
         assert spec.reference is not None
         own = spec.reference.scale if spec.reference.format == FORMAT else {}

@@ -36,7 +36,6 @@ from lamina.volumetric.creation import (
     VolumeSpec,
     number,
     plan_update,
-    reference_of,
     res_to_key,
     spec_from_parameters,
 )
@@ -249,10 +248,6 @@ class InfoSpec(VolumeSpec):
         precomputed one, with ``inherit_all_params``, also its encoding and the scale's
         own keys (``compressed_segmentation_block_size``…). ``existing_path``: the volume
         already at the path, the reference of everything not given."""
-        existing = None
-        if existing_path is not None and reference_path is None:
-            existing = reference_of(existing_path, reference_scale)
-            reference_scale = None
         spec = spec_from_parameters(
             scales=scales,
             type=type,
@@ -265,7 +260,7 @@ class InfoSpec(VolumeSpec):
             reference_path=reference_path,
             reference_scale=reference_scale,
             inherit_all_params=inherit_all_params,
-            existing=existing,
+            existing_path=existing_path,
             inherited_extras=_inherited_scale_keys,
         )
         own_encoding = spec.reference is not None and spec.reference.format == FORMAT
