@@ -151,3 +151,15 @@ def test_a_new_data_type_needs_the_old_scales_dropped() -> None:
     plan = plan_update(stored, wanted, overwrite=True, keep_existing_scales=False, where="v")
     assert plan.dropped == {Vec3D(8, 8, 40)}
     assert plan.attributes["data_type"] == "float32"
+
+
+def test_without_scales_the_volume_is_used_as_stored_and_other_parameters_refused() -> None:
+    assert spec_from_parameters(scales=None) is None
+    with pytest.raises(ValueError, match=r"info_type, info_compression given without info_scales"):
+        spec_from_parameters(
+            scales=None, type="image", format_parameters={"info_compression": "gzip"}
+        )
+    with pytest.raises(ValueError, match="without info_scales the volume in the file is used"):
+        spec_from_parameters(
+            scales=None, inherit_all_params=True, used_as_stored="the volume in the file"
+        )

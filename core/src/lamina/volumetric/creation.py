@@ -176,7 +176,7 @@ class VolumeSpec:
 
 def spec_from_parameters(
     *,
-    scales: Sequence[RawVec3D],
+    scales: Sequence[RawVec3D] | None,
     type: str | None = None,
     data_type: str | None = None,
     num_channels: int | None = None,
@@ -189,11 +189,15 @@ def spec_from_parameters(
     inherit_all_params: bool = False,
     existing_path: str | None = None,
     inherited_extras: Callable[[Reference], Mapping[str, Any]] | None = None,
-) -> VolumeSpec:
-    """The :class:`VolumeSpec` of a builder's ``info_*`` parameters.
+    format_parameters: Mapping[str, Any] | None = None,
+    used_as_stored: str = "the volume at the path",
+) -> VolumeSpec | None:
+    """The :class:`VolumeSpec` of a builder's ``info_*`` parameters; ``None`` without
+    ``info_scales``, when the volume is used as stored and any other ``info_*``
+    parameter given is an error naming it.
 
     Args:
-        scales: ``info_scales``, one resolution (nm) per scale.
+        scales: ``info_scales``, one resolution (nm) per scale, or ``None``.
         type, data_type, num_channels, chunk_size, bbox, encoding, extra_scale_data:
             ``info_type`` … ``info_extra_scale_data``; ``None`` where not given.
         reference_path: ``info_reference_path``: the bbox (of its finest scale, or
@@ -208,10 +212,30 @@ def spec_from_parameters(
             adds scales to it); ``reference_path``, when given, wins.
         inherited_extras: the format's own per-scale keys to take from a reference (of
             its own format) when everything is inherited.
+        format_parameters: the format's own ``info_*`` parameters by name
+            (``{"info_compression": …}``), refused like the others without ``scales``.
+        used_as_stored: what is used without ``info_scales``, for that error
+            (``"the info at the path"``).
 
     Raises:
         ValueError: a parameter is missing (named, with why) or not valid.
     """
+    if scales is None:
+        given = {
+            "info_reference_path": reference_path,
+            "info_type": type,
+            "info_data_type": data_type,
+            "info_num_channels": num_channels,
+            "info_chunk_size": chunk_size,
+            "info_bbox": bbox,
+            "info_encoding": encoding,
+            "info_extra_scale_data": extra_scale_data,
+            "info_reference_scale": reference_scale,
+            "info_inherit_all_params": inherit_all_params,
+            **(format_parameters or {}),
+        }
+        refuse_info_without_scales(given, used_as_stored)
+        return None
     extra: dict[str, Any] = dict(extra_scale_data or {})
     if reference_path is None and existing_path is None:
         if inherit_all_params:

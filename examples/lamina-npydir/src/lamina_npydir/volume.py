@@ -198,18 +198,15 @@ def build_npydir_layer(
         info_keep_existing_scales: keep the stored scales ``info_scales`` does not list.
     """
     policy, path = {"info_overwrite", "info_keep_existing_scales"}, os.path.expanduser(path)
+    meta_file = os.path.join(path, META)
     info = {k: v for k, v in locals().items() if k.startswith("info_") and k not in policy}
     layer: dict[str, Any] = {"default_desired_resolution": default_desired_resolution}
     layer |= {"index_resolution": index_resolution, "data_resolution": data_resolution}
     layer["interpolation_mode"] = interpolation_mode
     check_layer_arguments(**layer)  # before anything is written
-    if info_scales is None:
-        creation.refuse_info_without_scales(info, "the volume")
-    else:  # the other info_* parameters are spec_from_parameters's, by name
-        spec = {k[5:]: v for k, v in info.items()}
-        if info_reference_path is None and os.path.isfile(os.path.join(path, META)):
-            spec["existing_path"] = path  # then info_scales adds to it
-        apply_spec(
-            path, creation.spec_from_parameters(**spec), info_overwrite, info_keep_existing_scales
-        )
+    spec = {k[5:]: v for k, v in info.items()}  # spec_from_parameters's, by name
+    if info_scales is not None and info_reference_path is None and os.path.isfile(meta_file):
+        spec["existing_path"] = path  # then info_scales adds to it
+    if (resolved := creation.spec_from_parameters(**spec, used_as_stored=path)) is not None:
+        apply_spec(path, resolved, info_overwrite, info_keep_existing_scales)
     return build_volumetric_layer(NpyDirBackend(path), **layer, readonly=readonly)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lamina.volumetric.creation import reference_of, refuse_info_without_scales
+from lamina.volumetric.creation import reference_of
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import (
@@ -15,7 +15,7 @@ from lamina.volumetric.layer import (
     check_layer_arguments,
 )
 from lamina_hdf5.backend import H5Backend
-from lamina_hdf5.layout import VolumeSpec, spec_from_parameters, split_path
+from lamina_hdf5.layout import spec_from_parameters, split_path
 
 __all__ = ["build_h5_layer"]
 
@@ -178,39 +178,25 @@ def build_h5_layer(
         data_resolution=data_resolution,
         interpolation_mode=interpolation_mode,
     )
-    spec: VolumeSpec | None = None
-    if info_scales is None:
-        refuse_info_without_scales(
-            {
-                "info_reference_path": info_reference_path,
-                "info_type": info_type,
-                "info_data_type": info_data_type,
-                "info_num_channels": info_num_channels,
-                "info_chunk_size": info_chunk_size,
-                "info_bbox": info_bbox,
-                "info_compression": info_compression,
-                "info_compression_level": info_compression_level,
-                "info_reference_scale": info_reference_scale,
-                "info_inherit_all_params": info_inherit_all_params,
-            },
-            "the volume in the file",
-        )
-    else:
-        spec = spec_from_parameters(
-            scales=info_scales,
-            reference_path=info_reference_path,
-            reference_scale=info_reference_scale,
-            inherit_all_params=info_inherit_all_params,
-            type=info_type,
-            data_type=info_data_type,
-            num_channels=info_num_channels,
-            chunk_size=info_chunk_size,
-            bbox=info_bbox,
-            compression=info_compression,
-            compression_level=info_compression_level,
-            # scales added to an existing volume: what is not given comes from the volume
-            existing_path=_existing_volume(path, dataset) if info_reference_path is None else None,
-        )
+    spec = spec_from_parameters(
+        scales=info_scales,
+        reference_path=info_reference_path,
+        reference_scale=info_reference_scale,
+        inherit_all_params=info_inherit_all_params,
+        type=info_type,
+        data_type=info_data_type,
+        num_channels=info_num_channels,
+        chunk_size=info_chunk_size,
+        bbox=info_bbox,
+        compression=info_compression,
+        compression_level=info_compression_level,
+        # scales added to an existing volume: what is not given comes from the volume
+        existing_path=(
+            _existing_volume(path, dataset)
+            if info_scales is not None and info_reference_path is None
+            else None
+        ),
+    )
     backend = H5Backend(
         path,
         dataset,

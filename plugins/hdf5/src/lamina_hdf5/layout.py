@@ -453,7 +453,7 @@ def apply_spec(
 
 def spec_from_parameters(
     *,
-    scales: Sequence[RawVec3D],
+    scales: Sequence[RawVec3D] | None,
     reference_path: str | None,
     reference_scale: RawVec3D | None = None,
     inherit_all_params: bool,
@@ -465,10 +465,11 @@ def spec_from_parameters(
     compression: str | None,
     compression_level: int | None,
     existing_path: str | None = None,
-) -> VolumeSpec:
+) -> VolumeSpec | None:
     """The spec of ``build_h5_layer``'s ``info_*`` parameters under the core's policy
     (:func:`lamina.volumetric.creation.spec_from_parameters`); with everything
-    inherited from an HDF5 reference, its compression too."""
+    inherited from an HDF5 reference, its compression too. ``None`` without ``scales``
+    (the volume in the file is used as it is)."""
     spec = core_spec_from_parameters(
         scales=scales,
         type=type,
@@ -480,7 +481,14 @@ def spec_from_parameters(
         reference_scale=reference_scale,
         inherit_all_params=inherit_all_params,
         existing_path=existing_path,
+        format_parameters={
+            "info_compression": compression,
+            "info_compression_level": compression_level,
+        },
+        used_as_stored="the volume in the file",
     )
+    if spec is None:
+        return None
     inherited = spec.reference is not None and (inherit_all_params or existing_path is not None)
     if compression is None and compression_level is None and inherited:
         assert spec.reference is not None

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lamina.volumetric.creation import refuse_info_without_scales
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import (
@@ -177,40 +176,22 @@ def build_cv_layer(
         data_resolution=data_resolution,
         interpolation_mode=interpolation_mode,
     )
-    if info_scales is None:
-        refuse_info_without_scales(
-            {
-                "info_reference_path": info_reference_path,
-                "info_type": info_type,
-                "info_data_type": info_data_type,
-                "info_num_channels": info_num_channels,
-                "info_chunk_size": info_chunk_size,
-                "info_bbox": info_bbox,
-                "info_encoding": info_encoding,
-                "info_extra_scale_data": info_extra_scale_data,
-                "info_reference_scale": info_reference_scale,
-                "info_inherit_all_params": info_inherit_all_params,
-            },
-            "the info at the path",
-        )
-        spec = None
-    else:
-        # scales added to an existing volume: what is not given comes from the volume
-        existing = read_info_or_none(normalize_path(path)) is not None
-        spec = InfoSpec.from_optional_reference(
-            scales=info_scales,
-            reference_path=info_reference_path,
-            inherit_all_params=info_inherit_all_params,
-            existing_path=os.fspath(path) if existing else None,
-            type=info_type,
-            data_type=info_data_type,
-            chunk_size=info_chunk_size,
-            num_channels=info_num_channels,
-            encoding=info_encoding,
-            bbox=info_bbox,
-            extra_scale_data=info_extra_scale_data,
-            reference_scale=info_reference_scale,
-        )
+    # scales added to an existing volume: what is not given comes from the volume
+    existing = info_scales is not None and read_info_or_none(normalize_path(path)) is not None
+    spec = InfoSpec.from_optional_reference(
+        scales=info_scales,
+        reference_path=info_reference_path,
+        inherit_all_params=info_inherit_all_params,
+        existing_path=os.fspath(path) if existing else None,
+        type=info_type,
+        data_type=info_data_type,
+        chunk_size=info_chunk_size,
+        num_channels=info_num_channels,
+        encoding=info_encoding,
+        bbox=info_bbox,
+        extra_scale_data=info_extra_scale_data,
+        reference_scale=info_reference_scale,
+    )
     backend = CVBackend(
         os.fspath(path),
         cv_kwargs=cv_kwargs,

@@ -229,7 +229,7 @@ class InfoSpec(VolumeSpec):
     @classmethod
     def from_optional_reference(
         cls,
-        scales: Sequence[RawVec3D],
+        scales: Sequence[RawVec3D] | None,
         reference_path: str | None = None,
         inherit_all_params: bool = False,
         type: str | None = None,
@@ -241,9 +241,10 @@ class InfoSpec(VolumeSpec):
         extra_scale_data: Mapping[str, Any] | None = None,
         reference_scale: RawVec3D | None = None,
         existing_path: str | None = None,
-    ) -> InfoSpec:
+    ) -> InfoSpec | None:
         """The spec of ``build_cv_layer``'s ``info_*`` parameters under the core's policy
-        (:func:`lamina.volumetric.creation.spec_from_parameters`). A reference of
+        (:func:`lamina.volumetric.creation.spec_from_parameters`); ``None`` without
+        ``scales`` (the info at the path is used as it is). A reference of
         another format lends its box, type, dtype, channels and chunk size; a
         precomputed one, with ``inherit_all_params``, also its encoding and the scale's
         own keys (``compressed_segmentation_block_size``…). ``existing_path``: the volume
@@ -262,7 +263,10 @@ class InfoSpec(VolumeSpec):
             inherit_all_params=inherit_all_params,
             existing_path=existing_path,
             inherited_extras=_inherited_scale_keys,
+            used_as_stored="the info at the path",
         )
+        if spec is None:
+            return None
         own_encoding = spec.reference is not None and spec.reference.format == FORMAT
         fields = {f.name: getattr(spec, f.name) for f in attrs.fields(VolumeSpec)}
         if spec.encoding is None or (encoding is None and not own_encoding):
