@@ -22,6 +22,30 @@ _S3_ENV = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True, params=["auto", "cloudvolume"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs on both engines: ``auto`` (TensorStore wherever it serves a volume
+    exactly: local files and S3) and the CloudVolume engine, as the default engine of
+    every volume opened without ``engine=`` (``$LAMINA_PRECOMPUTED_ENGINE``, inherited
+    by worker processes)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAMINA_PRECOMPUTED_ENGINE", request.param)
+        yield request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cloudvolume_engine`` run once, with the CloudVolume engine as the
+    default: the ``auto`` copy of each is deselected."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_auto = callspec is not None and callspec.params.get("engine") == "auto"
+        (drop if on_auto and item.get_closest_marker("cloudvolume_engine") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1 for one test module; ``s3://`` paths go to it.

@@ -200,6 +200,7 @@ def test_every_memory_layout_stores_the_same_chunk_files(tmp_path: Path, layout:
     np.testing.assert_array_equal(layer[FINE, 0:64, 0:32, 0:4], data)
 
 
+@pytest.mark.cloudvolume_engine  # TensorStore encodes and stores on its own threads
 @pytest.mark.parametrize("layout", ["C", "F", "fill", "non-aligned"])
 def test_large_writes_are_cut_into_slabs_on_the_write_grid(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str

@@ -38,6 +38,7 @@ def info_at(path: Path) -> dict[str, Any]:
 
 
 # -- defaults and cv_kwargs --------------------------------------------------------------------
+@pytest.mark.cloudvolume_engine
 def test_defaults_are_fast_and_lossless(backend: CVBackend, path: Path) -> None:
     options = backend.cv_kwargs
     assert options["bounded"] is False
@@ -181,6 +182,7 @@ def test_allow_cache_turns_the_disk_cache_on_for_remote_volumes(
     assert not cached.with_changes(allow_cache=False).allow_cache
 
 
+@pytest.mark.cloudvolume_engine
 def test_cache_bytes_limit_sizes_the_memory_cache_and_clear_cache_empties_it(
     backend: CVBackend,
 ) -> None:
@@ -250,7 +252,7 @@ def test_capabilities_are_honest(backend: CVBackend, mem_root: str) -> None:
 def test_pickles_carry_no_handles(backend: CVBackend) -> None:
     backend.read(_idx((0, 0, 0), (32, 32, 4)))  # opens the scale's IO
     state = backend.__getstate__()
-    assert set(state) == {"path", "kwargs", "info"}
+    assert set(state) == {"path", "kwargs", "info", "engine"}
     assert len(pickle.dumps(backend)) < 4096
 
 

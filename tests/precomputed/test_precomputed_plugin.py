@@ -47,7 +47,7 @@ def test_build_cv_layer_takes_every_seed_parameter_in_order() -> None:
     positional = [(p.name, p.default) for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
     assert positional == SEED_PARAMETERS
     extras = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
-    assert extras == {"info_reference_scale", "mask_value_thr", "cache_bytes_limit"}
+    assert extras == {"info_reference_scale", "mask_value_thr", "cache_bytes_limit", "engine"}
 
 
 def test_listed_by_lamina_plugins() -> None:
@@ -55,7 +55,7 @@ def test_listed_by_lamina_plugins() -> None:
     assert record["error"] is None
     assert record["entry_point"] == "precomputed = lamina_precomputed.hooks"
     assert record["names"] == {
-        "names": ["build_cv_layer", "CVBackend"],
+        "names": ["build_cv_layer", "build_ts_layer", "CVBackend"],
         "path_openers": ["precomputed"],
     }
 

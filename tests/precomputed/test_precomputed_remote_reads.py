@@ -16,6 +16,9 @@ from precomputed_support import small_volume_params
 
 from lamina import BBox3D, Vec3D
 
+# how the CloudVolume engine fetches remote chunks (TensorStore's reads are its own)
+pytestmark = pytest.mark.cloudvolume_engine
+
 FINE = Vec3D(4, 4, 40)
 # 128 x 128 x 8 voxels from (16, 32, 2), chunks of 32 x 32 x 4: a 4 x 4 x 2 grid.
 OFFSET = (16, 32, 2)

@@ -98,6 +98,7 @@ def _describe_volume(description: dict[str, Any], indent: str, skip: tuple[str, 
             extras.append(shard)
         if scale.get("write_grid") and scale["write_grid"] != scale["chunk_size"]:
             extras.append(f"write grid {_vec(scale['write_grid'])}")
+        extras.extend(str(note) for note in scale.get("notes", ()))  # a format's own words
         if extras:
             lines.append(f"{indent}    " + ", ".join(extras))
     return lines
@@ -110,7 +111,7 @@ def _add_info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    description = describe_layer(open_path(args.path, format=args.format))
+    description = describe_layer(open_path(args.path, format=args.format, engine=args.engine))
     if args.json:
         print(json.dumps(description, indent=2))
     else:

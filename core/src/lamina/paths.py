@@ -42,6 +42,20 @@ def _named(format: str) -> PathOpener:
     return opener
 
 
+def _engine_options(opener: PathOpener, engine: str | None) -> dict[str, Any]:
+    """``{"engine": engine}`` for an opener that offers ``engine``; nothing when no
+    engine is asked for or the format has a single one (``--engine`` does not apply)."""
+    if engine is None or not opener.engines:
+        return {}
+    if engine not in opener.engines:
+        forms = ", ".join(opener.forms[:1]) or "this format"
+        raise ValueError(
+            f"engine must be one of {', '.join(map(repr, opener.engines))} for {forms}; "
+            f"got {engine!r}"
+        )
+    return {"engine": engine}
+
+
 def _choose(path: str, candidates: list[tuple[str, PathOpener]], doing: str) -> PathOpener:
     """The candidate of highest priority; two of the same are an error listing both."""
     top = max(opener.priority for _, opener in candidates)
@@ -55,17 +69,23 @@ def _choose(path: str, candidates: list[tuple[str, PathOpener]], doing: str) -> 
     return best[0][1]
 
 
-def open_path(path: str, format: str | None = None, **options: Any) -> Any:
+def open_path(
+    path: str, format: str | None = None, *, engine: str | None = None, **options: Any
+) -> Any:
     """Open ``path`` as a layer with the format that recognises it, or with ``format``
-    (a registered path opener's name: ``"precomputed"``, ``"hdf5"``…)."""
+    (a registered path opener's name: ``"precomputed"``, ``"hdf5"``…), on ``engine``
+    where the format has several (``None``: its default; ignored by formats that have
+    one)."""
     from lamina.plugins.known import distribution_for_path, install_hint
 
     if format is not None:
-        return _named(format).open(path, **options)
+        opener = _named(format)
+        return opener.open(path, **_engine_options(opener, engine), **options)
     openers = _openers()
     candidates = [(name, opener) for name, opener in openers if opener.recognises(path)]
     if candidates:
-        return _choose(path, candidates, "opened").open(path, **options)
+        opener = _choose(path, candidates, "opened")
+        return opener.open(path, **_engine_options(opener, engine), **options)
     forms = [form for _, opener in openers for form in opener.forms]
     hint = ""
     dist = distribution_for_path(path)
@@ -114,10 +134,16 @@ def destination_exists(path: str, format: str | None = None) -> bool:
 
 
 def open_or_create_path(
-    path: str, like: VolumeTemplate, format: str | None = None, **options: Any
+    path: str,
+    like: VolumeTemplate,
+    format: str | None = None,
+    *,
+    engine: str | None = None,
+    **options: Any,
 ) -> Any:
     """The volume at ``path`` opened for writing, or, when nothing is stored there yet, a
-    new one made like ``like`` by the format that creates such paths (or ``format``).
+    new one made like ``like`` by the format that creates such paths (or ``format``), on
+    ``engine`` where the format has several.
 
     A caller that must not leave a volume behind on bad arguments checks them first,
     against ``like`` when :func:`destination_exists` says the volume is new."""
@@ -125,20 +151,21 @@ def open_or_create_path(
     if format is not None:
         opener = _named(format)
         if opener.exists is not None and opener.exists(path):
-            return opener.open(path, **writable)
+            return opener.open(path, **_engine_options(opener, engine), **writable)
         if opener.create is None:
             raise UnknownNameError(f"the format {format!r} cannot create volumes")
-        return opener.create(path, like)
+        return opener.create(path, like, **_engine_options(opener, engine))
     creators = _creators(path)
     stored = [(n, o) for n, o in creators if o.exists is not None and o.exists(path)]
     if stored:
-        return _choose(path, stored, "opened").open(path, **writable)
+        opener = _choose(path, stored, "opened")
+        return opener.open(path, **_engine_options(opener, engine), **writable)
     if creators:
         creator = _choose(path, creators, "created")
         assert creator.create is not None
-        return creator.create(path, like)
+        return creator.create(path, like, **_engine_options(creator, engine))
     destination_exists(path)  # raises, naming the forms new volumes can be made at
-    return open_path(path, **writable)
+    return open_path(path, engine=engine, **writable)
 
 
 def template_of(
@@ -176,7 +203,14 @@ def template_of(
 
 def add_format_argument(parser: argparse.ArgumentParser, of: str = "PATH") -> None:
     """``--format NAME`` for a command that opens or creates paths: the format of ``of``
-    instead of the one its path looks like (``lamina plugins`` lists the formats)."""
+    instead of the one its path looks like (``lamina plugins`` lists the formats); and
+    ``--engine NAME``, the engine of every path whose format has several."""
+    parser.add_argument(
+        "--engine",
+        metavar="NAME",
+        help="the engine reading and writing the paths whose format has several "
+        "(precomputed: auto, tensorstore or cloudvolume); by default the format's choice",
+    )
     parser.add_argument(
         "--format",
         metavar="NAME",

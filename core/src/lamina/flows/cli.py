@@ -206,7 +206,7 @@ def _run_copy(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     check_run_options("copy", options)
-    src = open_path(args.src, format=args.src_format)
+    src = open_path(args.src, format=args.src_format, engine=args.engine)
     if args.resolution is None and args.dst_resolution is None:
         pairs = [(res, res) for res in src.backend.resolutions]  # the whole dataset
     else:
@@ -229,7 +229,7 @@ def _run_copy(args: argparse.Namespace) -> int:
                 chunk_size=args.chunk_size,
                 run=cast("RunOptions", {k: v for k, v in options.items() if k != "executor"}),
             )
-    dst = open_or_create_path(args.dst, like, format=args.format)
+    dst = open_or_create_path(args.dst, like, format=args.format, engine=args.engine)
     if exists:
         if args.dst_chunk_size is not None:
             for _, dst_res in pairs:
@@ -302,7 +302,7 @@ def _run_downsample(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     check_run_options("downsample", options)
-    layer = open_path(args.path, format=args.format, readonly=False)
+    layer = open_path(args.path, format=args.format, engine=args.engine, readonly=False)
     resolution = args.resolution or _finest(layer)
     summary = downsample(
         layer,

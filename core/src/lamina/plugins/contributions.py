@@ -103,6 +103,9 @@ class PathOpener:
             DST that does not exist yet).
         priority: which opener wins when several claim a path (higher first; 0 by
             default): a second engine for a format can outrank the first.
+        engines: the engines ``open`` and ``create`` accept as ``engine=`` (``engine=`` /
+            ``--engine``), when the format can be read and written by several; empty:
+            one engine, and ``--engine`` does not apply.
     """
 
     recognises: Callable[[str], bool]
@@ -110,5 +113,6 @@ class PathOpener:
     forms: tuple[str, ...] = ()
     exists: Callable[[str], bool] | None = None
     can_create: Callable[[str], bool] | None = None
-    create: Callable[[str, VolumeTemplate], Any] | None = None
+    create: Callable[..., Any] | None = None
     priority: int = 0
+    engines: tuple[str, ...] = ()

@@ -1,9 +1,12 @@
-"""lamina-precomputed: Neuroglancer precomputed volumes as lamina layers, via CloudVolume.
+"""lamina-precomputed: Neuroglancer precomputed volumes as lamina layers.
 
 ``build_cv_layer(path, ...)`` builds a :class:`lamina.VolumetricLayer` over a volume on
-local disk, ``file://``, ``gs://``, ``s3://`` or ``mem://``; ``CVBackend`` is its
-backend; ``lamina info PATH`` describes a volume. Names are imported on first use, so
-``import lamina_precomputed`` does not import CloudVolume.
+local disk, ``file://``, ``gs://``, ``s3://`` or ``mem://``, and ``build_ts_layer`` the
+same on the TensorStore engine; ``CVBackend`` is their backend, reading and writing
+through TensorStore or lamina's CloudVolume-compatible chunk IO
+(:mod:`lamina_precomputed.engine`); ``lamina info PATH`` describes a volume. Names are
+imported on first use, so ``import lamina_precomputed`` imports neither CloudVolume nor
+TensorStore.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from lamina.lazy import module_getattr
 
 _LAZY: dict[str, str] = {
     "build_cv_layer": "lamina_precomputed.builder",
+    "build_ts_layer": "lamina_precomputed.builder",
     "CVBackend": "lamina_precomputed.backend",
     "DEFAULT_CV_KWARGS": "lamina_precomputed.backend",
     "InfoSpec": "lamina_precomputed.info",
@@ -31,6 +35,7 @@ __all__ = [
     "InfoNotFoundError",
     "InfoSpec",
     "build_cv_layer",
+    "build_ts_layer",
     "normalize_path",
     "read_info",
     "update_info",
@@ -38,7 +43,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lamina_precomputed.backend import DEFAULT_CV_KWARGS, CVBackend
-    from lamina_precomputed.builder import build_cv_layer
+    from lamina_precomputed.builder import build_cv_layer, build_ts_layer
     from lamina_precomputed.info import (
         InfoMismatchError,
         InfoNotFoundError,

@@ -50,6 +50,14 @@ from lamina.volumetric.data import fill_value
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.scales import scale_geometry, sorted_resolutions
+from lamina_precomputed.description import describe_volume
+from lamina_precomputed.engine import (
+    EngineName,
+    check_engine,
+    choose_engine,
+    scale_obstacles,
+    tensorstore_obstacles,
+)
 from lamina_precomputed.info import (
     InfoSpec,
     change_geometry,
@@ -68,7 +76,8 @@ from lamina_precomputed.options import (
 )
 from lamina_precomputed.scale_io import ChunkCache, IOOptions, ScaleIO, _cuts
 from lamina_precomputed.scales import StoredScale, check_scale, check_scales, check_shards_stay
-from lamina_precomputed.storage import FileStore
+from lamina_precomputed.storage import FileStore, mem_restore, mem_snapshot
+from lamina_precomputed.tensorstore_io import TensorStoreScaleIO
 
 __all__ = ["DEFAULT_CV_KWARGS", "READ_THREADS", "CVBackend"]
 
@@ -102,6 +111,9 @@ class CVBackend(VolumetricBackend):
         info_keep_existing_scales: keep the scales already in the info.
         cache_bytes_limit: bytes of decoded chunks kept in memory (``lru_bytes``); 0 by
             default.
+        engine: ``"auto"``, ``"tensorstore"`` or ``"cloudvolume"`` (see
+            :mod:`lamina_precomputed.engine`); default ``None``:
+            ``$LAMINA_PRECOMPUTED_ENGINE``, else ``"auto"``.
     """
 
     supported_changes: ClassVar[frozenset[str]] = CHANGE_KEYS
@@ -114,13 +126,17 @@ class CVBackend(VolumetricBackend):
         info_overwrite: bool = False,
         info_keep_existing_scales: bool = True,
         cache_bytes_limit: int | None = None,
+        engine: str | None = None,
     ) -> None:
+        engine = check_engine(engine)
         kwargs = check_cv_kwargs(cv_kwargs)
         if cache_bytes_limit is not None:
             if int(cache_bytes_limit) < 0:
                 raise ValueError(f"cache_bytes_limit must be >= 0; got {cache_bytes_limit}")
             kwargs["lru_bytes"] = int(cache_bytes_limit)
         cloudpath = normalize_path(path)
+        # an engine that cannot be honoured is refused before any info is written
+        choose_engine(engine, cloudpath, tensorstore_obstacles(cloudpath, kwargs))
         if info_spec is None:
             info = read_info(cloudpath)
             check_scales(cloudpath, info, every=False)
@@ -133,17 +149,21 @@ class CVBackend(VolumetricBackend):
                 overwrite=info_overwrite,
                 keep_existing_scales=info_keep_existing_scales,
             )
-        self._setup(cloudpath, kwargs, info)
+        self._setup(cloudpath, kwargs, info, engine)
 
     @classmethod
-    def _from_parts(cls, path: str, kwargs: dict[str, Any], info: dict[str, Any]) -> CVBackend:
+    def _from_parts(
+        cls, path: str, kwargs: dict[str, Any], info: dict[str, Any], engine: str
+    ) -> CVBackend:
         """A backend from resolved parts: no storage access at all."""
         backend = cls.__new__(cls)
-        backend._setup(path, kwargs, info)
+        backend._setup(path, kwargs, info, engine)
         return backend
 
-    def _setup(self, path: str, kwargs: dict[str, Any], info: dict[str, Any]) -> None:
+    def _setup(self, path: str, kwargs: dict[str, Any], info: dict[str, Any], engine: str) -> None:
         self._path = path
+        self._requested_engine = engine
+        self._volume_engine = choose_engine(engine, path, tensorstore_obstacles(path, kwargs))
         self._kwargs = kwargs
         self._info = info
         scales: dict[Vec3D[float], dict[str, Any]] = {}
@@ -158,25 +178,30 @@ class CVBackend(VolumetricBackend):
             non_aligned_writes=True,
         )
         self._lock = threading.Lock()
-        self._ios: dict[Vec3D[float], ScaleIO] = {}
+        self._ios: dict[Vec3D[float], ScaleIO | TensorStoreScaleIO] = {}
         self._geometries: dict[Vec3D[float], StoredScale] = {}
         self._memory_cache: ChunkCache | None = None
         self._store_obj: FileStore | None = None
 
     # -- pickling by spec ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"path": self._path, "kwargs": self._kwargs, "info": self._info}
+        state: dict[str, Any] = {
+            "path": self._path,
+            "kwargs": self._kwargs,
+            "info": self._info,
+            "engine": self._requested_engine,
+        }
         if self._path.startswith("mem://"):
-            state["objects"] = _mem_snapshot(self._path)
+            state["objects"] = mem_snapshot(self._path)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "objects" in state:
-            _mem_restore(state["path"], state["objects"])
-        self._setup(state["path"], state["kwargs"], state["info"])
+            mem_restore(state["path"], state["objects"])
+        self._setup(state["path"], state["kwargs"], state["info"], state.get("engine", "auto"))
 
     def __repr__(self) -> str:
-        return f"CVBackend({self._path!r})"
+        return f"CVBackend({self._path!r}, engine={self._volume_engine!r})"
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -191,6 +216,23 @@ class CVBackend(VolumetricBackend):
     def path(self) -> str:
         """The volume's cloud path (local paths as ``file://`` URLs)."""
         return self._path
+
+    @property
+    def engine(self) -> EngineName:
+        """The engine reading and writing this volume: ``"tensorstore"`` or
+        ``"cloudvolume"`` (see :mod:`lamina_precomputed.engine`). A scale TensorStore
+        cannot serve exactly uses the CloudVolume engine even when this says
+        ``"tensorstore"`` (:meth:`engine_of`)."""
+        return self._volume_engine
+
+    @property
+    def requested_engine(self) -> str:
+        """The ``engine`` asked for: ``"auto"``, ``"tensorstore"`` or ``"cloudvolume"``."""
+        return self._requested_engine
+
+    def engine_of(self, resolution: RawVec3D) -> EngineName:
+        """The engine of the scale at ``resolution``."""
+        return self._io(resolution).engine  # type: ignore[return-value]
 
     @property
     def info(self) -> dict[str, Any]:
@@ -292,42 +334,17 @@ class CVBackend(VolumetricBackend):
         return sharded.describe_write_grid()
 
     def describe(self) -> dict[str, Any]:
-        """What ``lamina info`` shows: type, dtype, channels and every scale."""
-        scales = []
-        for res in self._resolutions:
-            scale = self._scales[res]
-            geometry = self._geometry(res)
-            offset, chunk, size = geometry.offset, geometry.chunk, geometry.size
-            sharded = geometry.sharded
-            scales.append(
-                {
-                    "key": scale.get("key"),
-                    "resolution": list(res),
-                    "voxel_offset": list(offset),
-                    "size": list(size),
-                    "chunk_size": list(chunk),
-                    "bounds_nm": [list(offset * res), list((offset + size) * res)],
-                    "encoding": scale.get("encoding"),
-                    "sharded": sharded is not None,
-                    "sharding": None if sharded is None else dict(sharded.sharding),
-                    "shard_box": None
-                    if sharded is None or sharded.shard_box_chunks is None
-                    else list(sharded.write_grid_size),
-                    "write_grid": list(self.get_write_grid_size(res)),
-                }
-            )
-        return {
-            "path": self._path,
-            "format": "neuroglancer precomputed",
-            "type": self._info.get("type"),
-            "data_type": str(self._dtype),
-            "num_channels": self._num_channels,
-            "scales": scales,
-        }
+        """What ``lamina info`` shows: type, dtype, channels, engine and every scale
+        (see :func:`lamina_precomputed.description.describe_volume`)."""
+        return describe_volume(self, self._info)
 
     def pformat(self) -> str:
         encodings = sorted({str(s.get("encoding")) for s in self._info["scales"]})
-        lines = [super().pformat(), f"  encoding: {', '.join(encodings)}"]
+        lines = [
+            super().pformat(),
+            f"  encoding: {', '.join(encodings)}",
+            f"  engine: {self._volume_engine}",
+        ]
         for res in self._resolutions:
             sharded = self._geometry(res).sharded
             if sharded is not None:
@@ -335,7 +352,7 @@ class CVBackend(VolumetricBackend):
         return "\n".join(lines)
 
     # -- the scales' IO --------------------------------------------------------------------
-    def _io(self, resolution: RawVec3D) -> ScaleIO:
+    def _io(self, resolution: RawVec3D) -> ScaleIO | TensorStoreScaleIO:
         res = resolution if type(resolution) is Vec3D else Vec3D.from_seq(resolution).float()
         io = self._ios.get(res)
         if io is None:
@@ -355,8 +372,23 @@ class CVBackend(VolumetricBackend):
             )
         return self._store_obj
 
-    def _make_io(self, scale: dict[str, Any]) -> ScaleIO:
+    def _make_io(self, scale: dict[str, Any]) -> ScaleIO | TensorStoreScaleIO:
         check_scale(self._path, self._info, scale)
+        if self._volume_engine == "tensorstore":
+            reasons = scale_obstacles(self._path, self._info, scale, self._kwargs)
+            where = f"{self._path} (scale {scale['key']})"
+            if choose_engine(self._requested_engine, where, reasons) == "tensorstore":
+                return TensorStoreScaleIO(
+                    self._path,
+                    self._info,
+                    scale,
+                    cache_bytes=int(self._kwargs["lru_bytes"]),
+                    delete_black_uploads=bool(self._kwargs["delete_black_uploads"]),
+                    fallback=functools.partial(self._cloudvolume_io, scale),
+                )
+        return self._cloudvolume_io(scale)
+
+    def _cloudvolume_io(self, scale: dict[str, Any]) -> ScaleIO:
         kwargs = self._kwargs
         if kwargs["lru_bytes"] and self._memory_cache is None:
             self._memory_cache = ChunkCache(kwargs["lru_bytes"], self._path)
@@ -416,15 +448,7 @@ class CVBackend(VolumetricBackend):
                 f"the bounds of {self._path} ({self.get_bounds(idx.resolution).pformat()}) "
                 "and cv_kwargs={'bounded': True}"
             )
-        background = self._kwargs.get("background_color", 0)
-        full_shape = (*shape, self._num_channels)
-        if background == 0:
-            out = np.zeros(full_shape, self._dtype, order="F")
-        else:
-            out = np.full(full_shape, background, self._dtype, order="F")
-        start = tuple(idx.start)
-        io.read_into(out, start, start, tuple(idx.stop))
-        return out.transpose(3, 0, 1, 2)
+        return io.read(tuple(idx.start), tuple(idx.stop)).transpose(3, 0, 1, 2)
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
         io = self._io(idx.resolution)
@@ -456,14 +480,17 @@ class CVBackend(VolumetricBackend):
             array = np.broadcast_to(np.asarray(value, self._dtype), array.shape)
         self._write_slabs(io, array.transpose(1, 2, 3, 0), tuple(start))
 
-    def _write_slabs(self, io: ScaleIO, xyzc: npt.NDArray[Any], start: tuple[int, ...]) -> None:
+    def _write_slabs(
+        self, io: ScaleIO | TensorStoreScaleIO, xyzc: npt.NDArray[Any], start: tuple[int, ...]
+    ) -> None:
         """Write ``xyzc`` at ``start``; above :data:`_SPLIT_BYTES` and from the main
         thread, as slabs cut at write-grid lines that two threads encode and store at
         once (no two touch one chunk or shard). Other threads (a threads executor's
         workers, already running side by side) write in their own thread."""
         partial = self.overwrite_partial_chunks
         if (
-            xyzc.nbytes <= _SPLIT_BYTES
+            io.engine == "tensorstore"  # it encodes and stores on its own threads
+            or xyzc.nbytes <= _SPLIT_BYTES
             or _workers() < 2
             or threading.current_thread() is not threading.main_thread()
         ):  # a worker thread (the flows' threads executor) writes on its own
@@ -509,7 +536,7 @@ class CVBackend(VolumetricBackend):
             path = normalize_path(changes["name"])
         if path != self._path or geometry:
             info, _ = update_info(path, info, overwrite=True, keep_existing_scales=True)
-        return CVBackend._from_parts(path, kwargs, info)
+        return CVBackend._from_parts(path, kwargs, info, self._requested_engine)
 
     def add_resolutions(
         self, resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None = None
@@ -546,7 +573,7 @@ class CVBackend(VolumetricBackend):
         info = copy.deepcopy(self._info)
         info["scales"] = [*info["scales"], *added]
         info, _ = update_info(self._path, info, overwrite=False, keep_existing_scales=True)
-        return CVBackend._from_parts(self._path, dict(self._kwargs), info)
+        return CVBackend._from_parts(self._path, dict(self._kwargs), info, self._requested_engine)
 
     def delete(self) -> None:
         """Delete every object under the path, the info included."""
@@ -566,30 +593,3 @@ def _read_pool() -> ThreadPoolExecutor:
 def _workers() -> int:
     """The threads of a large write: two, or one on a single CPU."""
     return min(2, os.cpu_count() or 1)
-
-
-# -- mem:// volumes travel by value ------------------------------------------------------------
-def _mem_location(path: str) -> tuple[str, str]:
-    rest = path[len("mem://") :]
-    bucket, _, prefix = rest.partition("/")
-    return bucket, (prefix + "/" if prefix else "")
-
-
-def _mem_snapshot(path: str) -> dict[str, Any]:
-    """Every object stored under a ``mem://`` path (cloud-files' in-process store)."""
-    from cloudfiles.connectionpools import MEMORY_DATA
-
-    bucket, prefix = _mem_location(path)
-    data = MEMORY_DATA.get(bucket, {})
-    return {k: v for k, v in list(data.items()) if k.startswith(prefix)}
-
-
-def _mem_restore(path: str, objects: dict[str, Any]) -> None:
-    """Put a snapshot back, unless this process already holds the volume."""
-    from cloudfiles.connectionpools import MEMORY_DATA
-
-    bucket, prefix = _mem_location(path)
-    data = MEMORY_DATA.setdefault(bucket, {})
-    if any(k.startswith(prefix) for k in data):
-        return
-    data.update(objects)

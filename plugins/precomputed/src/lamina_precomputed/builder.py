@@ -16,7 +16,7 @@ from lamina.volumetric.layer import (
 from lamina_precomputed.backend import CVBackend
 from lamina_precomputed.info import InfoSpec, normalize_path, read_info_or_none
 
-__all__ = ["build_cv_layer"]
+__all__ = ["build_cv_layer", "build_ts_layer"]
 
 
 def build_cv_layer(
@@ -47,11 +47,14 @@ def build_cv_layer(
     info_reference_scale: RawVec3D | None = None,
     mask_value_thr: float = 0,
     cache_bytes_limit: int | None = None,
+    engine: str | None = None,
 ) -> VolumetricLayer:
     """Build a CloudVolume layer: every parameter of the reference's ``build_cv_layer``.
 
-    The volume is a Neuroglancer precomputed one, read and written chunk file by chunk
-    file by :class:`~lamina_precomputed.backend.CVBackend`; the layer is a
+    The volume is a Neuroglancer precomputed one, read and written by
+    :class:`~lamina_precomputed.backend.CVBackend` on one of two engines (TensorStore's
+    C++ driver wherever it handles the volume exactly, else lamina's CloudVolume-compatible
+    chunk IO: see :mod:`lamina_precomputed.engine`); the layer is a
     :class:`~lamina.volumetric.layer.VolumetricLayer` (the index forms and the layer
     parameters are those of :func:`lamina.build_volumetric_layer`).
 
@@ -65,7 +68,7 @@ def build_cv_layer(
     arguments are all checked before the info is written.
 
     Keyword-only additions to the reference's parameters: ``info_reference_scale``,
-    ``mask_value_thr`` and ``cache_bytes_limit``.
+    ``mask_value_thr``, ``cache_bytes_limit`` and ``engine``.
 
     Args:
         path: where the volume is: a local path (made absolute, ``~`` expanded),
@@ -163,18 +166,134 @@ def build_cv_layer(
             ``info_reference_path`` it is a ``ValueError``.
         mask_value_thr: the threshold of ``interpolation_mode="mask"`` (a voxel is 1
             where a voxel it covers is strictly greater); default 0.
-        cache_bytes_limit: CloudVolume's in-memory chunk cache per handle: the bytes of
-            decoded chunks kept (it sets ``cv_kwargs["lru_bytes"]``); default ``None``:
-            ``lru_bytes``, 0 unless given. A negative value is a ``ValueError``.
+        cache_bytes_limit: the in-memory chunk cache: the bytes of decoded chunks kept
+            (it sets ``cv_kwargs["lru_bytes"]``; on the TensorStore engine, the size of
+            its cache pool); default ``None``: ``lru_bytes``, 0 unless given. A negative
+            value is a ``ValueError``.
+        engine: ``"auto"`` (TensorStore wherever it serves a scale exactly, else the
+            CloudVolume engine), ``"tensorstore"`` (a ``ValueError`` naming the
+            reasons when it cannot serve the volume: ``mem://``, ``fill_missing=False``,
+            a disk cache, compressed chunk files, compresso or crackle...) or
+            ``"cloudvolume"``; default ``None``: ``$LAMINA_PRECOMPUTED_ENGINE``, else
+            ``"auto"``. ``layer.backend.engine`` says which is used.
 
     Returns:
         The :class:`~lamina.volumetric.layer.VolumetricLayer`.
     """
+    return _build_precomputed_layer(**locals())
+
+
+def build_ts_layer(
+    path: str | os.PathLike[str],
+    default_desired_resolution: RawVec3D | None = None,
+    index_resolution: RawVec3D | None = None,
+    data_resolution: RawVec3D | None = None,
+    interpolation_mode: InterpolationMode | None = None,
+    readonly: bool = False,
+    info_reference_path: str | None = None,
+    info_inherit_all_params: bool = False,
+    info_type: str | None = None,
+    info_data_type: str | None = None,
+    info_num_channels: int | None = None,
+    info_chunk_size: RawVec3D | None = None,
+    info_bbox: BBox3D | None = None,
+    info_encoding: str | None = None,
+    info_scales: Sequence[RawVec3D] | None = None,
+    info_extra_scale_data: Mapping[str, Any] | None = None,
+    info_overwrite: bool = False,
+    info_keep_existing_scales: bool = True,
+    cache_bytes_limit: int | None = None,
+    allow_slice_rounding: bool = False,
+    index_procs: Iterable[Any] = (),
+    read_procs: Iterable[Any] = (),
+    write_procs: Iterable[Any] = (),
+    *,
+    info_reference_scale: RawVec3D | None = None,
+    mask_value_thr: float = 0,
+) -> VolumetricLayer:
+    """Build a TensorStore layer: the reference's ``build_ts_layer`` (its 0.4 parameters).
+
+    :func:`build_cv_layer` on the TensorStore engine (``engine="tensorstore"``, lamina's
+    default ``cv_kwargs``): the same creation policy, alignment rules, bounds handling
+    and ``with_changes`` keys. A volume TensorStore cannot serve exactly (``mem://``,
+    CloudVolume's compressed local chunks, compresso or crackle) is a ``ValueError``
+    naming why; :func:`build_cv_layer` with ``engine="auto"`` serves it.
+
+    Args:
+        path: where the volume is: a local path, ``file://``, ``gs://`` or ``s3://``,
+            optionally behind ``precomputed://``; as for :func:`build_cv_layer`.
+        default_desired_resolution: the resolution (nm) of the arrays read and written
+            when the index does not give one; default ``None``: every index gives one.
+        index_resolution: the resolution (nm) slices count voxels at; default: the
+            index's own.
+        data_resolution: read and write at this resolution (nm), resampling to and
+            from the one asked for; default ``None``: no resampling.
+        interpolation_mode: the resampling mode; required with ``data_resolution``.
+        readonly: refuse writes and ``delete()``; default ``False``.
+        info_reference_path: the precomputed volume a new info is modelled on.
+        info_inherit_all_params: take everything not given from the reference.
+        info_type: ``"image"`` or ``"segmentation"``.
+        info_data_type: a precomputed data type (``"uint8"`` ... ``"float32"``).
+        info_num_channels: the channel count, an int >= 1.
+        info_chunk_size: the chunk size (voxels, x, y, z) of every new scale.
+        info_bbox: the region (a ``BBox3D``, nm) every new scale covers.
+        info_encoding: the chunk encoding of every new scale; default ``"raw"``
+            (TensorStore's: ``raw``, ``jpeg``, ``png``, ``compressed_segmentation``).
+        info_scales: the resolutions of the scales to create or add; default
+            ``None``: use the info at ``path`` as it is (any other ``info_*`` is then
+            a ``ValueError``).
+        info_extra_scale_data: more keys for every new scale (e.g. ``sharding``).
+        info_overwrite: allow the info on disk to change; default ``False``.
+        info_keep_existing_scales: keep the scales ``info_scales`` does not list;
+            default ``True``.
+        cache_bytes_limit: bytes of TensorStore's chunk cache (its cache pool);
+            default ``None``: no cache.
+        allow_slice_rounding: widen regions off the voxel grid to whole voxels;
+            default ``False``.
+        index_procs: callables ``VolumetricIndex -> VolumetricIndex`` applied first.
+        read_procs: data and joint processors of reads.
+        write_procs: data and joint processors of writes.
+        info_reference_scale: the reference's scale that gives the bounds and the
+            inherited keys; default: the finest.
+        mask_value_thr: the threshold of ``interpolation_mode="mask"``; default 0.
+
+    Returns:
+        The :class:`~lamina.volumetric.layer.VolumetricLayer`.
+    """
+    return _build_precomputed_layer(cv_kwargs=None, engine="tensorstore", **locals())
+
+
+def _build_precomputed_layer(
+    path: str | os.PathLike[str],
+    *,
+    cv_kwargs: Mapping[str, Any] | None,
+    engine: str | None,
+    cache_bytes_limit: int | None,
+    info_reference_path: str | None,
+    info_inherit_all_params: bool,
+    info_type: str | None,
+    info_data_type: str | None,
+    info_num_channels: int | None,
+    info_chunk_size: RawVec3D | None,
+    info_bbox: BBox3D | None,
+    info_encoding: str | None,
+    info_scales: Sequence[RawVec3D] | None,
+    info_extra_scale_data: Mapping[str, Any] | None,
+    info_overwrite: bool,
+    info_keep_existing_scales: bool,
+    info_reference_scale: RawVec3D | None,
+    **layer: Any,
+) -> VolumetricLayer:
+    """What both builders do (their parameters, ``layer`` those of
+    :func:`~lamina.volumetric.layer.build_volumetric_layer`): check the layer's
+    arguments, create or extend the info under the creation policy
+    (:meth:`InfoSpec.from_optional_reference`), open the backend on ``engine`` and build
+    the layer."""
     check_layer_arguments(  # before the info is written
-        default_desired_resolution=default_desired_resolution,
-        index_resolution=index_resolution,
-        data_resolution=data_resolution,
-        interpolation_mode=interpolation_mode,
+        default_desired_resolution=layer["default_desired_resolution"],
+        index_resolution=layer["index_resolution"],
+        data_resolution=layer["data_resolution"],
+        interpolation_mode=layer["interpolation_mode"],
     )
     # scales added to an existing volume: what is not given comes from the volume
     existing = info_scales is not None and read_info_or_none(normalize_path(path)) is not None
@@ -199,17 +318,6 @@ def build_cv_layer(
         info_overwrite=info_overwrite,
         info_keep_existing_scales=info_keep_existing_scales,
         cache_bytes_limit=cache_bytes_limit,
+        engine=engine,
     )
-    return build_volumetric_layer(
-        backend,
-        default_desired_resolution=default_desired_resolution,
-        index_resolution=index_resolution,
-        data_resolution=data_resolution,
-        interpolation_mode=interpolation_mode,
-        mask_value_thr=mask_value_thr,
-        readonly=readonly,
-        allow_slice_rounding=allow_slice_rounding,
-        index_procs=index_procs,
-        read_procs=read_procs,
-        write_procs=write_procs,
-    )
+    return build_volumetric_layer(backend, **layer)

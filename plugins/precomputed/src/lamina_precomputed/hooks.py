@@ -10,6 +10,7 @@ from lamina.plugins.registrar import Registrar
 @hookimpl
 def lamina_register_builders(registry: Registrar) -> None:
     registry.register("build_cv_layer", "lamina_precomputed.builder:build_cv_layer")
+    registry.register("build_ts_layer", "lamina_precomputed.builder:build_ts_layer")
 
 
 @hookimpl

@@ -64,14 +64,14 @@ def can_create_precomputed(path: str) -> bool:
     return _no_suffix(path) and not os.path.isfile(os.path.expanduser(path))
 
 
-def create_precomputed(path: str, like: VolumeTemplate) -> Any:
+def create_precomputed(path: str, like: VolumeTemplate, engine: str | None = None) -> Any:
     """A new precomputed volume at ``path`` like the template (raw encoding unless the
-    template names a precomputed encoding), as a writable layer."""
+    template names a precomputed encoding), as a writable layer on ``engine``."""
     from lamina_precomputed.builder import build_cv_layer
     from lamina_precomputed.info import PRECOMPUTED_ENCODINGS
 
     encoding = like.encoding if like.encoding in PRECOMPUTED_ENCODINGS else "raw"
-    return build_cv_layer(path, info_encoding=encoding, **like.builder_kwargs())
+    return build_cv_layer(path, info_encoding=encoding, engine=engine, **like.builder_kwargs())
 
 
 PRECOMPUTED_OPENER = PathOpener(
@@ -91,4 +91,5 @@ PRECOMPUTED_OPENER = PathOpener(
     # It claims every suffixless path (``gs://b/vol``, ``out``), so it gives way to a
     # format that claims a path positively (``out.h5:/group``, a suffix or a scheme).
     priority=-1,
+    engines=("auto", "tensorstore", "cloudvolume"),
 )

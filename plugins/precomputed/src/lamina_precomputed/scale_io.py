@@ -34,10 +34,11 @@ from lamina.concurrency import run_all
 from lamina.errors import LaminaError
 from lamina.volumetric.geometry import Vec3D
 from lamina_precomputed.codecs import decode_chunk, encode_chunk
+from lamina_precomputed.engine import note_compressed_chunks
 from lamina_precomputed.sharding import ShardedScale
 from lamina_precomputed.storage import FileStore, compression_name
 
-__all__ = ["ChunkCache", "IOOptions", "MissingChunkError", "ScaleIO"]
+__all__ = ["ChunkCache", "IOOptions", "MissingChunkError", "ScaleGrid", "ScaleIO"]
 
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]
 
@@ -157,50 +158,19 @@ def _cuts(lo: int, hi: int, grid0: int, width: int) -> list[int]:
     return cuts
 
 
-class ScaleIO:
-    """One scale of a volume: its chunk grid, encoding and files (see the module)."""
+class ScaleGrid:
+    """One scale's chunk grid, from its info entry: what every engine's scale IO shares
+    (geometry, chunk file names, the write grid)."""
 
-    def __init__(
-        self,
-        store: FileStore,
-        scale: Mapping[str, Any],
-        dtype: np.dtype[Any],
-        num_channels: int,
-        options: IOOptions,
-        memory_cache: ChunkCache | None = None,
-        disk_cache: FileStore | None = None,
-        pool: Callable[[], ThreadPoolExecutor] | None = None,
-    ) -> None:
-        self.store = store
+    def __init__(self, scale: Mapping[str, Any]) -> None:
         self.key = str(scale["key"])
         self.encoding = str(scale["encoding"])
-        self.block_size = tuple(scale.get("compressed_segmentation_block_size") or (8, 8, 8))
         self.offset = Vec3D(*(int(v) for v in scale["voxel_offset"]))
         self.chunk = Vec3D(*(int(v) for v in scale["chunk_sizes"][0]))
         self.size = Vec3D(*(int(v) for v in scale["size"]))
         self.end = self.offset + self.size
-        self.dtype = dtype
-        self.num_channels = num_channels
-        self.options = options
         self.sharded = ShardedScale.from_scale(scale) if scale.get("sharding") else None
-        self.memory_cache = memory_cache
-        self.disk_cache = disk_cache
-        self._pool = pool
-        # CloudVolume keeps raw, uncompressed mem:// chunks as Fortran-ordered arrays and
-        # reads them back as such: lamina stores them the same way, so both read both.
-        self._arrays_in_memory = (
-            store.protocol == "mem"
-            and self.encoding == "raw"
-            and self.sharded is None
-            and compression_name(options.compress) is None
-        )
-        self._quality: dict[str, int] = {}
-        if self.encoding == "jpeg" and scale.get("jpeg_quality") is not None:
-            self._quality["jpeg_quality"] = int(scale["jpeg_quality"])
-        if self.encoding == "png" and scale.get("png_level") is not None:
-            self._quality["png_level"] = int(scale["png_level"])
 
-    # -- the chunk grid ---------------------------------------------------------------------
     def chunk_boxes(self, lo: Sequence[int], hi: Sequence[int]) -> list[Box]:
         """The chunks (clipped to the dataset) that ``lo:hi`` touches inside the bounds."""
         a = [max(lo[d], self.offset[d]) for d in range(3)]
@@ -234,7 +204,65 @@ class ScaleIO:
                 return False
         return True
 
+    def inside(self, lo: Sequence[int], hi: Sequence[int]) -> bool:
+        """Whether ``lo:hi`` lies inside the dataset's bounds."""
+        return all(self.offset[d] <= lo[d] and hi[d] <= self.end[d] for d in range(3))
+
+
+class ScaleIO(ScaleGrid):
+    """One scale of a volume, read and written by lamina's own chunk IO on cloud-files
+    (the ``"cloudvolume"`` engine; see the module)."""
+
+    #: The engine's name, as ``CVBackend.engine`` reports it.
+    engine = "cloudvolume"
+
+    def __init__(
+        self,
+        store: FileStore,
+        scale: Mapping[str, Any],
+        dtype: np.dtype[Any],
+        num_channels: int,
+        options: IOOptions,
+        memory_cache: ChunkCache | None = None,
+        disk_cache: FileStore | None = None,
+        pool: Callable[[], ThreadPoolExecutor] | None = None,
+    ) -> None:
+        super().__init__(scale)
+        self.store = store
+        self.block_size = tuple(scale.get("compressed_segmentation_block_size") or (8, 8, 8))
+        self.dtype = dtype
+        self.num_channels = num_channels
+        self.options = options
+        self.memory_cache = memory_cache
+        self.disk_cache = disk_cache
+        self._pool = pool
+        # CloudVolume keeps raw, uncompressed mem:// chunks as Fortran-ordered arrays and
+        # reads them back as such: lamina stores them the same way, so both read both.
+        self._arrays_in_memory = (
+            store.protocol == "mem"
+            and self.encoding == "raw"
+            and self.sharded is None
+            and compression_name(options.compress) is None
+        )
+        self._quality: dict[str, int] = {}
+        if self.encoding == "jpeg" and scale.get("jpeg_quality") is not None:
+            self._quality["jpeg_quality"] = int(scale["jpeg_quality"])
+        if self.encoding == "png" and scale.get("png_level") is not None:
+            self._quality["png_level"] = int(scale["png_level"])
+
     # -- reading ----------------------------------------------------------------------------
+    def read(self, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any]:
+        """The Fortran-ordered ``(X, Y, Z, C)`` array of ``lo:hi``: the background value
+        outside the bounds and where no chunk is stored."""
+        shape = (*(hi[d] - lo[d] for d in range(3)), self.num_channels)
+        background = self.options.background
+        if background == 0:
+            out = np.zeros(shape, self.dtype, order="F")
+        else:
+            out = np.full(shape, background, self.dtype, order="F")
+        self.read_into(out, lo, lo, hi)
+        return out
+
     def read_into(
         self, out: npt.NDArray[Any], origin: Sequence[int], lo: Sequence[int], hi: Sequence[int]
     ) -> None:
@@ -415,4 +443,6 @@ class ScaleIO:
             compress_level=opts.compress_level,
             cache_control=opts.cache_control,
         )
+        if self.store.protocol == "file" and compression_name(opts.compress) is not None:
+            note_compressed_chunks(self.store.cloudpath)
         self.store.delete_many([name for name, body in contents.items() if body is None])

@@ -31,7 +31,14 @@ from typing import Any
 from lamina.errors import LaminaError
 from lamina_precomputed.codecs import DamagedChunkError
 
-__all__ = ["FORMS", "FileStore", "MissingCredentialsError", "RangeReader"]
+__all__ = [
+    "FORMS",
+    "FileStore",
+    "MissingCredentialsError",
+    "RangeReader",
+    "mem_restore",
+    "mem_snapshot",
+]
 
 
 class MissingCredentialsError(LaminaError, PermissionError):
@@ -428,3 +435,30 @@ class _RemoteRanges(RangeReader):
             return data
         self._whole = self._store.get(self._name)
         return None if self._whole is None else self._whole[start:end]
+
+
+# -- mem:// volumes travel by value ------------------------------------------------------------
+def _mem_location(path: str) -> tuple[str, str]:
+    rest = path[len("mem://") :]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def mem_snapshot(path: str) -> dict[str, Any]:
+    """Every object stored under a ``mem://`` path (cloud-files' in-process store)."""
+    from cloudfiles.connectionpools import MEMORY_DATA
+
+    bucket, prefix = _mem_location(path)
+    data = MEMORY_DATA.get(bucket, {})
+    return {k: v for k, v in list(data.items()) if k.startswith(prefix)}
+
+
+def mem_restore(path: str, objects: dict[str, Any]) -> None:
+    """Put a snapshot back, unless this process already holds the volume."""
+    from cloudfiles.connectionpools import MEMORY_DATA
+
+    bucket, prefix = _mem_location(path)
+    data = MEMORY_DATA.setdefault(bucket, {})
+    if any(k.startswith(prefix) for k in data):
+        return
+    data.update(objects)

@@ -46,9 +46,10 @@ def local_part(path: str) -> str | None:
     return os.path.expanduser(text)
 
 
-def open_layer(path: str, format: str | None = None) -> Any:
+def open_layer(path: str, format: str | None = None, engine: str | None = None) -> Any:
     """The volumetric layer at ``path`` (in ``format``, else the format that recognises
-    it), or a :class:`LaminaError` saying why not."""
+    it; on ``engine`` where the format has several), or a :class:`LaminaError` saying
+    why not."""
     from lamina.paths import open_path
     from lamina.volumetric.backend import VolumetricBackend
 
@@ -56,7 +57,7 @@ def open_layer(path: str, format: str | None = None) -> Any:
     if local is not None and not os.path.exists(local):
         raise PathError(f"{path}: no such file or directory")
     try:
-        layer = open_path(path, format=format)
+        layer = open_path(path, format=format, engine=engine)
     except LaminaError:
         raise
     except Exception as exc:
@@ -120,7 +121,7 @@ def _run_view(args: argparse.Namespace) -> int:
     taken: set[str] = set()
     layers = {}
     for path in args.paths:
-        layer = open_layer(path, args.format)
+        layer = open_layer(path, args.format, args.engine)
         layers[_name(path, taken)] = layer
     shown = view(layers, bind_address=args.bind, port=args.port)
     if not is_loopback(args.bind):
@@ -199,7 +200,7 @@ def _run_preview(args: argparse.Namespace) -> int:
         raise LaminaError("lamina preview needs Pillow: pip install lamina-view") from None
     from lamina_view.preview import preview, slice_index
 
-    layer = open_layer(args.path, args.format)
+    layer = open_layer(args.path, args.format, args.engine)
     try:
         slice_index(layer, args.resolution, args.z)  # a z outside the volume, no scale…
     except (ValueError, TypeError) as exc:

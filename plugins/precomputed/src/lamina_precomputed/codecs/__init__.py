@@ -79,6 +79,8 @@ from lamina_precomputed.codecs.raw import decode_raw, encode_raw
 
 __all__ = [
     "ACCEPTED_ENCODINGS",
+    "DEFAULT_JPEG_QUALITY",
+    "DEFAULT_PNG_LEVEL",
     "PRECOMPUTED_DTYPES",
     "DamagedChunkError",
     "UnsupportedEncodingError",
@@ -237,13 +239,18 @@ def _raw_dtypes(dtype: DTypeLike) -> tuple[np.dtype[Any], np.dtype[Any]] | None:
     return found
 
 
+#: The jpeg quality and png zlib level of a scale whose info names none (CloudVolume's).
+DEFAULT_JPEG_QUALITY = 85
+DEFAULT_PNG_LEVEL = 6
+
+
 def encode_chunk(
     xyzc: npt.NDArray[Any],
     encoding: str,
     *,
     block_size: Sequence[int] = _DEFAULT_BLOCK_SIZE,
-    jpeg_quality: int = 85,
-    png_level: int = 6,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+    png_level: int = DEFAULT_PNG_LEVEL,
 ) -> bytes:
     """The stored bytes of one chunk.
 
