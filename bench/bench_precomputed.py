@@ -1,10 +1,12 @@
-"""Precomputed volumes on local disk: lamina's ``build_cv_layer`` next to raw CloudVolume
-and TensorStore's ``neuroglancer_precomputed`` driver, in one run, on the same files.
+"""Precomputed volumes on local disk: lamina's ``build_cv_layer`` on each of its engines
+next to raw CloudVolume and TensorStore's ``neuroglancer_precomputed`` driver, in one run,
+on the same files.
 
 Run: ``python bench/bench_precomputed.py [--repeat N] [--quick] [--profile]`` with
-``lamina-precomputed``, ``cloud-volume`` and ``tensorstore`` installed. Prints one table;
-asserts nothing about time. Without a working ``lamina_precomputed.build_cv_layer`` the
-lamina rows are left out (and said so) and the rest still runs.
+``lamina-precomputed``, ``cloud-volume``, ``tensorstore`` (and ``torch`` for the
+training loop) installed. Prints two tables; asserts nothing about time. Without a
+working ``lamina_precomputed.build_cv_layer`` the lamina rows are left out (and said so)
+and the rest still runs.
 
 The volume: 1024 x 1024 x 128 uint8 random voxels, one channel, resolution (8, 8, 40),
 raw encoding, uncompressed, 128 x 128 x 16 chunks, in a fresh temporary directory
@@ -21,34 +23,41 @@ then every library reads those same files:
   case, a Fortran-ordered ``(X, Y, Z, C)`` array, and from the C-ordered array's
   ``(X, Y, Z, C)`` transpose; TensorStore from that same transpose (its axes are x, y, z,
   channel);
-* sharded: a write of whole shards, and ``lamina.flows.copy`` of the volume into a sharded
+* sharded: a write of whole shards, ``lamina.flows.copy`` of the volume into a sharded
   destination (identity-hashed shards of 4 x 4 x 4 chunks, raw data), against TensorStore
-  writing the same data into the same layout (its copy: ``dst.write(src)``); every result
-  is read back with TensorStore and compared with the source;
+  writing the same data into the same layout (its copy: ``dst.write(src)``), and every
+  library's full read of TensorStore's sharded volume; every result is read back with
+  TensorStore and compared with the source;
 * peak memory of the full read, each library in a fresh subprocess: peak RSS above the
   RSS just before the read (the kernel's high-water mark ``VmHWM``, reset through
   ``/proc/self/clear_refs`` right before the read; ``ru_maxrss`` minus the RSS before if
   that is not possible), and separately tracemalloc's peak (Python and numpy allocations
   only: TensorStore's C++ buffers are not seen by it). Both after a 1-voxel warm-up read,
-  so that lazy imports are not counted.
+  so that lazy imports are not counted;
+* a training loop: 1,000 random 128 x 128 x 16 cutouts through ``lamina.torch``'s
+  ``LayerDataset`` and ``DataLoader(num_workers=2)``, on each engine, each in a fresh
+  interpreter (best of ``--repeat`` epochs after a warm-up epoch).
 
 Timing: one untimed warm-up call per library (which is also where outputs are checked
 against the source array), then ``--repeat`` rounds, the libraries interleaved within each
 round; the best round counts. MB/s is 10^6 bytes of voxels per second. Raw CloudVolume is
 opened with ``bounded=False, fill_missing=True, progress=False, cache=False,
 lru_bytes=0, compress=False, delete_black_uploads=False, parallel=1``; lamina with its
-defaults (plain ``build_cv_layer(path)``); TensorStore with no cache pool, reading into
+defaults and ``engine=`` each engine; TensorStore with no cache pool, reading into
 Fortran-ordered ``(X, Y, Z, C)`` arrays like CloudVolume's (``read(order="F")``: its
 default C order costs a transpose, several times the time of the full read: see
 bench/README.md, "Precomputed"). After the writes, every directory is read back with raw
 CloudVolume and compared with the source, and checked to hold no ``.gz`` chunk (which would
 mean a compressed write).
 
-``vs raw CV``: throughput over raw CloudVolume's (reads: the same row; writes: its best,
-Fortran-ordered write), µs per call and memory as a multiple of raw CloudVolume's. The
-targets are for lamina: >= 0.95x on every read row, >= 1.0x on the write,
-<= 1.1x per 1-voxel call, <= 1.3x peak memory. ``--profile`` adds cProfile listings of
-lamina's calls (sorted by cumulative time).
+``vs raw CV`` and ``vs TS``: throughput over raw CloudVolume's and TensorStore's (reads:
+the same row; writes: CloudVolume's best, Fortran-ordered write), µs per call and memory
+as a multiple. The targets are for lamina's default engine on local files
+(``engine="auto"``: the cloudvolume engine): against raw TensorStore, >= 1.0x on the
+reads, the write and the sharded read, <= TensorStore + 30 µs per 1-voxel call; against
+raw CloudVolume, >= 0.95x on every read row, >= 1.0x on the write, <= 1.1x per 1-voxel
+call, <= 1.3x peak memory. ``--profile`` adds cProfile listings of lamina's calls (sorted
+by cumulative time).
 """
 
 from __future__ import annotations
@@ -100,8 +109,10 @@ CV = "raw CloudVolume"
 TS = "TensorStore"
 LAMINA_TS = "lamina, tensorstore engine"
 LAMINA_CV = "lamina, cloudvolume engine"
-#: lamina on each engine; the first is the default engine (``engine="auto"`` on local files)
+#: lamina on each engine
 LAMINAS = {LAMINA_TS: "tensorstore", LAMINA_CV: "cloudvolume"}
+#: the engine ``engine="auto"`` takes on local files: the rows the targets are about
+DEFAULT_LOCAL = LAMINA_CV
 
 
 @dataclass(frozen=True)
@@ -535,7 +546,9 @@ def memory_rows(libs: Sequence[str], path: str, cfg: Config) -> tuple[list[Row],
 
 #: A training-style loop: random 128 x 128 x 16 cutouts read through lamina.torch's
 #: LayerDataset by torch's DataLoader with 2 worker processes (forked: torch's default on
-#: Linux), one sample per item. Target: the default engine >= 2x the cloudvolume engine.
+#: Linux), one sample per item, on each engine (issue 21 asked the TensorStore engine for
+#: 2x the cloudvolume engine: reported, not met on local files, where the cloudvolume
+#: engine is the default).
 TRAIN_SIZE = (128, 128, 16)
 TRAIN_WORKERS = 2
 TRAIN_TARGET = 2.0
@@ -639,22 +652,26 @@ def _ratio(r: Row, base: Row | None) -> float | None:
 
 
 def _target(r: Row, vs_cv: float | None, ts_row: Row | None) -> tuple[str, str]:
-    """The target of a lamina row and whether it is met (blank for other rows)."""
-    if r.lib == LAMINA_TS and ts_row is not None and not r.case.startswith(SHARDED_CASES):
-        if r.unit == "s":
-            ratio = ts_row.value / r.value
-            return f">={TS_TARGET:.2f}x TS", "yes" if ratio >= TS_TARGET else "NO"
-        if r.unit == "us":
-            limit = ts_row.value + TS_VOXEL_MARGIN_US
-            return f"<=TS+{TS_VOXEL_MARGIN_US:.0f}µs", "yes" if r.value <= limit else "NO"
-    if r.lib == LAMINA_CV and vs_cv is not None and not r.case.startswith(SHARDED_CASES):
-        if r.case.startswith("full read, sharded"):
-            return "", ""
+    """The targets of a row of lamina's default engine on local files (the cloudvolume
+    engine): against raw TensorStore (issue 21) and raw CloudVolume (issue 4); blank for
+    other rows. ``met`` is yes when every target of the row is."""
+    if r.lib != DEFAULT_LOCAL or r.case.startswith(SHARDED_CASES):
+        return "", ""
+    goals: list[tuple[str, bool]] = []
+    if ts_row is not None and r.unit == "s":
+        goals.append((f">={TS_TARGET:.1f}x TS", ts_row.value / r.value >= TS_TARGET))
+    if ts_row is not None and r.unit == "us":
+        limit = ts_row.value + TS_VOXEL_MARGIN_US
+        goals.append((f"<=TS+{TS_VOXEL_MARGIN_US:.0f}µs", r.value <= limit))
+    if vs_cv is not None and not r.case.startswith("full read, sharded"):
         goal = CV_TARGETS["write" if r.case == "full write" else r.unit]
         if r.unit == "s":
-            return f">={goal:.2f}x CV", "yes" if vs_cv >= goal else "NO"
-        return f"<={goal:.2f}x CV", "yes" if vs_cv <= goal else "NO"
-    return "", ""
+            goals.append((f">={goal:.2f}x CV", vs_cv >= goal))
+        else:
+            goals.append((f"<={goal:.2f}x CV", vs_cv <= goal))
+    if not goals:
+        return "", ""
+    return ", ".join(g for g, _ in goals), "yes" if all(ok for _, ok in goals) else "NO"
 
 
 def format_table(rows: Sequence[Row], mem_how: str) -> str:
@@ -667,9 +684,9 @@ def format_table(rows: Sequence[Row], mem_how: str) -> str:
             ts_rows[r.case] = r
     head = (
         f"{'case':36s} {'library':28s} {'best':>10s} {'MB/s':>8s} {'vs raw CV':>9s} "
-        f"{'vs TS':>7s} {'target':>13s} {'met':>4s}  note"
+        f"{'vs TS':>7s} {'target':>26s} {'met':>4s}  note"
     )
-    lines = [head, "-" * 160]
+    lines = [head, "-" * 170]
     last = None
     for r in rows:
         if last is not None and r.case != last:
@@ -692,15 +709,15 @@ def format_table(rows: Sequence[Row], mem_how: str) -> str:
         shown_ts = f"{vs_ts:.2f}x" if vs_ts is not None else "-"
         lines.append(
             f"{case:36s} {r.lib:28s} {best:>10s} {rate:>8s} {shown_cv:>9s} {shown_ts:>7s} "
-            f"{target:>13s} {met:>4s}  {r.note}"
+            f"{target:>26s} {met:>4s}  {r.note}"
         )
     lines.append("")
     lines.append(
         "vs raw CV, vs TS: throughput ratio for timed rows (higher is better; the write is "
         "compared with CloudVolume's F-order write), multiple for µs and memory (lower is "
-        f"better). Memory: {mem_how}, each library in a fresh subprocess. Targets: the "
-        "default (tensorstore) engine against raw TensorStore, the cloudvolume engine "
-        "against raw CloudVolume."
+        f"better). Memory: {mem_how}, each library in a fresh subprocess. Targets: for the "
+        "default engine on local files (engine='auto': the cloudvolume engine), against "
+        "raw TensorStore and raw CloudVolume."
     )
     return "\n".join(lines)
 
@@ -716,8 +733,8 @@ def profile_lamina(path: str, write_path: str, data_c: Any, cfg: Config, top: in
     aligned = cutouts(rng, cfg.shape, ALIGNED, cfg.cutouts, CHUNK)
     unaligned = cutouts(rng, cfg.shape, UNALIGNED, cfg.cutouts, (1, 1, 1))
     voxel = cutouts(rng, cfg.shape, (1, 1, 1), 8, (1, 1, 1))
-    read = lamina_reader(path)
-    layer = lamina_layer(write_path)
+    read = lamina_reader(path, DEFAULT_LOCAL)
+    layer = lamina_layer(write_path, DEFAULT_LOCAL)
     res = Vec3D(*RES)
     sl = full(cfg.shape)
 
@@ -826,7 +843,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if problem:
                 print(f"--profile: no lamina to profile ({problem})")
             else:
-                lamina_dir = str(root / "writes" / slug(LAMINA_TS))
+                lamina_dir = str(root / "writes" / slug(DEFAULT_LOCAL))
                 print(profile_lamina(src, lamina_dir, data, cfg, args.profile_lines))
     finally:
         if args.keep:

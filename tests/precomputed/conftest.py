@@ -22,25 +22,28 @@ _S3_ENV = {
 }
 
 
-@pytest.fixture(scope="session", autouse=True, params=["auto", "cloudvolume"])
+@pytest.fixture(scope="session", autouse=True, params=["tensorstore", "cloudvolume"])
 def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test runs on both engines: ``auto`` (TensorStore wherever it serves a volume
-    exactly: local files and S3) and the CloudVolume engine, as the default engine of
-    every volume opened without ``engine=`` (``$LAMINA_PRECOMPUTED_ENGINE``, inherited
-    by worker processes)."""
+    """Every test runs on both engines, as the default of every volume opened without
+    ``engine=`` (``$LAMINA_PRECOMPUTED_ENGINE``, inherited by worker processes):
+    TensorStore wherever it serves a volume exactly (local files and S3), then the
+    CloudVolume engine everywhere."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAMINA_PRECOMPUTED_ENGINE", request.param)
         yield request.param
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``cloudvolume_engine`` run once, with the CloudVolume engine as the
-    default: the ``auto`` copy of each is deselected."""
+    """Tests marked ``cloudvolume_engine`` or ``explicit_engine`` run once, with the
+    CloudVolume engine as the default: the ``tensorstore`` copy of each is deselected."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        on_auto = callspec is not None and callspec.params.get("engine") == "auto"
-        (drop if on_auto and item.get_closest_marker("cloudvolume_engine") else keep).append(item)
+        on_tensorstore = callspec is not None and callspec.params.get("engine") == "tensorstore"
+        once = item.get_closest_marker("cloudvolume_engine") or item.get_closest_marker(
+            "explicit_engine"
+        )
+        (drop if on_tensorstore and once else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from lamina_precomputed import CVBackend, build_cv_layer, build_ts_layer
 import lamina
 from lamina import BBox3D, Vec3D
 from lamina.errors import DamagedChunkError
+
+# each test names the engines it runs on
+pytestmark = pytest.mark.explicit_engine
 
 RES = Vec3D(4.0, 4.0, 40.0)
 BOX = BBox3D.from_coords((0, 0, 0), (128, 128, 16), RES)
@@ -40,9 +44,21 @@ def data(seed: int = 0) -> np.ndarray[Any, Any]:
 
 
 # -- the choice --------------------------------------------------------------------------------
-def test_auto_takes_tensorstore_for_local_files(tmp_path: Path) -> None:
-    layer = new_layer(str(tmp_path / "v"), engine="auto")
-    assert layer.backend.engine == "tensorstore"
+def test_auto_takes_the_faster_engine_where_both_serve(tmp_path: Path, s3_root: str) -> None:
+    """Local files: the CloudVolume engine; S3: TensorStore (bench/README.md)."""
+    local = new_layer(str(tmp_path / "v"), engine="auto")
+    assert local.backend.engine == "cloudvolume"
+    remote = new_layer(f"{s3_root}/auto-{uuid.uuid4().hex[:8]}", engine="auto")
+    assert remote.backend.engine_of(RES) == "tensorstore"
+    remote[RES, 0:128, 0:128, 0:16] = data()
+    assert np.array_equal(remote[RES, 0:128, 0:128, 0:16], data())
+    assert np.array_equal(build_cv_layer(remote.backend.path, engine="cloudvolume")[
+        RES, 0:128, 0:128, 0:16
+    ], data())  # fmt: skip
+
+
+def test_explicit_tensorstore_on_local_files(tmp_path: Path) -> None:
+    layer = new_layer(str(tmp_path / "v"), engine="tensorstore")
     assert layer.backend.engine_of(RES) == "tensorstore"
     layer[RES, 0:128, 0:128, 0:16] = data()
     assert np.array_equal(layer[RES, 0:128, 0:128, 0:16], data())
@@ -58,14 +74,16 @@ def test_auto_takes_tensorstore_for_local_files(tmp_path: Path) -> None:
     ],
 )
 def test_options_tensorstore_cannot_honour_take_the_cloudvolume_engine(
-    tmp_path: Path, cv_kwargs: dict[str, Any], reason: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cv_kwargs: dict[str, Any], reason: str
 ) -> None:
-    layer = new_layer(str(tmp_path / "v"), cv_kwargs=cv_kwargs, engine="auto")
-    assert layer.backend.engine_of(RES) == "cloudvolume"
+    """Refused when asked for by name; the environment's preference falls back."""
     with pytest.raises(ValueError, match=reason):
         new_layer(str(tmp_path / "w"), cv_kwargs=cv_kwargs, engine="tensorstore").backend.engine_of(
             RES
         )
+    monkeypatch.setenv("LAMINA_PRECOMPUTED_ENGINE", "tensorstore")
+    layer = new_layer(str(tmp_path / "v"), cv_kwargs=cv_kwargs)
+    assert layer.backend.engine_of(RES) == "cloudvolume"
 
 
 def test_explicit_tensorstore_on_mem_is_refused_before_anything_is_written(mem_root: str) -> None:
@@ -74,6 +92,12 @@ def test_explicit_tensorstore_on_mem_is_refused_before_anything_is_written(mem_r
         new_layer(path, engine="tensorstore")
     assert lamina_precomputed_info_or_none(path) is None
     assert new_layer(path, engine="auto").backend.engine == "cloudvolume"
+
+
+def test_a_bad_engine_variable_names_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAMINA_PRECOMPUTED_ENGINE", "fast")
+    with pytest.raises(ValueError, match=r"\$LAMINA_PRECOMPUTED_ENGINE must be one of"):
+        CVBackend("mem://lamina-engines/none")
 
 
 def lamina_precomputed_info_or_none(path: str) -> Any:
@@ -98,18 +122,24 @@ def test_cloudvolume_local_gzip_chunks_are_read_by_the_cloudvolume_engine(tmp_pa
     cv = CloudVolume(f"file://{path}", mip=0, compress="gzip", progress=False)
     cv[0:128, 0:128, 0:16] = data(3)[0][..., None]
     assert any(name.endswith(".gz") for name in os.listdir(path / "4_4_40"))
-    layer = build_cv_layer(str(path), engine="auto")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAMINA_PRECOMPUTED_ENGINE", "tensorstore")
+        layer = build_cv_layer(str(path))
     assert layer.backend.engine_of(RES) == "cloudvolume"
     assert np.array_equal(layer[RES, 0:128, 0:128, 0:16], data(3))
     with pytest.raises(ValueError, match=r"stored compressed .*\.gz"):
         build_cv_layer(str(path), engine="tensorstore")[RES, 0:1, 0:1, 0:1]
 
 
-def test_compresso_scale_takes_the_cloudvolume_engine(tmp_path: Path) -> None:
+def test_compresso_scale_takes_the_cloudvolume_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMINA_PRECOMPUTED_ENGINE", "tensorstore")
     layer = new_layer(
         str(tmp_path / "c"), info_type="segmentation", info_data_type="uint32",
-        info_encoding="compresso", engine="auto",
+        info_encoding="compresso",
     )  # fmt: skip
+    assert layer.backend.engine == "tensorstore"  # the volume's, but not this scale's
     assert layer.backend.engine_of(RES) == "cloudvolume"
     labels = (data(4) // 64).astype(np.uint32)
     layer[RES, 0:128, 0:128, 0:16] = labels

@@ -227,7 +227,9 @@ class CVBackend(VolumetricBackend):
 
     @property
     def requested_engine(self) -> str:
-        """The ``engine`` asked for: ``"auto"``, ``"tensorstore"`` or ``"cloudvolume"``."""
+        """The ``engine`` asked for: ``"auto"``, ``"tensorstore"``, ``"cloudvolume"``, or
+        ``$LAMINA_PRECOMPUTED_ENGINE=tensorstore``'s preference
+        (:data:`~lamina_precomputed.engine.PREFER_TENSORSTORE`)."""
         return self._requested_engine
 
     def engine_of(self, resolution: RawVec3D) -> EngineName:

@@ -53,8 +53,8 @@ def build_cv_layer(
 
     The volume is a Neuroglancer precomputed one, read and written by
     :class:`~lamina_precomputed.backend.CVBackend` on one of two engines (TensorStore's
-    C++ driver wherever it handles the volume exactly, else lamina's CloudVolume-compatible
-    chunk IO: see :mod:`lamina_precomputed.engine`); the layer is a
+    C++ driver or lamina's CloudVolume-compatible chunk IO: see ``engine`` and
+    :mod:`lamina_precomputed.engine`); the layer is a
     :class:`~lamina.volumetric.layer.VolumetricLayer` (the index forms and the layer
     parameters are those of :func:`lamina.build_volumetric_layer`).
 
@@ -170,12 +170,15 @@ def build_cv_layer(
             (it sets ``cv_kwargs["lru_bytes"]``; on the TensorStore engine, the size of
             its cache pool); default ``None``: ``lru_bytes``, 0 unless given. A negative
             value is a ``ValueError``.
-        engine: ``"auto"`` (TensorStore wherever it serves a scale exactly, else the
-            CloudVolume engine), ``"tensorstore"`` (a ``ValueError`` naming the
-            reasons when it cannot serve the volume: ``mem://``, ``fill_missing=False``,
-            a disk cache, compressed chunk files, compresso or crackle...) or
-            ``"cloudvolume"``; default ``None``: ``$LAMINA_PRECOMPUTED_ENGINE``, else
-            ``"auto"``. ``layer.backend.engine`` says which is used.
+        engine: ``"auto"`` (the faster engine where both serve a scale exactly:
+            TensorStore on S3 and GCS, the CloudVolume engine on local files; the
+            CloudVolume engine wherever TensorStore cannot serve a scale exactly),
+            ``"tensorstore"`` (TensorStore; a ``ValueError`` naming the reasons where it
+            cannot serve the volume exactly: ``mem://``, ``fill_missing=False``, a disk
+            cache, compressed chunk files, compresso or crackle...) or
+            ``"cloudvolume"``; default ``None``: ``$LAMINA_PRECOMPUTED_ENGINE`` (whose
+            ``tensorstore`` falls back to the CloudVolume engine where TensorStore
+            cannot go), else ``"auto"``. ``layer.backend.engine`` says which is used.
 
     Returns:
         The :class:`~lamina.volumetric.layer.VolumetricLayer`.

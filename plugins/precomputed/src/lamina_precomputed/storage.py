@@ -333,7 +333,8 @@ class FileStore:
 
     @contextlib.contextmanager
     def _remote_errors(self) -> Iterator[None]:
-        """Missing credentials as one :class:`MissingCredentialsError` saying which."""
+        """Missing credentials as one :class:`MissingCredentialsError` saying which; a
+        server fault (5xx, after cloud-files' retries) as an ``OSError`` naming the path."""
         try:
             yield
         except Exception as exc:
@@ -353,7 +354,19 @@ class FileStore:
                     "for an S3-compatible server), or put them in "
                     "~/.cloudvolume/secrets/aws-secret.json or ~/.aws/credentials"
                 ) from None
+            if _server_fault(exc):
+                raise OSError(f"storage fault reading or writing {self.cloudpath}: {exc}") from exc
             raise
+
+
+def _server_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a storage server's 5xx answer (botocore's or google's)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    code = getattr(exc, "code", None)
+    return isinstance(code, int) and code >= 500
 
 
 def _check_aws_environment(cloudpath: str) -> None:

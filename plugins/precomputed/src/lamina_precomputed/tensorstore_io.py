@@ -11,7 +11,8 @@ engine; see :mod:`lamina_precomputed.engine` for when it is used).
 * Faults surface, never zeros: a chunk that does not decode is a
   :class:`~lamina.errors.DamagedChunkError` naming it; S3 and GCS requests are retried
   :data:`STORAGE_RETRIES` times (``$LAMINA_STORAGE_RETRIES``) with at most
-  :data:`MAX_RETRY_DELAY` seconds between tries, then raise ``OSError``.
+  :data:`MAX_RETRY_DELAY` seconds between tries, then raise ``OSError``; a request
+  that receives nothing for :data:`STALL_SECONDS` fails and is retried.
 * A local volume this process wrote compressed chunk files into (``key.gz``, through
   the CloudVolume engine with ``compress``) is read and written through the CloudVolume
   engine from then on: TensorStore would read those chunks as absent. (Another process
@@ -38,13 +39,23 @@ from lamina_precomputed.codecs import DEFAULT_JPEG_QUALITY, DEFAULT_PNG_LEVEL
 from lamina_precomputed.engine import compressed_chunks_written
 from lamina_precomputed.scale_io import ScaleGrid, ScaleIO, forget_everywhere
 
-__all__ = ["MAX_RETRY_DELAY", "STORAGE_RETRIES", "TensorStoreScaleIO", "tensorstore_usable"]
+__all__ = [
+    "MAX_RETRY_DELAY",
+    "STALL_SECONDS",
+    "STORAGE_RETRIES",
+    "TensorStoreScaleIO",
+    "tensorstore_usable",
+]
 
 #: Tries after the first of a failed S3 or GCS request (``$LAMINA_STORAGE_RETRIES``
 #: overrides): TensorStore's own default rides out a storm of 503s for many minutes.
 STORAGE_RETRIES: Final = 4
 #: Seconds between two tries at most (the delay doubles from 0.1 s).
 MAX_RETRY_DELAY: Final = 2.0
+#: A request that receives no byte for this many seconds fails (and is retried):
+#: TensorStore sets no time-out of its own. ``$TENSORSTORE_CURL_LOW_SPEED_TIME_SECONDS``
+#: overrides it.
+STALL_SECONDS: Final = 30
 
 # -- TensorStore and fork() -------------------------------------------------------------------
 _used_in_pid: int | None = None  # the process that started TensorStore's threads
@@ -93,6 +104,9 @@ def _context(cache_bytes: int) -> Any:
     with _contexts_lock:
         context = _contexts.get(cache_bytes)
         if context is None:
+            # read by TensorStore's HTTP transport when it starts: a stalled request fails
+            os.environ.setdefault("TENSORSTORE_CURL_LOW_SPEED_TIME_SECONDS", str(STALL_SECONDS))
+            os.environ.setdefault("TENSORSTORE_CURL_LOW_SPEED_LIMIT_BYTES", "1")
             retries = {
                 "max_retries": storage_retries(),
                 "initial_delay": "0.1s",
