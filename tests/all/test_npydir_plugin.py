@@ -337,6 +337,15 @@ def test_lamina_copy_to_npydir_and_back(tmp_path: Path) -> None:
     np.testing.assert_array_equal(copied[RES, BBOX], data)
 
 
+def test_a_shard_size_is_refused_by_a_format_that_does_not_shard(tmp_path: Path) -> None:
+    lamina.build_cv_layer(str(tmp_path / "src"), **INFO)[RES, BBOX] = 1
+    there = str(tmp_path / "copy.npydir")
+    out = _lamina("copy", str(tmp_path / "src"), there, "--dst-shard-size", "64,64,8")
+    assert out.returncode != 0
+    assert "its format stores no shards" in out.stderr
+    assert not Path(there).exists()
+
+
 def test_lamina_info(volume: tuple[str, Any]) -> None:
     path, _ = volume
     out = _lamina("info", path)

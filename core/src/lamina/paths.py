@@ -56,6 +56,18 @@ def _engine_options(opener: PathOpener, engine: str | None) -> dict[str, Any]:
     return {"engine": engine}
 
 
+def _create(path: str, opener: PathOpener, like: VolumeTemplate, engine: str | None) -> Any:
+    """``opener.create(path, like)``; a template with a shard size is refused, naming the
+    path, by a format that does not shard."""
+    assert opener.create is not None
+    if like.shard_size is not None and not opener.shards:
+        raise ValueError(
+            f"{path}: its format stores no shards; leave out the shard size "
+            f"(--dst-shard-size), or write a format that shards (precomputed)"
+        )
+    return opener.create(path, like, **_engine_options(opener, engine))
+
+
 def _choose(path: str, candidates: list[tuple[str, PathOpener]], doing: str) -> PathOpener:
     """The candidate of highest priority; two of the same are an error listing both."""
     top = max(opener.priority for _, opener in candidates)
@@ -154,16 +166,14 @@ def open_or_create_path(
             return opener.open(path, **_engine_options(opener, engine), **writable)
         if opener.create is None:
             raise UnknownNameError(f"the format {format!r} cannot create volumes")
-        return opener.create(path, like, **_engine_options(opener, engine))
+        return _create(path, opener, like, engine)
     creators = _creators(path)
     stored = [(n, o) for n, o in creators if o.exists is not None and o.exists(path)]
     if stored:
         opener = _choose(path, stored, "opened")
         return opener.open(path, **_engine_options(opener, engine), **writable)
     if creators:
-        creator = _choose(path, creators, "created")
-        assert creator.create is not None
-        return creator.create(path, like, **_engine_options(creator, engine))
+        return _create(path, _choose(path, creators, "created"), like, engine)
     destination_exists(path)  # raises, naming the forms new volumes can be made at
     return open_path(path, engine=engine, **writable)
 
@@ -172,9 +182,11 @@ def template_of(
     layer: Any,
     resolutions: Sequence[Any] | None = None,
     chunk_size: Sequence[int] | None = None,
+    shard_size: Sequence[int] | None = None,
 ) -> VolumeTemplate:
     """A :class:`VolumeTemplate` of a volumetric layer's volume (its finest scale's box
-    and chunking), with other ``resolutions`` or ``chunk_size`` if given."""
+    and chunking), with other ``resolutions`` or ``chunk_size`` if given, and
+    ``shard_size`` (unsharded by default)."""
     from lamina.volumetric.backend import VolumetricBackend
 
     backend = getattr(layer, "backend", layer)
@@ -198,6 +210,7 @@ def template_of(
         bbox_end=tuple(float(v) for v in bounds.end),  # type: ignore[arg-type]
         chunk_size=tuple(int(v) for v in chunk),  # type: ignore[arg-type]
         encoding=encoding,
+        shard_size=None if shard_size is None else tuple(int(v) for v in shard_size),  # type: ignore[arg-type]
     )
 
 

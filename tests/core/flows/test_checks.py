@@ -371,3 +371,6 @@ def test_destination_exists_tells_open_from_create(fake: FakeVolumes) -> None:
     assert planned.get_write_grid_size(R) == Vec3D(64, 64, 8)
     assert planned.get_bounds(R).bbox == BOX
     assert "fake://new" not in fake.volumes
+    sharded = backend_like(template_of(fake.volumes["fake://src"], shard_size=(128, 128, 16)), "x")
+    assert sharded.get_write_grid_size(R) == Vec3D(128, 128, 16)
+    assert "shard box (128, 128, 16)" in sharded.describe_write_grid(R)

@@ -329,3 +329,26 @@ def test_backends_with_their_own_data_form_prepare_it() -> None:
     idx = VolumetricIndex.from_coords((16, 16, 0), (32, 32, 1), RES)
     layer.write_with_procs(idx, {"a": 1, "b": 2})
     assert int(layer[idx]["a"].max()) == 1
+
+
+def test_read_into_goes_through_processors_and_resampling() -> None:
+    """A plain layer reads straight from its backend into ``out``; with processors or a
+    data resolution, ``out`` gets what ``read_with_procs`` returns."""
+    box = BBox3D.from_coords((0, 0, 0), (64, 64, 8), (4, 4, 40))
+    plain = build_memory_volumetric_layer(box, [(4, 4, 40)], chunk_size=(32, 32, 8))
+    values = np.arange(64 * 64 * 8, dtype=np.uint8).reshape(1, 64, 64, 8)
+    plain[Vec3D(4, 4, 40), 0:64, 0:64, 0:8] = values
+    idx = VolumetricIndex.from_coords((0, 0, 0), (64, 64, 8), Vec3D(4, 4, 40))
+    out = np.zeros((1, 64, 64, 8), np.uint8)
+    plain.read_into(idx, out)
+    np.testing.assert_array_equal(out, values)
+    doubled = build_volumetric_layer(plain.backend, read_procs=[lambda d: d * 2])
+    doubled.read_into(idx, out)
+    np.testing.assert_array_equal(out, values * 2)
+    coarse = build_volumetric_layer(
+        plain.backend, data_resolution=(4, 4, 40), interpolation_mode="img"
+    )
+    half = VolumetricIndex.from_coords((0, 0, 0), (32, 32, 8), Vec3D(8, 8, 40))
+    small = np.zeros((1, 32, 32, 8), np.uint8)
+    coarse.read_into(half, small)
+    np.testing.assert_array_equal(small, coarse.read_with_procs(half))

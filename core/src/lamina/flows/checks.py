@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, get_args
 
+import attrs
 import numpy as np
 
 from lamina.errors import (
@@ -30,6 +31,7 @@ from lamina.flows.options import RunOptions
 from lamina.plugins.contributions import VolumeTemplate
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
+from lamina.volumetric.memory import MemoryVolumetricBackend
 from lamina.volumetric.modes import InterpolationMode
 
 __all__ = [
@@ -235,17 +237,35 @@ def check_writable(flow: str, layer: Any, what: str) -> None:
 def backend_like(template: VolumeTemplate, name: str) -> VolumetricBackend:
     """The geometry a volume created like ``template`` will have, with no data: what a
     flow's checks run against before a destination is created (``lamina copy`` to a
-    new path). Its write grid is the template's chunk size (new volumes are unsharded)."""
-    from lamina.volumetric.memory import MemoryVolumetricBackend
+    new path). Its write grid is the template's shard size, else its chunk size."""
     from lamina.volumetric.scales import scales_from_bbox
 
     bbox = BBox3D.from_coords(template.bbox_start, template.bbox_end)
-    return MemoryVolumetricBackend(
+    shard = None if template.shard_size is None else Vec3D(*template.shard_size)
+    return _StandIn(
         dtype=template.data_type,
         num_channels=template.num_channels,
         scales=scales_from_bbox(bbox, template.resolutions, template.chunk_size),
         name=name,
+        shard=shard,
     )
+
+
+@attrs.frozen
+class _StandIn(MemoryVolumetricBackend):
+    """A new volume's geometry, whose write grid is its shard box when it has one."""
+
+    shard: Vec3D[int] | None = attrs.field(default=None, kw_only=True)
+
+    def get_write_grid_size(self, resolution: RawVec3D) -> Vec3D[int]:
+        if self.shard is not None:
+            return self.shard
+        return super().get_write_grid_size(resolution)
+
+    def describe_write_grid(self, resolution: RawVec3D) -> str:
+        if self.shard is not None:
+            return f"shard box {self.shard.pformat()}"
+        return super().describe_write_grid(resolution)
 
 
 def planned_scales(

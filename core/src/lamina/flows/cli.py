@@ -172,6 +172,13 @@ def _add_copy_arguments(parser: argparse.ArgumentParser) -> None:
         type=lambda t: parse_int_vector(t, "--dst-chunk-size"),
         help="the chunking of a new DST (default: SRC's); refused when DST exists with another",
     )
+    parser.add_argument(
+        "--dst-shard-size",
+        type=lambda t: parse_int_vector(t, "--dst-shard-size"),
+        help="store a new DST's chunks in shards of this box (voxels; formats that shard, "
+        "e.g. precomputed: identity-hashed shards, the copy's write grid); refused when "
+        "DST exists",
+    )
 
 
 def _check_chunking_of_existing(path: str, dst: Any, resolution: Any, wanted: Any) -> None:
@@ -213,8 +220,20 @@ def _run_copy(args: argparse.Namespace) -> int:
         res = args.resolution or _finest(src)
         pairs = [(res, args.dst_resolution or res)]
     region = _region(args, args.resolution or _finest(src))
-    like = template_of(src, resolutions=[d for _, d in pairs], chunk_size=args.dst_chunk_size)
+    like = template_of(
+        src,
+        resolutions=[d for _, d in pairs],
+        chunk_size=args.dst_chunk_size,
+        shard_size=args.dst_shard_size,
+    )
     exists = destination_exists(args.dst, format=args.format)
+    if exists and args.dst_shard_size is not None:
+        from lamina.flows.checks import FlowArgumentError
+
+        raise FlowArgumentError(
+            f"--dst-shard-size is the sharding of a new DST, but {args.dst} exists; nothing "
+            "was written. Copy into a new path, or leave out --dst-shard-size"
+        )
     if not exists:
         # the stand-in lives in memory; whether DST's storage reaches other processes is
         # checked on DST itself once it is made

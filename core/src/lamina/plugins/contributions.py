@@ -51,6 +51,8 @@ class VolumeTemplate:
         encoding: the source's chunk encoding where the formats share one
             (precomputed's ``"raw"``, ``"compressed_segmentation"``…); ``None``: the
             format's default.
+        shard_size: voxels (x, y, z) of each shard's box, for formats that store chunks
+            in shards (:attr:`PathOpener.shards`); ``None``: unsharded.
     """
 
     data_type: str
@@ -61,6 +63,7 @@ class VolumeTemplate:
     bbox_end: tuple[float, float, float]
     chunk_size: tuple[int, int, int]
     encoding: str | None = None
+    shard_size: tuple[int, int, int] | None = None
 
     def builder_kwargs(self) -> dict[str, Any]:
         """The keywords every lamina volume builder shares (``build_cv_layer``'s
@@ -106,6 +109,8 @@ class PathOpener:
         engines: the engines ``open`` and ``create`` accept as ``engine=`` (``engine=`` /
             ``--engine``), when the format can be read and written by several; empty:
             one engine, and ``--engine`` does not apply.
+        shards: whether ``create`` honours a template's ``shard_size`` (a template with
+            one is refused by formats that do not).
     """
 
     recognises: Callable[[str], bool]
@@ -116,3 +121,4 @@ class PathOpener:
     create: Callable[..., Any] | None = None
     priority: int = 0
     engines: tuple[str, ...] = ()
+    shards: bool = False

@@ -211,6 +211,26 @@ class VolumetricBackendTests(FlowArgumentTests, BackendContract):
         outside[:, 8:40, 8:40, 2:6] = 0
         assert not outside.any()
 
+    @pytest.mark.parametrize("order", ["C", "F"])
+    def test_read_into_writes_every_voxel_of_what_read_returns(
+        self, backend: VolumetricBackend, order: str
+    ) -> None:
+        """``read_into`` fills ``out`` (either memory layout, garbage before) with what
+        ``read`` returns: stored data, zeros for missing chunks and outside the bounds."""
+        inside = self.index(backend, (0, 0, 0), (32, 32, 4))
+        data = random_data((1, *inside.shape), backend.dtype, seed=5)
+        backend.write(inside, data)
+        around = self.index(backend, (-8, -8, -2), (72, 40, 6))  # a missing chunk too
+        shape = (backend.num_channels, *around.shape)
+        if order == "F":
+            out = np.full((*shape[1:], shape[0]), 7, backend.dtype, order="F").transpose(3, 0, 1, 2)
+        else:
+            out = np.full(shape, 7, backend.dtype)
+        backend.read_into(around, out)
+        self.assert_data_equal(np.ascontiguousarray(out), backend.read(around))
+        with pytest.raises(ValueError, match="read_into's out must have shape"):
+            backend.read_into(around, np.zeros((shape[0], 1, 1, 1), backend.dtype))
+
     # -- what is refused, before anything is written --------------------------------------------
     def test_non_aligned_write_is_refused_when_enforced(self, backend: VolumetricBackend) -> None:
         assert backend.enforce_chunk_aligned_writes

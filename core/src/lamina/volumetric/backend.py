@@ -61,6 +61,11 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
 
     #: The ``with_changes`` keys this backend honours (a subset of ``VolumetricChanges``).
     supported_changes: ClassVar[frozenset[str]] = frozenset({"name"})
+    #: The memory layout of the ``(C, X, Y, Z)`` arrays ``read`` returns: ``"C"``, or
+    #: ``"F"`` for transposed views of Fortran-ordered ``(X, Y, Z, C)`` arrays (x fastest,
+    #: as precomputed chunks are stored). Whoever assembles reads into one array (a range
+    #: map) allocates it in this layout, so that pasting copies memory in order.
+    memory_order: ClassVar[Literal["C", "F"]] = "C"
 
     # -- what the volume is ----------------------------------------------------------------
     @property
@@ -120,6 +125,24 @@ class VolumetricBackend(Backend[VolumetricIndex, npt.NDArray[Any]]):
 
     def clear_cache(self) -> None:
         """Drop cached data and handles (no-op for backends without a cache)."""
+
+    def read_into(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
+        """Read ``idx`` into ``out``, a ``(C, X, Y, Z)`` array (or view) of its shape and
+        this backend's channel count, writing every voxel of it. The default copies
+        :meth:`read`'s result; a backend that can decode straight into ``out`` overrides
+        it, saving the copy (a range map reads its sources into parts of one array)."""
+        self.check_read_target(idx, out)
+        out[...] = self.read(idx)
+
+    def check_read_target(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
+        """Refuse an ``out`` of :meth:`read_into` whose shape is not ``(C, X, Y, Z)`` of
+        ``idx`` with this backend's channel count."""
+        expected = (self.num_channels, *idx.shape)
+        if tuple(out.shape) != expected:
+            raise ValueError(
+                f"read_into's out must have shape {expected} (C, X, Y, Z) for "
+                f"{idx.pformat()}; got {tuple(out.shape)}"
+            )
 
     # -- changes -------------------------------------------------------------------------
     @abc.abstractmethod

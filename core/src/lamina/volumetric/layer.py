@@ -122,6 +122,16 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
             return self.backend.read(self.scheme.to_index(user_idx))
         return super().__getitem__(user_idx)
 
+    def read_into(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
+        """Read standard index ``idx`` through every processor into ``out`` (a
+        ``(C, X, Y, Z)`` array or view of the result's shape): straight from the backend
+        (:meth:`VolumetricBackend.read_into`) when the layer has no processors and no
+        resampling, else a copy of :meth:`read_with_procs`'s result."""
+        if self._direct:
+            self.backend.read_into(idx, out)
+        else:
+            out[...] = self.read_with_procs(idx)
+
     def write_with_procs(self, idx: VolumetricIndex, data: Any) -> None:
         """Write at a standard index; scalars, lists and tensors are accepted here too
         (``backend.prepare_data`` puts them in the backend's form)."""

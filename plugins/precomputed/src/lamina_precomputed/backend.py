@@ -45,11 +45,9 @@ from lamina.backend import Capabilities
 from lamina.concurrency import run_all, shared_pool
 from lamina.errors import UnknownResolutionError
 from lamina.volumetric.backend import CHANGE_KEYS, VolumetricBackend, VolumetricChanges
-from lamina.volumetric.creation import number, res_to_key
 from lamina.volumetric.data import fill_value
-from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
+from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
-from lamina.volumetric.scales import scale_geometry, sorted_resolutions
 from lamina_precomputed.description import describe_volume
 from lamina_precomputed.engine import (
     EngineName,
@@ -60,6 +58,7 @@ from lamina_precomputed.engine import (
 )
 from lamina_precomputed.info import (
     InfoSpec,
+    added_scales,
     change_geometry,
     normalize_path,
     read_info,
@@ -117,6 +116,8 @@ class CVBackend(VolumetricBackend):
     """
 
     supported_changes: ClassVar[frozenset[str]] = CHANGE_KEYS
+    #: reads are transposed views of Fortran-ordered (X, Y, Z, C) arrays, as chunks are stored
+    memory_order: ClassVar[Literal["C", "F"]] = "F"
 
     def __init__(
         self,
@@ -444,13 +445,26 @@ class CVBackend(VolumetricBackend):
         shape = idx.shape
         if not (shape[0] and shape[1] and shape[2]):
             return np.zeros((self._num_channels, *shape), dtype=self._dtype)
+        self._check_bounded_read(idx)
+        return io.read(tuple(idx.start), tuple(idx.stop)).transpose(3, 0, 1, 2)
+
+    def _check_bounded_read(self, idx: VolumetricIndex) -> None:
         if self._kwargs["bounded"] and not self.is_within_bounds(idx):
             raise ValueError(
                 f"the read of {idx.pformat()} at {idx.resolution.pformat()} nm reaches outside "
                 f"the bounds of {self._path} ({self.get_bounds(idx.resolution).pformat()}) "
                 "and cv_kwargs={'bounded': True}"
             )
-        return io.read(tuple(idx.start), tuple(idx.stop)).transpose(3, 0, 1, 2)
+
+    def read_into(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
+        """:meth:`read`, decoded straight into ``out`` (``(C, X, Y, Z)``; fastest as a
+        transposed view of a Fortran-ordered array, :attr:`memory_order`)."""
+        self.check_read_target(idx, out)
+        if not all(idx.shape):
+            return
+        self._check_bounded_read(idx)
+        io = self._ios.get(idx.resolution) or self._io(idx.resolution)
+        io.read_whole(out.transpose(1, 2, 3, 0), tuple(idx.start), tuple(idx.stop))
 
     def write(self, idx: VolumetricIndex, data: Any) -> None:
         io = self._io(idx.resolution)
@@ -547,29 +561,7 @@ class CVBackend(VolumetricBackend):
         ``VolumetricBackend.add_resolutions``): each new scale is the finest one's
         encoding and chunk size (or ``chunk_size``), unsharded, covering its bounds.
         Existing scales are never changed; the info is written once."""
-        finest = self._scales[self._resolutions[0]]
-        res0 = scale_resolution(finest)
-        offset = Vec3D.from_seq(finest["voxel_offset"], "voxel_offset")
-        bbox = BBox3D.from_coords(offset, offset + Vec3D.from_seq(finest["size"]), res0)
-        chunk = finest["chunk_sizes"][0] if chunk_size is None else list(chunk_size)
-        added = []
-        for res in sorted_resolutions(resolutions):
-            if res in self._scales:
-                continue
-            geo = scale_geometry(bbox, res, chunk)
-            scale = {
-                k: copy.deepcopy(v)
-                for k, v in finest.items()
-                if k not in ("key", "sharding", "voxel_offset", "size", "chunk_sizes")
-            }
-            scale.update(
-                key=res_to_key(res),
-                resolution=[number(v) for v in res],
-                chunk_sizes=[list(geo.chunk_size)],
-                voxel_offset=list(geo.voxel_offset),
-                size=list(geo.dataset_size),
-            )
-            added.append(scale)
+        added = added_scales(self._info, resolutions, chunk_size)
         if not added:
             return self
         info = copy.deepcopy(self._info)

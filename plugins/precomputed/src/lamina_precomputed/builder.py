@@ -45,6 +45,7 @@ def build_cv_layer(
     write_procs: Iterable[Any] = (),
     *,
     info_reference_scale: RawVec3D | None = None,
+    info_shard_size: RawVec3D | None = None,
     mask_value_thr: float = 0,
     cache_bytes_limit: int | None = None,
     engine: str | None = None,
@@ -68,7 +69,7 @@ def build_cv_layer(
     arguments are all checked before the info is written.
 
     Keyword-only additions to the reference's parameters: ``info_reference_scale``,
-    ``mask_value_thr``, ``cache_bytes_limit`` and ``engine``.
+    ``info_shard_size``, ``mask_value_thr``, ``cache_bytes_limit`` and ``engine``.
 
     Args:
         path: where the volume is: a local path (made absolute, ``~`` expanded),
@@ -164,6 +165,12 @@ def build_cv_layer(
             ``info_reference_path``); default: the finest. A resolution the reference
             does not have is an ``UnknownResolutionError``; on a new volume without
             ``info_reference_path`` it is a ``ValueError``.
+        info_shard_size: voxels (x, y, z) of the box each shard of every new scale
+            covers: identity-hashed shards of raw chunk data (TensorStore's and
+            Igneous's layout for images), the flows' write grid; a box Morton order
+            cannot make from the chunk grid is a ``ValueError`` listing those it can,
+            and a box covering a scale's whole grid makes it one shard. Default
+            ``None``: unsharded (or ``info_extra_scale_data``'s ``sharding``).
         mask_value_thr: the threshold of ``interpolation_mode="mask"`` (a voxel is 1
             where a voxel it covers is strictly greater); default 0.
         cache_bytes_limit: the in-memory chunk cache: the bytes of decoded chunks kept
@@ -212,6 +219,7 @@ def build_ts_layer(
     write_procs: Iterable[Any] = (),
     *,
     info_reference_scale: RawVec3D | None = None,
+    info_shard_size: RawVec3D | None = None,
     mask_value_thr: float = 0,
 ) -> VolumetricLayer:
     """Build a TensorStore layer: the reference's ``build_ts_layer`` (its 0.4 parameters).
@@ -258,6 +266,8 @@ def build_ts_layer(
         write_procs: data and joint processors of writes.
         info_reference_scale: the reference's scale that gives the bounds and the
             inherited keys; default: the finest.
+        info_shard_size: voxels of the box each shard of every new scale covers
+            (identity-hashed shards); default ``None``: unsharded.
         mask_value_thr: the threshold of ``interpolation_mode="mask"``; default 0.
 
     Returns:
@@ -285,6 +295,7 @@ def _build_precomputed_layer(
     info_overwrite: bool,
     info_keep_existing_scales: bool,
     info_reference_scale: RawVec3D | None,
+    info_shard_size: RawVec3D | None,
     **layer: Any,
 ) -> VolumetricLayer:
     """What both builders do (their parameters, ``layer`` those of
@@ -313,6 +324,7 @@ def _build_precomputed_layer(
         bbox=info_bbox,
         extra_scale_data=info_extra_scale_data,
         reference_scale=info_reference_scale,
+        shard_size=info_shard_size,
     )
     backend = CVBackend(
         os.fspath(path),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -40,8 +40,9 @@ from lamina.volumetric.creation import (
     spec_from_parameters,
 )
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
-from lamina.volumetric.scales import scale_geometry
+from lamina.volumetric.scales import scale_geometry, sorted_resolutions
 from lamina_precomputed.codecs import PRECOMPUTED_DTYPES
+from lamina_precomputed.sharding import identity_sharding, sharding_for_shard_size
 
 __all__ = [
     "PRECOMPUTED_DTYPES",
@@ -207,11 +208,16 @@ def _json_number(value: Any) -> Any:
 
 
 # -- creation: the core's policy, mapped to and from info files -----------------------------
+@attrs.frozen(kw_only=True)
 class InfoSpec(VolumeSpec):
     """What a new info holds (the core's :class:`~lamina.volumetric.creation.VolumeSpec`,
     checked against what the precomputed format stores: its data types and encodings,
     ``"raw"`` by default). Build it with :meth:`from_optional_reference`;
-    :meth:`make_info` gives the info dict, scales finest first."""
+    :meth:`make_info` gives the info dict, scales finest first. ``shard_size``: voxels
+    of the box each identity-hashed shard of every new scale covers (``None``:
+    unsharded, unless ``extra_scale_data`` names a sharding)."""
+
+    shard_size: tuple[int, int, int] | None = None
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -241,6 +247,7 @@ class InfoSpec(VolumeSpec):
         extra_scale_data: Mapping[str, Any] | None = None,
         reference_scale: RawVec3D | None = None,
         existing_path: str | None = None,
+        shard_size: RawVec3D | None = None,
     ) -> InfoSpec | None:
         """The spec of ``build_cv_layer``'s ``info_*`` parameters under the core's policy
         (:func:`lamina.volumetric.creation.spec_from_parameters`); ``None`` without
@@ -248,7 +255,8 @@ class InfoSpec(VolumeSpec):
         another format lends its box, type, dtype, channels and chunk size; a
         precomputed one, with ``inherit_all_params``, also its encoding and the scale's
         own keys (``compressed_segmentation_block_size``…). ``existing_path``: the volume
-        already at the path, the reference of everything not given."""
+        already at the path, the reference of everything not given. ``shard_size``: see
+        the class."""
         spec = spec_from_parameters(
             scales=scales,
             type=type,
@@ -263,6 +271,7 @@ class InfoSpec(VolumeSpec):
             inherit_all_params=inherit_all_params,
             existing_path=existing_path,
             inherited_extras=_inherited_scale_keys,
+            format_parameters={"info_shard_size": shard_size},
             used_as_stored="the info at the path",
         )
         if spec is None:
@@ -271,7 +280,11 @@ class InfoSpec(VolumeSpec):
         fields = {f.name: getattr(spec, f.name) for f in attrs.fields(VolumeSpec)}
         if spec.encoding is None or (encoding is None and not own_encoding):
             fields["encoding"] = "raw"
-        return cls(**fields)
+        if shard_size is not None:
+            fields["shard_size"] = tuple(Vec3D.from_seq(shard_size, "info_shard_size").int())
+        info_spec = cls(**fields)
+        info_spec.make_info()  # a shard size no scale can have is refused here
+        return info_spec
 
     def make_scale(self, resolution: RawVec3D) -> dict[str, Any]:
         """One scale dict: key, encoding, chunk size, extra data, then offset and size."""
@@ -288,6 +301,14 @@ class InfoSpec(VolumeSpec):
         geo = self.geometry(res)
         scale["voxel_offset"] = list(geo.voxel_offset)
         scale["size"] = list(geo.dataset_size)
+        if self.shard_size is not None and "sharding" not in scale:
+            grid = [
+                -(-int(s) // int(c)) for s, c in zip(geo.dataset_size, self.chunk_size, strict=True)
+            ]
+            try:
+                scale["sharding"] = sharding_for_shard_size(grid, self.chunk_size, self.shard_size)
+            except ValueError as exc:
+                raise ValueError(f"info_shard_size, scale {scale['key']}: {exc}") from None
         return scale
 
     def make_info(self) -> dict[str, Any]:
@@ -467,3 +488,43 @@ def _scale_at(scales: Sequence[dict[str, Any]], res: Any) -> dict[str, Any]:
         if scale_resolution(scale) == wanted:
             return scale
     return min(scales, key=lambda s: _volume(scale_resolution(s)))
+
+
+def added_scales(
+    info: Mapping[str, Any], resolutions: Iterable[RawVec3D], chunk_size: RawVec3D | None
+) -> list[dict[str, Any]]:
+    """The scales ``add_resolutions`` adds to ``info``: one per resolution it does not
+    have, each the finest scale's encoding and other keys with ``chunk_size`` (default:
+    the finest one's), covering the finest scale's bounds; sharded with shards of as
+    many chunks when the finest scale has identity-hashed shards, else unsharded."""
+    scales = _sorted_scales([dict(scale) for scale in info["scales"]])
+    have = {scale_resolution(scale) for scale in scales}
+    finest = scales[0]
+    res0 = scale_resolution(finest)
+    offset = Vec3D.from_seq(finest["voxel_offset"], "voxel_offset")
+    bbox = BBox3D.from_coords(offset, offset + Vec3D.from_seq(finest["size"]), res0)
+    chunk = finest["chunk_sizes"][0] if chunk_size is None else list(chunk_size)
+    added = []
+    for res in sorted_resolutions(resolutions):
+        if res in have:
+            continue
+        geo = scale_geometry(bbox, res, chunk)
+        scale = {
+            k: copy.deepcopy(v)
+            for k, v in finest.items()
+            if k not in ("key", "sharding", "voxel_offset", "size", "chunk_sizes")
+        }
+        scale.update(
+            key=res_to_key(res),
+            resolution=[number(v) for v in res],
+            chunk_sizes=[list(geo.chunk_size)],
+            voxel_offset=list(geo.voxel_offset),
+            size=list(geo.dataset_size),
+        )
+        sharding = finest.get("sharding")
+        if sharding and sharding.get("hash") == "identity":  # shards of as many chunks
+            grid = [-(-s // c) for s, c in zip(geo.dataset_size, geo.chunk_size, strict=True)]
+            low = int(sharding["preshift_bits"]) + int(sharding["minishard_bits"])
+            scale["sharding"] = identity_sharding(grid, low)
+        added.append(scale)
+    return added

@@ -71,7 +71,13 @@ def create_precomputed(path: str, like: VolumeTemplate, engine: str | None = Non
     from lamina_precomputed.info import PRECOMPUTED_ENCODINGS
 
     encoding = like.encoding if like.encoding in PRECOMPUTED_ENCODINGS else "raw"
-    return build_cv_layer(path, info_encoding=encoding, engine=engine, **like.builder_kwargs())
+    return build_cv_layer(
+        path,
+        info_encoding=encoding,
+        info_shard_size=like.shard_size,
+        engine=engine,
+        **like.builder_kwargs(),
+    )
 
 
 PRECOMPUTED_OPENER = PathOpener(
@@ -92,4 +98,5 @@ PRECOMPUTED_OPENER = PathOpener(
     # format that claims a path positively (``out.h5:/group``, a suffix or a scheme).
     priority=-1,
     engines=("auto", "tensorstore", "cloudvolume"),
+    shards=True,
 )

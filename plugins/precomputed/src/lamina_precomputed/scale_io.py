@@ -263,11 +263,27 @@ class ScaleIO(ScaleGrid):
         self.read_into(out, lo, lo, hi)
         return out
 
+    def read_whole(self, out: npt.NDArray[Any], lo: Sequence[int], hi: Sequence[int]) -> None:
+        """Write every voxel of ``out`` (``(X, Y, Z, C)``, the box ``lo:hi``): the stored
+        data, and the background outside the bounds and where no chunk is stored."""
+        background = self.options.background
+        if not self.inside(lo, hi):
+            out[...] = background
+            self.read_into(out, lo, lo, hi)
+        else:
+            self.read_into(out, lo, lo, hi, absent=background)
+
     def read_into(
-        self, out: npt.NDArray[Any], origin: Sequence[int], lo: Sequence[int], hi: Sequence[int]
+        self,
+        out: npt.NDArray[Any],
+        origin: Sequence[int],
+        lo: Sequence[int],
+        hi: Sequence[int],
+        absent: Any = None,
     ) -> None:
         """Paste the stored chunks of ``lo:hi`` into ``out`` (``(X, Y, Z, C)``, whose first
-        voxel is ``origin``); absent chunks leave ``out`` as it is (the caller's fill).
+        voxel is ``origin``); absent chunks leave ``out`` as it is (the caller's fill), or
+        with ``absent`` given, are filled with it.
 
         Each chunk is pasted as soon as it is decoded, so a read holds ``out`` and a few
         chunks, never a second copy of the region. Remote chunks are fetched on the read
@@ -279,14 +295,16 @@ class ScaleIO(ScaleGrid):
             return
 
         def paste(box: Box, chunk: npt.NDArray[Any] | None) -> None:
-            if chunk is None:
+            if chunk is None and absent is None:
                 return
             (c0, c1) = box
             a = [max(lo[d], c0[d]) for d in range(3)]
             b = [min(hi[d], c1[d]) for d in range(3)]
-            out[tuple(slice(a[d] - origin[d], b[d] - origin[d]) for d in range(3))] = chunk[
-                tuple(slice(a[d] - c0[d], b[d] - c0[d]) for d in range(3))
-            ]
+            region = tuple(slice(a[d] - origin[d], b[d] - origin[d]) for d in range(3))
+            if chunk is None:
+                out[region] = absent
+            else:
+                out[region] = chunk[tuple(slice(a[d] - c0[d], b[d] - c0[d]) for d in range(3))]
 
         if self.sharded is None:
             self._map(lambda box: paste(box, self.fetch([box])[0]), boxes)

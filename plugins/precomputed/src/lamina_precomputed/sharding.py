@@ -30,7 +30,13 @@ from lamina.volumetric.geometry import Vec3D
 from lamina_precomputed.codecs import DamagedChunkError
 from lamina_precomputed.storage import FileStore, RangeReader
 
-__all__ = ["ShardedScale", "compressed_morton_codes"]
+__all__ = [
+    "ShardedScale",
+    "compressed_morton_codes",
+    "identity_sharding",
+    "morton_box",
+    "sharding_for_shard_size",
+]
 
 
 def _bits(n: int) -> int:
@@ -54,6 +60,64 @@ def compressed_morton_codes(
                 codes |= bit << np.uint64(out)
                 out += 1
     return codes
+
+
+def morton_box(grid_size: Sequence[int], low_bits: int) -> Vec3D[int]:
+    """Chunks per axis of the box the lowest ``low_bits`` bits of the compressed Morton
+    code span in a grid of ``grid_size`` chunks: the box one identity-hashed shard covers
+    when ``low_bits`` is its ``preshift_bits + minishard_bits``."""
+    bits = [_bits(int(n)) for n in grid_size]
+    counts = [0, 0, 0]
+    taken = 0
+    for i in range(max(bits, default=0)):
+        for axis in range(3):
+            if i < bits[axis] and taken < low_bits:
+                counts[axis] += 1
+                taken += 1
+    return Vec3D(*(1 << c for c in counts))
+
+
+def identity_sharding(grid_size: Sequence[int], low_bits: int) -> dict[str, Any]:
+    """An identity-hashed sharding spec whose shards are the boxes of ``low_bits`` Morton
+    bits (:func:`morton_box`), half of them minishards: raw chunk data, gzip indexes (the
+    layout TensorStore and Igneous write for image volumes)."""
+    total = sum(_bits(int(n)) for n in grid_size)
+    low = max(0, min(int(low_bits), total))
+    preshift = low // 2
+    return {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "hash": "identity",
+        "preshift_bits": preshift,
+        "minishard_bits": low - preshift,
+        "shard_bits": total - low,
+        "minishard_index_encoding": "gzip",
+        "data_encoding": "raw",
+    }
+
+
+def sharding_for_shard_size(
+    grid_size: Sequence[int], chunk_size: Sequence[int], shard_size: Sequence[int]
+) -> dict[str, Any]:
+    """The identity sharding whose shards are boxes of ``shard_size`` voxels in a grid of
+    ``grid_size`` chunks of ``chunk_size``; a box Morton order cannot make there is a
+    ``ValueError`` listing the boxes it can. A box covering the whole grid is one shard."""
+    total = sum(_bits(int(n)) for n in grid_size)
+    boxes = [morton_box(grid_size, low) for low in range(total + 1)]
+    wanted = [int(v) for v in shard_size]
+    grid_box = [int(g) * int(c) for g, c in zip(grid_size, chunk_size, strict=True)]
+    if all(w >= g for w, g in zip(wanted, grid_box, strict=True)):
+        return identity_sharding(grid_size, total)  # one shard holds everything
+    for low, box in enumerate(boxes):
+        if [b * int(c) for b, c in zip(box, chunk_size, strict=True)] == wanted:
+            return identity_sharding(grid_size, low)
+    shown = ", ".join(
+        "x".join(str(b * int(c)) for b, c in zip(box, chunk_size, strict=True)) for box in boxes
+    )
+    raise ValueError(
+        f"a shard size of {'x'.join(map(str, wanted))} voxels is not a box Morton order "
+        f"makes from chunks of {'x'.join(map(str, chunk_size))} in a grid of "
+        f"{'x'.join(map(str, grid_size))} chunks; the shard sizes it can be are: {shown}"
+    )
 
 
 @attrs.frozen
@@ -99,18 +163,10 @@ class ShardedScale:
         spec = self.sharding
         if spec.get("hash") != "identity":
             return None
-        bits = [_bits(n) for n in self.grid_size]
         low = int(spec["preshift_bits"]) + int(spec["minishard_bits"])
-        if sum(bits) > low + int(spec["shard_bits"]):
+        if sum(_bits(n) for n in self.grid_size) > low + int(spec["shard_bits"]):
             return None
-        counts = [0, 0, 0]
-        taken = 0
-        for i in range(max(bits, default=0)):
-            for axis in range(3):
-                if i < bits[axis] and taken < low:
-                    counts[axis] += 1
-                    taken += 1
-        return Vec3D(*(1 << c for c in counts))
+        return morton_box(self.grid_size, low)
 
     @property
     def write_grid_size(self) -> Vec3D[int]:

@@ -1,8 +1,10 @@
 """A range map's read: each source reads the parts it owns, and they are pasted together.
 
-Each source is read through its own layer (``read_with_procs``), so that it keeps its
-resolutions, ``data_resolution`` and processors. The parts are read at once on the
-shared threads when every source involved is thread-safe. What no box covers reads as
+Each source is read through its own layer (``read_with_procs``, or ``read_into`` the
+result's part when every source has the range map's dtype and channel count: one copy
+fewer), so that it keeps its resolutions, ``data_resolution`` and processors. The parts
+are read at once on the shared threads when every source involved is thread-safe. What
+no box covers reads as
 the fill value, or is an :class:`~lamina_rangemap.errors.UncoveredRegionError` when
 there is none; a source that returns the wrong shape or channel count is an error
 rather than a silently wrong volume.
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lamina.volumetric.index import VolumetricIndex
+from lamina.volumetric.layer import VolumetricLayer
 from lamina_rangemap.boxes import index_of, slices_in, uncovered_text
 from lamina_rangemap.errors import RangeMapError, UncoveredRegionError
 from lamina_rangemap.ownership import plan_parts
@@ -76,6 +79,26 @@ def stitch(
         return read_part(ranges, name, parts[0][0], idx)  # one source owns all of it
     tasks = [(i, index_of(piece, idx), piece) for i, pieces in parts for piece in pieces]
     concurrent = all(ranges[i][1].backend.capabilities.thread_safe for i, _, _ in tasks)
+    sources = [ranges[i][1] for i, _, _ in tasks]
+    if sources and all(
+        isinstance(layer, VolumetricLayer)
+        and layer.backend.num_channels == num_channels
+        and layer.backend.dtype == dtype
+        for layer in sources
+    ):  # every part read straight into its place in the result: no second copy
+        order = "F" if all(layer.backend.memory_order == "F" for layer in sources) else "C"
+        out = _output((num_channels, *shape), dtype, fill if uncovered else 0, order)
+        origin = idx.start
+        run_all(
+            [
+                functools.partial(
+                    read_part_into, ranges, name, i, part, out[slices_in(piece, origin)]
+                )
+                for i, part, piece in tasks
+            ],
+            concurrent,
+        )
+        return out
     datas = run_all(
         [functools.partial(read_part, ranges, name, i, part) for i, part, _ in tasks], concurrent
     )
@@ -90,12 +113,42 @@ def stitch(
         )
     out_dtype = np.result_type(*(data.dtype for data in datas)) if datas else dtype
     out_shape = (channels.pop(), *shape)
-    # np.zeros, not np.empty: fresh zeroed pages are cheaper to fill than faulted ones
-    if uncovered and fill != 0:
-        out = np.full(out_shape, fill, out_dtype)
-    else:
-        out = np.zeros(out_shape, out_dtype)
+    fortran = bool(datas) and all(d.transpose(1, 2, 3, 0).flags.f_contiguous for d in datas)
+    out = _output(out_shape, out_dtype, fill if uncovered else 0, "F" if fortran else "C")
     origin = idx.start
     for (_, _, piece), data in zip(tasks, datas, strict=True):
         out[slices_in(piece, origin)] = data
     return out
+
+
+def read_part_into(
+    ranges: tuple[VolumetricRange, ...],
+    name: str,
+    i: int,
+    idx: VolumetricIndex,
+    out: npt.NDArray[Any],
+) -> None:
+    """Source ``i``'s data for ``idx`` read into ``out`` (see :func:`read_part`)."""
+    try:
+        ranges[i][1].read_into(idx, out)
+    except Exception as exc:
+        exc.add_note(f"while reading {idx.pformat()} at {idx.resolution.pformat()} nm "
+                     f"from {range_label(ranges, i)} of {name}")  # fmt: skip
+        raise
+
+
+def _output(
+    shape: tuple[int, ...], dtype: np.dtype[Any], fill: Any, order: str
+) -> npt.NDArray[Any]:
+    """The array the parts go into, ``fill`` where none lands, in the parts' memory
+    layout (``order``: ``"F"`` for a transposed view of a Fortran-ordered
+    ``(X, Y, Z, C)`` array, as precomputed reads are), so that filling it copies memory in
+    order rather than transposing it (several times slower on large reads). ``np.zeros``,
+    not ``np.empty``: fresh zeroed pages are cheaper to fill than faulted ones."""
+    if order == "F":
+        xyzc = (*shape[1:], shape[0])
+        base = (
+            np.zeros(xyzc, dtype, order="F") if fill == 0 else np.full(xyzc, fill, dtype, order="F")
+        )
+        return base.transpose(3, 0, 1, 2)
+    return np.zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype)
