@@ -122,6 +122,11 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
             return self.backend.read(self.scheme.to_index(user_idx))
         return super().__getitem__(user_idx)
 
+    @property
+    def reads_directly(self) -> bool:
+        """Whether a read is the backend's read alone: no processors, no resampling."""
+        return self._direct
+
     def read_into(self, idx: VolumetricIndex, out: npt.NDArray[Any]) -> None:
         """Read standard index ``idx`` through every processor into ``out`` (a
         ``(C, X, Y, Z)`` array or view of the result's shape): straight from the backend

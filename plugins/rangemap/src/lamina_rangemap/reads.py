@@ -3,17 +3,18 @@
 Each source is read through its own layer (``read_with_procs``, or ``read_into`` the
 result's part when every source has the range map's dtype and channel count: one copy
 fewer), so that it keeps its resolutions, ``data_resolution`` and processors. The parts
-are read at once on the shared threads when every source involved is thread-safe. What
-no box covers reads as
-the fill value, or is an :class:`~lamina_rangemap.errors.UncoveredRegionError` when
-there is none; a source that returns the wrong shape or channel count is an error
-rather than a silently wrong volume.
+are read at once on the shared threads when every source involved is thread-safe,
+unless all are local volumes read directly (memory copies, which threads only slow
+down). What no box covers reads as the fill value, or is an
+:class:`~lamina_rangemap.errors.UncoveredRegionError` when there is none; a source that
+returns the wrong shape or channel count is an error rather than a silently wrong
+volume.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -78,7 +79,7 @@ def stitch(
     if not uncovered and len(parts) == 1 and len(parts[0][1]) == 1:
         return read_part(ranges, name, parts[0][0], idx)  # one source owns all of it
     tasks = [(i, index_of(piece, idx), piece) for i, pieces in parts for piece in pieces]
-    concurrent = all(ranges[i][1].backend.capabilities.thread_safe for i, _, _ in tasks)
+    concurrent = _concurrent([ranges[i][1] for i, _, _ in tasks])
     sources = [ranges[i][1] for i, _, _ in tasks]
     if sources and all(
         isinstance(layer, VolumetricLayer)
@@ -87,7 +88,8 @@ def stitch(
         for layer in sources
     ):  # every part read straight into its place in the result: no second copy
         order = "F" if all(layer.backend.memory_order == "F" for layer in sources) else "C"
-        out = _output((num_channels, *shape), dtype, fill if uncovered else 0, order)
+        # read_into writes every voxel of its part: only uncovered regions need a fill
+        out = _output((num_channels, *shape), dtype, fill if uncovered else None, order)
         origin = idx.start
         run_all(
             [
@@ -121,6 +123,19 @@ def stitch(
     return out
 
 
+def _concurrent(layers: list[Any]) -> bool:
+    """Whether to read the parts at once: when every source is thread-safe, unless every
+    one is a local volume read directly (no processors, no resampling): such reads are
+    memory copies that threads only slow down on a few cores (4 local parts at once took
+    1.6x the time of one after another on 2 cores; bench/bench_rangemap.py)."""
+    if not all(layer.backend.capabilities.thread_safe for layer in layers):
+        return False
+    return not all(
+        getattr(layer.backend, "is_local", False) and getattr(layer, "reads_directly", False)
+        for layer in layers
+    )
+
+
 def read_part_into(
     ranges: tuple[VolumetricRange, ...],
     name: str,
@@ -140,15 +155,17 @@ def read_part_into(
 def _output(
     shape: tuple[int, ...], dtype: np.dtype[Any], fill: Any, order: str
 ) -> npt.NDArray[Any]:
-    """The array the parts go into, ``fill`` where none lands, in the parts' memory
-    layout (``order``: ``"F"`` for a transposed view of a Fortran-ordered
-    ``(X, Y, Z, C)`` array, as precomputed reads are), so that filling it copies memory in
-    order rather than transposing it (several times slower on large reads). ``np.zeros``,
-    not ``np.empty``: fresh zeroed pages are cheaper to fill than faulted ones."""
-    if order == "F":
-        xyzc = (*shape[1:], shape[0])
-        base = (
-            np.zeros(xyzc, dtype, order="F") if fill == 0 else np.full(xyzc, fill, dtype, order="F")
-        )
-        return base.transpose(3, 0, 1, 2)
-    return np.zeros(shape, dtype) if fill == 0 else np.full(shape, fill, dtype)
+    """The array the parts go into, ``fill`` where none lands (``None``: every voxel is
+    written by a part, so the array starts uninitialised), in the parts' memory layout
+    (``order``: ``"F"`` for a transposed view of a Fortran-ordered ``(X, Y, Z, C)``
+    array, as precomputed reads are), so that filling it copies memory in order rather
+    than transposing it (several times slower on large reads)."""
+    target = (*shape[1:], shape[0]) if order == "F" else shape
+    layout: Literal["C", "F"] = "F" if order == "F" else "C"
+    if fill is None:
+        base = np.empty(target, dtype, order=layout)
+    elif fill == 0:  # fresh zeroed pages are cheaper to fill than faulted ones
+        base = np.zeros(target, dtype, order=layout)
+    else:
+        base = np.full(target, fill, dtype, order=layout)
+    return base.transpose(3, 0, 1, 2) if order == "F" else base
