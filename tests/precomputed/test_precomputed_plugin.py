@@ -47,7 +47,13 @@ def test_build_cv_layer_takes_every_seed_parameter_in_order() -> None:
     positional = [(p.name, p.default) for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
     assert positional == SEED_PARAMETERS
     extras = {p.name for p in params if p.kind == p.KEYWORD_ONLY}
-    assert extras == {"info_reference_scale", "mask_value_thr", "cache_bytes_limit", "engine"}
+    assert extras == {
+        "info_reference_scale",
+        "info_shard_size",
+        "mask_value_thr",
+        "cache_bytes_limit",
+        "engine",
+    }
 
 
 def test_listed_by_lamina_plugins() -> None:
