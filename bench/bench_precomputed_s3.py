@@ -85,6 +85,47 @@ def run(endpoint: str, repeat: int) -> list[tuple[str, str, str, float]]:
 
                 best = interleaved_best({engine: read}, repeat)[engine]
                 rows.append((layout, case, engine, best))
+            if layout == "unsharded":
+                rows += batch_rows(layer, engine, cases["20 random 128x128x16 cutouts"], repeat)
+    return rows
+
+
+def batch_rows(layer: Any, engine: str, cutouts: list[Box], repeat: int) -> list[Any]:
+    """``LayerDataset`` batches of 8 of the cutouts (repeated to 64 samples) through
+    ``DataLoader(batch_size=8)``: a batch's samples read at once (``__getitems__``) and,
+    for comparison, one after another."""
+    try:
+        import torch.utils.data
+    except ImportError:
+        return []
+    from lamina import VolumetricIndex
+    from lamina.torch import LayerDataset
+
+    boxes = (cutouts * 4)[:64]
+    res = layer.backend.resolutions[0]
+
+    class Indexer:
+        def __len__(self) -> int:
+            return len(boxes)
+
+        def __call__(self, i: int) -> Any:
+            x0, y0, z0, x1, y1, z1 = boxes[i]
+            return VolumetricIndex.from_coords((x0, y0, z0), (x1, y1, z1), res)
+
+    rows = []
+    for mode in ("at once", "one after another"):
+        dataset = LayerDataset(layer, Indexer())
+        if mode == "one after another":
+            dataset.__getitems__ = lambda idx, d=dataset: [d[i] for i in idx]  # type: ignore[method-assign]
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=0)
+
+        def epoch(loader: Any = loader) -> None:
+            for _ in loader:
+                pass
+
+        epoch()
+        best = interleaved_best({mode: epoch}, repeat)[mode]
+        rows.append(("unsharded", f"64 samples, batches of 8 read {mode}", engine, best))
     return rows
 
 
@@ -105,13 +146,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = run(endpoint, args.repeat)
     print(f"moto on loopback, {args.delay_ms:g} ms per request; best of {args.repeat}")
     print(
-        f"{'layout':10s} {'read':30s} {'tensorstore':>12s} {'cloudvolume':>12s} "
+        f"{'layout':10s} {'read':50s} {'tensorstore':>12s} {'cloudvolume':>12s} "
         f"{'ts speed-up':>12s}"
     )
     by_key = {(layout, case, engine): t for layout, case, engine, t in rows}
     for layout, case in dict.fromkeys((layout, case) for layout, case, _, _ in rows):
         ts, cv = by_key[(layout, case, "tensorstore")], by_key[(layout, case, "cloudvolume")]
-        print(f"{layout:10s} {case:30s} {ts:>10.3f} s {cv:>10.3f} s {cv / ts:>11.2f}x")
+        print(f"{layout:10s} {case:50s} {ts:>10.3f} s {cv:>10.3f} s {cv / ts:>11.2f}x")
 
 
 if __name__ == "__main__":

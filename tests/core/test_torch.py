@@ -123,3 +123,47 @@ def test_dataloader_workers(context: str) -> None:
         idx = indexer(i)
         (x0, y0, z0), (x1, y1, z1) = idx.start, idx.stop
         np.testing.assert_array_equal(got[i], values[:, x0:x1, y0:y1, z0:z1])
+
+
+class _RemoteLike:
+    """A layer whose backend says its storage is remote and thread-safe; each read waits
+    at a barrier that opens only when ``parties`` reads are in flight together."""
+
+    def __init__(self, layer: Any, parties: int) -> None:
+        import threading
+        from types import SimpleNamespace
+
+        self.inner = layer
+        self.barrier = threading.Barrier(parties, timeout=10)
+        capabilities = SimpleNamespace(thread_safe=True)
+        self.backend = SimpleNamespace(is_local=False, capabilities=capabilities)
+
+    def __getitem__(self, idx: Any) -> Any:
+        self.barrier.wait()
+        return self.inner[idx]
+
+
+def test_a_batch_of_remote_samples_is_read_at_once() -> None:
+    layer, values = _layer()
+    indexer = VolumetricStridedIndexer(BOX, RES, chunk_size=(16, 16, 4), stride=(16, 16, 4))
+    dataset = LayerDataset(_RemoteLike(layer, parties=4), indexer)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=0)
+    batch = next(iter(loader))  # a serial read would wait at the barrier and time out
+    assert batch.shape == (4, 1, 16, 16, 4)
+    np.testing.assert_array_equal(batch[1].numpy(), values[:, 16:32, 0:16, 0:4])
+
+
+def test_a_batch_of_local_samples_is_read_in_order_in_this_thread() -> None:
+    import threading
+
+    layer, _ = _layer()
+    seen: list[str] = []
+    indexer = VolumetricStridedIndexer(BOX, RES, chunk_size=(16, 16, 4), stride=(16, 16, 4))
+
+    def note_thread(data: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return data
+
+    dataset = LayerDataset(layer, indexer, transform=note_thread)
+    dataset.__getitems__([0, 1, 2])
+    assert seen == [threading.current_thread().name] * 3

@@ -20,12 +20,14 @@ read until a worker asks for a window.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import numpy as np
 
+from lamina.concurrency import run_all, shared_pool
 from lamina.volumetric.converters import to_vec3
 from lamina.volumetric.geometry import BBox3D, BBoxStrider, RawVec3D, StriderMode, Vec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -38,7 +40,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "lamina.torch needs PyTorch: pip install 'lamina[torch]' (it pins torch==2.13.0)"
     ) from exc
 
-__all__ = ["LayerDataset", "VolumetricStridedIndexer", "to_tensors"]
+__all__ = ["BATCH_READ_THREADS", "LayerDataset", "VolumetricStridedIndexer", "to_tensors"]
+
+#: At most this many samples of a batch are read at once (remote storage only).
+BATCH_READ_THREADS = 16
 
 
 def _to_resolution(value: RawVec3D) -> Vec3D[float]:
@@ -141,3 +146,16 @@ class LayerDataset(torch.utils.data.Dataset[Any]):
         if self.transform is not None:
             data = self.transform(data)
         return to_tensors(data)
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """The samples of a batch (``DataLoader`` with a ``batch_size`` asks for them at
+        once): read on lamina's shared threads, so that their storage IO is in flight
+        together, when the layer's storage is remote and thread-safe; one after another
+        otherwise (local reads are memory copies that threads only slow down)."""
+        backend = getattr(self.layer, "backend", None)
+        capabilities = getattr(backend, "capabilities", None)
+        remote = not getattr(backend, "is_local", True)
+        if len(indices) < 2 or not remote or not getattr(capabilities, "thread_safe", False):
+            return [self[i] for i in indices]
+        pool = shared_pool("dataset-read", min(len(indices), BATCH_READ_THREADS))
+        return run_all([functools.partial(self.__getitem__, i) for i in indices], pool)

@@ -34,6 +34,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from lamina.concurrency import at_fork_in_child
 from lamina.errors import DamagedChunkError
 from lamina_precomputed.codecs import DEFAULT_JPEG_QUALITY, DEFAULT_PNG_LEVEL
 from lamina_precomputed.engine import compressed_chunks_written
@@ -68,7 +69,7 @@ def _after_fork_in_child() -> None:
         _inherited_use = True
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+at_fork_in_child(_after_fork_in_child)
 
 
 def tensorstore_usable() -> bool:
