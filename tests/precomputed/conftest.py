@@ -8,18 +8,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from precomputed_support import S3_TEST_ENV
 
 # CloudVolume reads this when it is imported: keep its disk cache (allow_cache=True)
 # out of the user's home directory.
 os.environ.setdefault("CLOUD_VOLUME_CACHE_DIR", tempfile.mkdtemp(prefix="lamina-cv-cache-"))
-
-_S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    # cloud-files reads os.environ["AWS_SESSION_TOKEN"] unconditionally.
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session", autouse=True, params=["tensorstore", "cloudvolume"])
@@ -63,7 +56,7 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {**_S3_ENV, "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        for key, value in {**S3_TEST_ENV, "AWS_ENDPOINT_URL_S3": endpoint}.items():
             mp.setenv(key, value)
         try:
             yield endpoint

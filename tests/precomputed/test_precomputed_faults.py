@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from lamina_precomputed import build_cv_layer
+from precomputed_support import S3_TEST_ENV
 
 from lamina import Vec3D
 
@@ -94,13 +95,7 @@ def faulty_server(mode: str) -> Iterator[str]:
 
 
 def s3_environment(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": endpoint,
-    }
+    return {**S3_TEST_ENV, "AWS_ENDPOINT_URL_S3": endpoint}
 
 
 def new_bucket_path() -> str:

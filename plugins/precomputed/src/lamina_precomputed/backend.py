@@ -53,7 +53,7 @@ from lamina_precomputed.engine import (
     EngineName,
     check_engine,
     choose_engine,
-    scale_obstacles,
+    choose_scale_engine,
     tensorstore_obstacles,
 )
 from lamina_precomputed.info import (
@@ -377,18 +377,18 @@ class CVBackend(VolumetricBackend):
 
     def _make_io(self, scale: dict[str, Any]) -> ScaleIO | TensorStoreScaleIO:
         check_scale(self._path, self._info, scale)
-        if self._volume_engine == "tensorstore":
-            reasons = scale_obstacles(self._path, self._info, scale, self._kwargs)
-            where = f"{self._path} (scale {scale['key']})"
-            if choose_engine(self._requested_engine, where, reasons) == "tensorstore":
-                return TensorStoreScaleIO(
-                    self._path,
-                    self._info,
-                    scale,
-                    cache_bytes=int(self._kwargs["lru_bytes"]),
-                    delete_black_uploads=bool(self._kwargs["delete_black_uploads"]),
-                    fallback=functools.partial(self._cloudvolume_io, scale),
-                )
+        engine = choose_scale_engine(
+            self._requested_engine, self._volume_engine, self._path, self._info, scale, self._kwargs
+        )
+        if engine == "tensorstore":
+            return TensorStoreScaleIO(
+                self._path,
+                self._info,
+                scale,
+                cache_bytes=int(self._kwargs["lru_bytes"]),
+                delete_black_uploads=bool(self._kwargs["delete_black_uploads"]),
+                fallback=functools.partial(self._cloudvolume_io, scale),
+            )
         return self._cloudvolume_io(scale)
 
     def _cloudvolume_io(self, scale: dict[str, Any]) -> ScaleIO:

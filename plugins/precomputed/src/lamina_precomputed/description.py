@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lamina_precomputed.engine import scale_obstacles
+from lamina_precomputed.engine import choose_scale_engine, scale_obstacles
 from lamina_precomputed.info import scale_resolution
 from lamina_precomputed.sharding import ShardedScale
 
@@ -18,14 +18,13 @@ __all__ = ["describe_volume", "scale_engine"]
 
 def scale_engine(backend: CVBackend, info: Mapping[str, Any], scale: Mapping[str, Any]) -> str:
     """The engine a scale uses or will use, or why it cannot be used as asked."""
-    if backend.engine == "cloudvolume":
-        return "cloudvolume"
-    reasons = scale_obstacles(backend.path, info, scale, backend.cv_kwargs)
-    if not reasons:
-        return "tensorstore"
-    if backend.requested_engine == "tensorstore":
+    try:
+        return choose_scale_engine(
+            backend.requested_engine, backend.engine, backend.path, info, scale, backend.cv_kwargs
+        )
+    except ValueError:
+        reasons = scale_obstacles(backend.path, info, scale, backend.cv_kwargs)
         return f"refused on tensorstore: {'; '.join(reasons)}"
-    return "cloudvolume"
 
 
 def describe_volume(backend: CVBackend, info: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ __all__ = [
     "EngineName",
     "check_engine",
     "choose_engine",
+    "choose_scale_engine",
     "compressed_chunks_written",
     "note_compressed_chunks",
     "scale_obstacles",
@@ -165,6 +166,23 @@ def choose_engine(requested: str, where: str, reasons: list[str]) -> EngineName:
     if requested == "auto" and where.startswith("file://"):
         return "cloudvolume"  # the faster on local files (see the module)
     return "tensorstore"
+
+
+def choose_scale_engine(
+    requested: str,
+    volume_engine: str,
+    path: str,
+    info: Mapping[str, Any],
+    scale: Mapping[str, Any],
+    kwargs: Mapping[str, Any],
+) -> EngineName:
+    """The engine of one scale of a volume whose engine is ``volume_engine``: the
+    CloudVolume engine where the volume's is, else :func:`choose_engine` given the
+    scale's own obstacles (a ``ValueError`` for an explicit ``"tensorstore"`` it stops)."""
+    if volume_engine == "cloudvolume":
+        return "cloudvolume"
+    reasons = scale_obstacles(path, info, scale, kwargs)
+    return choose_engine(requested, f"{path} (scale {scale['key']})", reasons)
 
 
 def tensorstore_installed() -> bool:
