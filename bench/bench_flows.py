@@ -421,7 +421,7 @@ def speed_table(work: Path, repeat: int, quick: bool) -> list[tuple[str, ...]]:
             if executor == KEPT:
                 label = f"{side} processes x{workers}, kept"
             vs_igneous = ""
-            if side == "lamina" and _has("igneous") and executor != "threads":
+            if side == "lamina" and _has("igneous"):  # Igneous parallel=N: N processes
                 ig = best.get((job, "igneous", "parallel", workers))
                 if ig is not None:
                     vs_igneous = f"{ig / t:.2f}x"

@@ -40,7 +40,9 @@ is checked equal to the layer's read. Target: the view's server >= 0.8x the laye
 For reference: the same chunks as files from the static server; and the same layer reads
 with a 0.5 ms pause before each (timed without the pauses), which is how a server sees
 its reads: between requests the thread waits, and a one-chunk CloudVolume read that does
-not follow another one at once runs slower (caches, other processes on a shared machine).
+not follow another one at once runs slower (caches, other processes on a shared machine);
+and the view's server answering the same requests with the bytes fetched before, no
+read at all: the rate of its HTTP alone, the ceiling of the view's own.
 """
 
 from __future__ import annotations
@@ -258,6 +260,20 @@ def read_all(layer: Any, boxes: Sequence[Any], pause: float = 0.0) -> tuple[floa
     return elapsed, total, arrays
 
 
+class _ReadySource:
+    """A source for the view's chunk server that answers each chunk request with the
+    bytes fetched before: the server's HTTP cost with no read, the floor of its rate."""
+
+    def __init__(self, names: Sequence[str], bodies: Sequence[bytearray]) -> None:
+        self._bodies = {name: memoryview(body) for name, body in zip(names, bodies, strict=True)}
+
+    def parse(self, scale_key: str, chunk_name: str) -> tuple[str, str]:
+        return scale_key, chunk_name
+
+    def read_chunk(self, scale_key: str, chunk_name: str) -> memoryview:
+        return self._bodies[f"{scale_key}/{chunk_name}"]
+
+
 def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[tuple[str, str]]:
     import lamina
     from lamina import VolumetricIndex
@@ -303,8 +319,12 @@ def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[t
         if body != array.transpose(1, 2, 3, 0).tobytes(order="F"):
             raise AssertionError("a served chunk differs from the layer's read")
     fetch_all("127.0.0.1", static_port, file_paths)
+    from lamina_view.dataserver import chunk_server
+
+    chunk_server(host).add("ready", {"vol": _ReadySource(names, bodies)})  # type: ignore[dict-item]
+    ready_paths = [f"/ready/vol/{n}" for n in names]
     nbytes = sum(len(body) for body in bodies)
-    best = {"layer": 0.0, "view": 0.0, "static": 0.0, "paced": 0.0}
+    best = {"layer": 0.0, "view": 0.0, "static": 0.0, "paced": 0.0, "ready": 0.0}
     for _ in range(max(5, repeat)):
         seconds, _, _ = read_all(layer, boxes)
         best["layer"] = max(best["layer"], nbytes / seconds)
@@ -313,8 +333,9 @@ def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[t
         for key, port_, paths in (
             ("view", int(port), view_paths),
             ("static", static_port, file_paths),
+            ("ready", int(port), ready_paths),
         ):
-            for seconds in fetch_child(host if key == "view" else "127.0.0.1", port_, paths, 1):
+            for seconds in fetch_child(host if key != "static" else "127.0.0.1", port_, paths, 1):
                 best[key] = max(best[key], nbytes / seconds)
     mb = 1e6
     per = nbytes / len(served)
@@ -338,6 +359,11 @@ def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[t
         (
             "  (reference) the layer reads, each after a 0.5 ms pause",
             f"{best['paced'] / mb:8.1f} MB/s  (the view: {best['view'] / best['paced']:4.2f}x)",
+        ),
+        (
+            "  (reference) the view's server sending those bytes with no read",
+            f"{best['ready'] / mb:8.1f} MB/s  (the ceiling of the view's rate:"
+            f" {best['ready'] / best['layer']:4.2f}x the layer reads)",
         ),
     ]
 

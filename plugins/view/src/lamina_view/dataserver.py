@@ -109,7 +109,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def _send(
         sock: socket.socket,
         status: int,
-        body: bytes,
+        body: bytes | memoryview,
         content_type: str = "text/plain",
         close: bool = False,
         head_only: bool = False,
@@ -169,7 +169,7 @@ class ChunkServer:
         with self._lock:
             self._views.pop(token, None)
 
-    def answer(self, target: str) -> tuple[int, bytes, str]:
+    def answer(self, target: str) -> tuple[int, bytes | memoryview, str]:
         """``(status, body, content type)`` for a request path."""
         parts = target.lstrip("/").split("/", 3)
         if len(parts) < 3:
