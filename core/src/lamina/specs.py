@@ -4,11 +4,14 @@
 * ``lamina.build({"@type": "build_cv_layer", "path": ..., "read_procs": [...]})``
   builds a spec, nested specs first (processors inside a layer, layers inside a set);
 * ``"@mode": "partial"`` returns the builder with the given arguments bound instead
-  of calling it (``functools.partial``), as zetta_utils' builder does.
+  of calling it (``functools.partial``), as zetta_utils' builder does;
+* ``{"@type": "lambda", "lambda_str": ...}`` builds only with ``allow_lambda=True``
+  (:func:`lambdas_allowed`): a spec file is code, run only when the user says so.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,10 +19,20 @@ from typing import Any
 from lamina.errors import SpecError, UnknownNameError
 from lamina.plugins.manager import get_host
 
-__all__ = ["build", "get_builder", "registered_names"]
+__all__ = ["build", "get_builder", "lambdas_allowed", "registered_names"]
 
 TYPE_KEY = "@type"
 MODE_KEY = "@mode"
+
+_LAMBDAS_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lamina_lambdas_allowed", default=False
+)
+
+
+def lambdas_allowed() -> bool:
+    """Whether the spec being built may evaluate ``lambda`` functions (``build``'s
+    ``allow_lambda``)."""
+    return _LAMBDAS_ALLOWED.get()
 
 
 def get_builder(name: str) -> Callable[..., Any]:
@@ -33,13 +46,18 @@ def registered_names() -> list[str]:
     return [e.name for e in get_host().registry.entries("names")]
 
 
-def build(spec: Any) -> Any:
+def build(spec: Any, *, allow_lambda: bool = False) -> Any:
     """Build ``spec``: mappings with ``"@type"`` call that builder with the other keys.
 
     Mappings without ``"@type"`` and lists are built element by element; anything else
-    is returned unchanged. Errors name where in the spec they happened.
+    is returned unchanged. Errors name where in the spec they happened. ``allow_lambda``:
+    evaluate the spec's ``{"@type": "lambda", ...}`` functions (refused otherwise).
     """
-    return _build(spec, "spec")
+    token = _LAMBDAS_ALLOWED.set(allow_lambda)
+    try:
+        return _build(spec, "spec")
+    finally:
+        _LAMBDAS_ALLOWED.reset(token)
 
 
 def _build(spec: Any, where: str) -> Any:

@@ -354,6 +354,12 @@ def _add_run_spec_arguments(parser: argparse.ArgumentParser) -> None:
         help='a JSON or YAML file: {"@type": "copy" | "downsample" | "apply" | …, '
         "the flow's arguments…}",
     )
+    parser.add_argument(
+        "--allow-lambda",
+        action="store_true",
+        help='evaluate the spec\'s {"@type": "lambda", "lambda_str": …} functions (a spec '
+        "file is code: refused without this flag)",
+    )
     _add_engine_arguments(parser)
 
 
@@ -387,9 +393,10 @@ def load_spec(path: str) -> Any:
 
 
 def _run_spec(args: argparse.Namespace) -> int:
+    from lamina.flows.reference_specs import unwrap_execute
     from lamina.specs import TYPE_KEY, build
 
-    spec = load_spec(args.spec)
+    spec = unwrap_execute(load_spec(args.spec))
     if not isinstance(spec, dict) or TYPE_KEY not in spec:
         from lamina.errors import SpecError
 
@@ -398,7 +405,7 @@ def _run_spec(args: argparse.Namespace) -> int:
             f"{args.spec}: a spec is a mapping with {TYPE_KEY!r} naming the flow, e.g. "
             f'{{"@type": "copy", "src": ..., "dst": ...}}; got {got}'
         )
-    summary = build({**spec, **_run_options(args)})
+    summary = build({**spec, **_run_options(args)}, allow_lambda=args.allow_lambda)
     if hasattr(summary, "line"):
         return _finish(summary)
     print(summary)

@@ -20,7 +20,13 @@ from lamina.volumetric.chunker import VolumetricIndexChunker
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 
-__all__ = ["DEFAULT_TASK_VOXELS", "default_task_size", "task_grid", "volumetric_backend"]
+__all__ = [
+    "DEFAULT_TASK_VOXELS",
+    "default_task_size",
+    "region_inside",
+    "task_grid",
+    "volumetric_backend",
+]
 
 #: A task is held in memory whole: larger ones are refused before anything runs (a
 #: destination whose write grid is its whole dataset, a murmurhash3-sharded volume).
@@ -64,6 +70,25 @@ def _task_size(backend: VolumetricBackend, resolution: Vec3D[float], given: Any)
     return size
 
 
+def region_inside(
+    dst: VolumetricBackend, bbox: BBox3D, resolution: Vec3D[float]
+) -> VolumetricIndex:
+    """``bbox`` at ``resolution`` as an index, checked to be whole voxels inside ``dst``
+    (a :class:`~lamina.flows.checks.FlowArgumentError` otherwise)."""
+    check_region("task_grid", bbox, "the region")
+    region = VolumetricIndex(resolution=resolution, bbox=bbox)
+    region.shape  # noqa: B018 - raises when bbox is not whole voxels at resolution
+    if not dst.is_within_bounds(region):
+        bounds = dst.get_bounds(resolution)
+        raise FlowArgumentError(
+            f"the region {region.pformat()} at {resolution.pformat()} nm reaches outside "
+            f"{dst.name} ({bounds.pformat()}); nothing was written. Give a region inside "
+            f"it (--bbox {','.join(map(str, bounds.start))}:{','.join(map(str, bounds.stop))}"
+            " covers all of it), or make the destination larger"
+        )
+    return region
+
+
 def task_grid(
     dst: VolumetricBackend,
     bbox: BBox3D,
@@ -79,17 +104,7 @@ def task_grid(
     writes are enforced) is a :class:`~lamina.flows.checks.FlowArgumentError`.
     """
     res = Vec3D.from_seq(resolution, "resolution").float()
-    check_region("task_grid", bbox, "the region")
-    region = VolumetricIndex(resolution=res, bbox=bbox)
-    region.shape  # noqa: B018 - raises when bbox is not whole voxels at resolution
-    if not dst.is_within_bounds(region):
-        bounds = dst.get_bounds(res)
-        raise FlowArgumentError(
-            f"the region {region.pformat()} at {res.pformat()} nm reaches outside "
-            f"{dst.name} ({bounds.pformat()}); nothing was written. Give a region inside "
-            f"it (--bbox {','.join(map(str, bounds.start))}:{','.join(map(str, bounds.stop))}"
-            " covers all of it), or make the destination larger"
-        )
+    region = region_inside(dst, bbox, res)
     size = _task_size(dst, res, task_size)
     task_bytes = math.prod(size) * dst.num_channels * dst.dtype.itemsize
     if task_bytes > MAX_TASK_BYTES:

@@ -1,6 +1,8 @@
 """What the flows contribute: ``copy``, ``downsample`` and ``apply`` for specs
-(``{"@type": "copy", ...}``), the ``lamina copy / downsample / run`` commands, and the
-``serial``, ``threads`` and ``processes`` executors (see :mod:`lamina.registration`)."""
+(``{"@type": "copy", ...}``), the reference system's ``build_subchunkable_apply_flow``
+and ``lambda`` (:mod:`lamina.flows.reference_specs`), the
+``lamina copy / downsample / run`` commands, and the ``serial``, ``threads`` and
+``processes`` executors (see :mod:`lamina.registration`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ def lamina_register_builders(registry: Registrar) -> None:
     registry.register("copy", "lamina.flows.copying:copy", kind="flow")
     registry.register("downsample", "lamina.flows.pyramid:downsample", kind="flow")
     registry.register("apply", "lamina.flows.blockwise:apply", kind="flow")
+    registry.register(
+        "build_subchunkable_apply_flow",
+        "lamina.flows.reference_specs:build_subchunkable_apply_flow",
+        kind="flow",
+    )
+    registry.register("lambda", "lamina.flows.reference_specs:build_lambda")
 
 
 @hookimpl

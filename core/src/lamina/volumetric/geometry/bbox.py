@@ -111,12 +111,30 @@ class BBox3D:
 
     @classmethod
     def from_coords(
-        cls, start: RawVec3D, end: RawVec3D, resolution: RawVec3D = (1, 1, 1)
+        cls,
+        start: RawVec3D | None = None,
+        end: RawVec3D | None = None,
+        resolution: RawVec3D = (1, 1, 1),
+        *,
+        start_coord: RawVec3D | None = None,
+        end_coord: RawVec3D | None = None,
     ) -> BBox3D:
-        """The box from voxel ``start`` to voxel ``end`` at ``resolution``."""
+        """The box from voxel ``start`` to voxel ``end`` at ``resolution``
+        (``start_coord`` and ``end_coord``: the reference system's names for them)."""
+        first = start if start is not None else start_coord
+        last = end if end is not None else end_coord
+        twice = (start is not None and start_coord is not None) or (
+            end is not None and end_coord is not None
+        )
+        if first is None or last is None or twice:
+            raise TypeError(
+                "BBox3D.from_coords takes start and end (or start_coord and end_coord, the "
+                f"reference system's names), once each; got start={start!r}, end={end!r}, "
+                f"start_coord={start_coord!r}, end_coord={end_coord!r}"
+            )
         res = _positive_res(resolution)
-        s = Vec3D.from_seq(start, "start") * res
-        e = Vec3D.from_seq(end, "end") * res
+        s = Vec3D.from_seq(first, "start") * res
+        e = Vec3D.from_seq(last, "end") * res
         return cls(bounds=((s[0], e[0]), (s[1], e[1]), (s[2], e[2])), pprint_px_resolution=res)
 
     @classmethod
