@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dask_support import R, neighbours_in_x, volume
+from dask_support import R, neighbours_in_x, triple_plus_one_uint8, volume
 
 import lamina
 from lamina import BBox3D, Vec3D
 from lamina.flows import apply, copy, downsample
+from lamina.testing.functions import mean3
 
 SHAPE = (128, 128, 16)
 
@@ -119,3 +120,42 @@ def test_apply_with_a_lambda_on_an_existing_cluster(
     np.testing.assert_array_equal(
         lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:128, 0:128, 0:16], data // 2
     )
+
+
+def test_subchunkable_apply_crops_and_blends_on_an_existing_cluster(
+    source: tuple[Path, Any], tmp_path: Path, address: str
+) -> None:
+    """Two levels, crop pads: equal to the function over the whole padded volume; and
+    with blend pads at both levels (the top level's through intermediaries and the blend
+    pass, on the cluster's workers): a pointwise function's result, exactly."""
+    path, data = source
+    src = lamina.build_cv_layer(str(path))
+    cropped = volume(tmp_path / "cropped", SHAPE, (16, 16, 8), dtype="float32")
+    apply(
+        mean3,
+        src,
+        cropped,
+        processing_chunk_sizes=[[64, 64, 8], [34, 34, 4]],
+        processing_crop_pads=[[2, 2, 0], [1, 1, 1]],
+        executor="dask",
+        workers=2,
+        scheduler=address,
+    )
+    expected = mean3(src[R, -1:129, -1:129, -1:17])[:, 1:-1, 1:-1, 1:-1]
+    np.testing.assert_array_equal(cropped[R, 0:128, 0:128, 0:16], expected)
+    blended = volume(tmp_path / "blended", SHAPE, (16, 16, 8))
+    summary = apply(
+        triple_plus_one_uint8,
+        src,
+        blended,
+        processing_chunk_sizes=[[64, 64, 8], [48, 48, 8]],  # 64 + 2 x 16 = 2 x 48
+        processing_blend_pads=[[16, 16, 0], [8, 8, 0]],
+        processing_blend_modes="linear",
+        level_intermediaries_dirs=[str(tmp_path / "intermediaries"), None],
+        executor="dask",
+        workers=2,
+        scheduler=address,
+    )
+    assert summary.tasks == 2 * 2 * 2
+    np.testing.assert_array_equal(blended[R, 0:128, 0:128, 0:16], triple_plus_one_uint8(data))
+    assert not any((tmp_path / "intermediaries").iterdir())

@@ -53,11 +53,26 @@ def build(spec: Any, *, allow_lambda: bool = False) -> Any:
     is returned unchanged. Errors name where in the spec they happened. ``allow_lambda``:
     evaluate the spec's ``{"@type": "lambda", ...}`` functions (refused otherwise).
     """
+    if not allow_lambda:
+        _refuse_lambdas(spec, "spec")  # before anything in the spec is built
     token = _LAMBDAS_ALLOWED.set(allow_lambda)
     try:
         return _build(spec, "spec")
     finally:
         _LAMBDAS_ALLOWED.reset(token)
+
+
+def _refuse_lambdas(spec: Any, where: str) -> None:
+    if isinstance(spec, Mapping):
+        if spec.get(TYPE_KEY) == "lambda":
+            from lamina.flows.reference_specs import lambda_refusal
+
+            raise SpecError(f"{where}: {lambda_refusal(spec.get('lambda_str'))}")
+        for key, value in spec.items():
+            _refuse_lambdas(value, f"{where}[{key!r}]")
+    elif isinstance(spec, list | tuple):
+        for i, value in enumerate(spec):
+            _refuse_lambdas(value, f"{where}[{i}]")
 
 
 def _build(spec: Any, where: str) -> Any:

@@ -1,6 +1,7 @@
 """Functions for the subchunkable-apply tests, at module level so that worker processes
-unpickle them by name: a translation-equivariant filter, pointwise maps, a constant, and
-callables that count their calls, fail, or kill their worker, as planned in files."""
+unpickle them by name (the filter and the pointwise map are :mod:`lamina.testing.functions`):
+a constant, and callables that count their calls, fail, or kill their worker, as planned
+in files."""
 
 from __future__ import annotations
 
@@ -12,23 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-
-def mean3(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """The 3 x 3 x 3 mean of every voxel (the edges of its input padded by repetition),
-    in the input's dtype: what a small convolutional model does to its input."""
-    padded = np.pad(a.astype(np.float64), ((0, 0), (1, 1), (1, 1), (1, 1)), mode="edge")
-    out = np.zeros(a.shape, dtype=np.float64)
-    x, y, z = a.shape[1:]
-    for dx in range(3):
-        for dy in range(3):
-            for dz in range(3):
-                out += padded[:, dx : dx + x, dy : dy + y, dz : dz + z]
-    return (out / 27).astype(a.dtype)
-
-
-def affine(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``2 a + 1`` in ``a``'s dtype: a pointwise function."""
-    return (a * 2 + 1).astype(a.dtype)
+from lamina.testing.functions import affine
 
 
 def seven(a: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from apply_support import Counted, affine, calls, mean3, seven
+from apply_support import Counted, calls, seven
 from flows_support import NpyVolumetricBackend
 
 import lamina
@@ -19,6 +19,7 @@ from lamina import BBox3D, Vec3D
 from lamina.errors import SpecError
 from lamina.flows import FlowArgumentError, TasksFailedError, apply
 from lamina.flows.subchunking import Level, blend_into, blend_weights, plan_levels, ramp, task_count
+from lamina.testing.functions import affine, mean3
 from lamina.volumetric.layer import build_volumetric_layer
 from lamina.volumetric.scales import scales_from_bbox
 
@@ -382,3 +383,45 @@ def test_a_reference_spec_runs_with_a_registered_fn_and_a_lambda_only_when_allow
         }
     )
     assert bbox == BBox3D.from_coords((1, 2, 3), (4, 5, 6), (4, 4, 40))
+
+
+# -- batches, torch -------------------------------------------------------------------------------
+def test_batch_size_stacks_lowest_level_inputs_on_a_first_axis() -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    def batched(a: Any) -> Any:
+        shapes.append(a.shape)
+        return affine(a)
+
+    src, data = _source()
+    dst = _memory()
+    _run(BOTH_BLEND, batched, src, dst, batch_size=3)
+    assert {len(s) for s in shapes} == {5}
+    assert max(s[0] for s in shapes) == 3
+    assert sum(s[0] for s in shapes) == 8 * 8  # every lowest-level chunk, once
+    np.testing.assert_array_equal(dst[0:128, 0:96, 0:16], affine(data))
+    with pytest.raises(TasksFailedError, match=r"batch of 3 inputs .* expected \(3, C, X, Y, Z\)"):
+        _run(BOTH_BLEND, lambda a: a[0], src, _memory(), batch_size=3, retries=0)
+
+
+def test_a_torch_module_runs_on_tensors_in_batches() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Affine(torch.nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(2.0))
+            self.seen: list[tuple[int, ...]] = []
+
+        def forward(self, x: Any) -> Any:
+            self.seen.append(tuple(x.shape))
+            assert isinstance(x, torch.Tensor)
+            assert not torch.is_grad_enabled()
+            return x * self.scale + 1
+
+    module = Affine()
+    src, data = _source("float32")
+    dst = _memory("float32")
+    _run(BOTH_BLEND, module, src, dst, batch_size=4)
+    assert sum(shape[0] for shape in module.seen) == 8 * 8
+    np.testing.assert_allclose(dst[0:128, 0:96, 0:16], data * 2 + 1, rtol=1e-6)

@@ -141,7 +141,7 @@ class ApplyTask:
             )
         ]
         if top.blend != (0, 0, 0) and top.mode != "max":
-            weights = grid.weights(n, top.mode).astype(accumulator_dtype(part.dtype))
+            weights = grid.weights(n, top.mode, accumulator_dtype(part.dtype).name)
             part = part * weights
         return self.outputs.save(n, part)
 

@@ -83,7 +83,7 @@ class TopGrid:
         )
         return box_intersection(padded, self.region)
 
-    def weights(self, n: int, mode: str) -> npt.NDArray[np.float64]:
+    def weights(self, n: int, mode: str, dtype: str = "float64") -> npt.NDArray[Any]:
         """Task ``n``'s blending weights over :meth:`covered`: ramped where a neighbour
         task overlaps it, 1 at the region's edges."""
         lo, hi = self.box(n)
@@ -96,7 +96,7 @@ class TopGrid:
         shape = tuple(padded[1][d] - padded[0][d] for d in range(3))
         ramp_start = tuple(lo[d] > region_lo[d] for d in range(3))
         ramp_stop = tuple(hi[d] < region_hi[d] for d in range(3))
-        full = blend_weights(mode, shape, b, ramp_start, ramp_stop)  # type: ignore[arg-type,unused-ignore]
+        full = blend_weights(mode, shape, b, ramp_start, ramp_stop, dtype)  # type: ignore[arg-type,unused-ignore]
         return full[_slices(self.covered(n), padded)[1:]]
 
     def overlapping(self, box: Box) -> list[int]:

@@ -37,6 +37,7 @@ __all__ = [
     "SpecLambda",
     "build_lambda",
     "build_subchunkable_apply_flow",
+    "lambda_refusal",
     "unwrap_execute",
 ]
 
@@ -65,6 +66,17 @@ class SpecLambda:
         object.__setattr__(self, "_function", None)
 
 
+def lambda_refusal(lambda_str: Any) -> str:
+    """Why a spec's lambda is not evaluated, and what to do."""
+    return (
+        f"this spec holds a lambda ({lambda_str!r}): a spec file is code, and lamina "
+        "evaluates lambdas only when you allow it. Run it with "
+        "'lamina run --allow-lambda SPEC' (in Python: lamina.build(spec, "
+        "allow_lambda=True)) if you trust the file, or name a registered processor "
+        "or an import string 'package.module:function' as fn instead; nothing was run"
+    )
+
+
 def build_lambda(lambda_str: str) -> SpecLambda:
     """A spec's function ``{"@type": "lambda", "lambda_str": "lambda src: ..."}``, if
     the user allowed lambdas (see the module docstring)."""
@@ -75,13 +87,7 @@ def build_lambda(lambda_str: str) -> SpecLambda:
             f"lambda_str must be the text of a lambda, 'lambda ...'; got {lambda_str!r}"
         )
     if not lambdas_allowed():
-        raise SpecError(
-            f"this spec holds a lambda ({lambda_str!r}): a spec file is code, and lamina "
-            "evaluates lambdas only when you allow it. Run it with "
-            "'lamina run --allow-lambda SPEC' (in Python: lamina.build(spec, "
-            "allow_lambda=True)) if you trust the file, or name a registered processor "
-            "or an import string 'package.module:function' as fn instead"
-        )
+        raise SpecError(lambda_refusal(lambda_str))
     try:
         compile(lambda_str, "<spec lambda>", "eval")
     except SyntaxError as exc:

@@ -273,10 +273,16 @@ def ramp(mode: str, pad: int) -> npt.NDArray[np.float64]:
 
 @functools.lru_cache(maxsize=64)
 def blend_weights(
-    mode: str, shape: Int3, blend: Int3, ramp_start: tuple[bool, ...], ramp_stop: tuple[bool, ...]
-) -> npt.NDArray[np.float64]:
+    mode: str,
+    shape: Int3,
+    blend: Int3,
+    ramp_start: tuple[bool, ...],
+    ramp_stop: tuple[bool, ...],
+    dtype: str = "float64",
+) -> npt.NDArray[Any]:
     """The ``(X, Y, Z)`` weights of one output of ``shape``: 1, ramped over ``2 * blend``
-    voxels at each side where a neighbour overlaps it (``ramp_start``, ``ramp_stop``)."""
+    voxels at each side where a neighbour overlaps it (``ramp_start``, ``ramp_stop``);
+    computed in float64, given as ``dtype`` (cached: a level's outputs share a few)."""
     profiles = []
     for d in range(3):
         profile = np.ones(shape[d], dtype=np.float64)
@@ -289,8 +295,9 @@ def blend_weights(
                 profile[-2 * b :] *= rising[::-1]
         profiles.append(profile)
     weights = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
-    weights.flags.writeable = False
-    return weights
+    typed: npt.NDArray[Any] = weights.astype(dtype, copy=False)
+    typed.flags.writeable = False
+    return typed
 
 
 def accumulator_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -360,10 +367,11 @@ def blend_into(
         ramp_start = tuple(box[0][d] > region[0][d] for d in range(3))
         ramp_stop = tuple(box[1][d] < region[1][d] for d in range(3))
         size = (covered[1][0] - covered[0][0], covered[1][1] - covered[0][1])
+        shape = (*size, covered[1][2] - covered[0][2])
         weights = blend_weights(
-            level.mode, (*size, covered[1][2] - covered[0][2]), level.blend, ramp_start, ramp_stop
+            level.mode, shape, level.blend, ramp_start, ramp_stop, out.dtype.name
         )[box_slices(part, covered)]
-        target += source * weights.astype(out.dtype, copy=False)
+        target += source * weights
     if level.mode == "max":
         return out
     return cast_blended(out, first.dtype)

@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     "VolumetricBackendTests": "lamina.testing.volumetric",
     "random_data": "lamina.testing.volumetric",
     "second_round_page_faults": "lamina.testing.workers",
+    "affine": "lamina.testing.functions",
+    "mean3": "lamina.testing.functions",
 }
 
 __all__ = [
@@ -55,8 +57,10 @@ __all__ = [
     "ObjectBackendTests",
     "TestVolume",
     "VolumetricBackendTests",
+    "affine",
     "assert_values_equal",
     "isolated_host",
+    "mean3",
     "plugin_listing",
     "random_data",
     "run_lamina",
@@ -65,6 +69,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from lamina.testing.contracts import BackendContract, ObjectBackendTests
+    from lamina.testing.functions import affine, mean3
     from lamina.testing.host import isolated_host
     from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
     from lamina.testing.listing import plugin_listing
