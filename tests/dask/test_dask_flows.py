@@ -122,12 +122,17 @@ def test_apply_with_a_lambda_on_an_existing_cluster(
     )
 
 
+@pytest.mark.parametrize(
+    ("chunks", "crops"),
+    [([[64, 64, 8]], [1, 1, 1]), ([[64, 64, 8], [34, 34, 4]], [[2, 2, 0], [1, 1, 1]])],
+    ids=["1 level", "2 levels"],
+)
 def test_subchunkable_apply_crops_and_blends_on_an_existing_cluster(
-    source: tuple[Path, Any], tmp_path: Path, address: str
+    chunks: Any, crops: Any, source: tuple[Path, Any], tmp_path: Path, address: str
 ) -> None:
-    """Two levels, crop pads: equal to the function over the whole padded volume; and
-    with blend pads at both levels (the top level's through intermediaries and the blend
-    pass, on the cluster's workers): a pointwise function's result, exactly."""
+    """Crop pads: equal to the function over the whole padded volume; and with blend
+    pads at both levels (the top level's through intermediaries and the blend pass, on
+    the cluster's workers): a pointwise function's result, exactly."""
     path, data = source
     src = lamina.build_cv_layer(str(path))
     cropped = volume(tmp_path / "cropped", SHAPE, (16, 16, 8), dtype="float32")
@@ -135,8 +140,8 @@ def test_subchunkable_apply_crops_and_blends_on_an_existing_cluster(
         mean3,
         src,
         cropped,
-        processing_chunk_sizes=[[64, 64, 8], [34, 34, 4]],
-        processing_crop_pads=[[2, 2, 0], [1, 1, 1]],
+        processing_chunk_sizes=chunks,
+        processing_crop_pads=crops,
         executor="dask",
         workers=2,
         scheduler=address,

@@ -141,3 +141,11 @@ def test_a_reference_spec_runs_with_lamina_run(tmp_path: Path) -> None:
     out = lamina.build_cv_layer(str(tmp_path / "dst"))[R, 0:256, 0:192, 0:32]
     np.testing.assert_array_equal(out, 255 - data)
     assert not any((tmp_path / "tmp").iterdir())  # intermediaries removed
+    # a registered processor as fn, built from the spec: no flag needed
+    spec = _reference_spec(tmp_path / "src-uint8", tmp_path / "dst2", tmp_path / "tmp")
+    spec["target"]["fn"] = {"@type": "InvertProcessor", "invert": True}
+    file.write_text(json.dumps(spec))
+    ran = run_lamina("run", str(file), cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    out = lamina.build_cv_layer(str(tmp_path / "dst2"))[R, 0:256, 0:192, 0:32]
+    np.testing.assert_array_equal(out, 255 - data)

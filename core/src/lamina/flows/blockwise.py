@@ -269,8 +269,8 @@ def apply(
             layer (passed by name).
         dst: the volumetric layer written.
         bbox: the region (nm); default: ``dst``'s bounds at ``resolution``.
-        resolution: one of ``dst``'s scales (``dst_resolution``: the same); default: its
-            finest.
+        resolution: one of ``dst``'s scales; default: its finest.
+        dst_resolution: the reference system's name for ``resolution``.
         chunk_size: voxels of one task (plain form), a multiple of ``dst``'s write grid.
         context: voxels of padding around each task's box (plain form: the crop pad).
         processing_chunk_sizes: x, y, z of each level's chunks, largest first.

@@ -79,7 +79,11 @@ def lambda_refusal(lambda_str: Any) -> str:
 
 def build_lambda(lambda_str: str) -> SpecLambda:
     """A spec's function ``{"@type": "lambda", "lambda_str": "lambda src: ..."}``, if
-    the user allowed lambdas (see the module docstring)."""
+    the user allowed lambdas (see the module docstring).
+
+    Args:
+        lambda_str: the text of a Python ``lambda`` (``numpy`` is there as ``np``).
+    """
     from lamina.specs import lambdas_allowed
 
     if not isinstance(lambda_str, str) or not lambda_str.lstrip().startswith("lambda"):
@@ -167,7 +171,46 @@ def build_subchunkable_apply_flow(
     **run: Unpack[RunOptions],
 ) -> RunSummary:
     """The reference system's subchunkable apply flow, run by :func:`lamina.flows.apply`
-    (see the module docstring for the parameters that change nothing or are refused)."""
+    (see the module docstring for the parameters that change nothing or are refused).
+
+    Args:
+        dst: the volumetric layer written.
+        dst_resolution: the resolution (nm) of the processing and of ``dst``'s scale.
+        processing_chunk_sizes: x, y, z of each level's chunks, largest first.
+        processing_gap: must be (0, 0, 0): gaps between chunks are not supported.
+        processing_crop_pads, processing_blend_pads: voxels per level (or one x, y, z
+            for every level).
+        processing_blend_modes: ``"linear"``, ``"quadratic"``, ``"max"`` or ``"defer"``
+            (top level only): one for every level, or one per level.
+        level_intermediaries_dirs: where the top level's intermediaries go, one entry per
+            level (the levels below blend in memory).
+        skip_intermediaries: refuse a run that would need intermediaries.
+        max_reduction_chunk_size: the most voxels one blend-pass task covers (rounded
+            down to the destination's write grid).
+        expand_bbox_resolution: grow the box to whole voxels at ``dst_resolution``.
+        expand_bbox_backend: grow the box to ``dst``'s chunk grid.
+        expand_bbox_processing: grow the box's end to whole top-level chunks.
+        shrink_processing_chunk: not supported (refused when true).
+        auto_divisibility: round the upper levels' chunks down to divisible sizes.
+        allow_cache_up_to_level, op_worker_type: the reference's scheduler tuning;
+            accepted, no effect (as are the next four).
+        reduction_worker_type, print_summary: accepted, no effect.
+        generate_ng_link, fn_semaphores: accepted, no effect.
+        fn: the function run on every lowest-level chunk (a callable, a processor, a
+            registered name, an import string, or a spec's lambda).
+        op: not supported (give ``fn``).
+        op_args: must be empty.
+        op_kwargs: ``fn``'s keyword arguments: layers are read, other values passed on.
+        bbox: the region (nm), or ``start_coord``, ``end_coord`` and
+            ``coord_resolution``, or ``auto_bbox=True`` (``dst``'s bounds).
+        start_coord, end_coord, coord_resolution: the region's corners in voxels at
+            ``coord_resolution``.
+        auto_bbox: the region is ``dst``'s bounds at ``dst_resolution``.
+        dst_tighten_bounds: no longer supported (refused when true), as in the reference.
+        keep_intermediaries: keep the intermediaries after the blend pass.
+        batch_size: how many lowest-level inputs one call of ``fn`` takes.
+        run: how it runs (:class:`lamina.flows.options.RunOptions`).
+    """
     from lamina.flows.blockwise import apply
 
     flow = "build_subchunkable_apply_flow"
