@@ -17,6 +17,7 @@ _LAZY: dict[str, str] = stub_table(__file__[: -len(".py")] + ".pyi")
 # Submodules: ``from lamina import testing`` must import them, not ask the plugin registry.
 _SUBMODULES = frozenset(
     {
+        "arrays",
         "backend",
         "cli",
         "concurrency",

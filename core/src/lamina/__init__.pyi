@@ -8,6 +8,7 @@ Add a public name by adding it here (``Name as Name`` marks it public), nowhere 
 
 from typing import Any
 
+from lamina.arrays.xarray_backend import open_dataarray as open_dataarray
 from lamina.backend import Backend as Backend
 from lamina.backend import Capabilities as Capabilities
 from lamina.errors import AmbiguousPathError as AmbiguousPathError

@@ -1,4 +1,5 @@
-"""The flows: ``copy``, ``downsample`` and ``apply`` over volumes, task by task.
+"""The flows: ``copy``, ``downsample``, ``apply`` and ``store`` (an array into a volume),
+task by task.
 
 Words: a flow's unit of work is a *task* (one box of its task grid); a *chunk* is a
 storage chunk; a task covers one or many chunks. Each flow cuts its region into tasks on
@@ -41,6 +42,7 @@ _LAZY: dict[str, str] = {
     "copy": "lamina.flows.copying",
     "downsample": "lamina.flows.pyramid",
     "apply": "lamina.flows.blockwise",
+    "store": "lamina.flows.storing",
     "run_tasks": "lamina.flows.engine",
     "RunSummary": "lamina.flows.progress",
     "StorageChunks": "lamina.flows.progress",

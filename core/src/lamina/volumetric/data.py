@@ -12,7 +12,7 @@ written, with the offending range in the message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ __all__ = [
     "convert_dtype",
     "fill_value",
     "is_torch_tensor",
+    "new_volume_array",
     "to_numpy",
 ]
 
@@ -181,3 +182,23 @@ def convert_dtype(data: npt.NDArray[Any], dtype: Any, *, what: str = "data") -> 
             f"{target.name!r})) if that loss is intended."
         )
     return data.astype(target)
+
+
+def new_volume_array(
+    shape: Sequence[int], dtype: Any, order: str = "C", fill: Any = None
+) -> npt.NDArray[Any]:
+    """A new ``(C, X, Y, Z)`` array in a backend's memory order (``"C"``, or ``"F"``: a
+    transposed view of a Fortran-ordered ``(X, Y, Z, C)`` array, as precomputed reads
+    are; see ``VolumetricBackend.memory_order``), so that reads pasted into it copy
+    memory in order rather than transposing it; ``fill`` everywhere (``None``:
+    uninitialised, for a caller that writes every voxel)."""
+    target = (*shape[1:], shape[0]) if order == "F" else tuple(shape)
+    layout: Literal["C", "F"] = "F" if order == "F" else "C"
+    base: npt.NDArray[Any]
+    if fill is None:
+        base = np.empty(target, dtype, order=layout)
+    elif fill == 0:  # fresh zeroed pages are cheaper to fill than faulted ones
+        base = np.zeros(target, dtype, order=layout)
+    else:
+        base = np.full(target, fill, dtype, order=layout)
+    return base.transpose(3, 0, 1, 2) if order == "F" else base

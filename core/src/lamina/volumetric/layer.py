@@ -15,8 +15,8 @@ its ``read_procs[0]`` is no longer the interpolator).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, get_args
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Unpack, get_args
 
 import attrs
 import numpy.typing as npt
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from lamina.layer import Layer
 from lamina.volumetric.backend import VolumetricBackend
 from lamina.volumetric.converters import to_optional_float_vec3
-from lamina.volumetric.geometry import RawVec3D, Vec3D
+from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.interpolation import (
     InterpolationMode,
@@ -35,6 +35,9 @@ from lamina.volumetric.interpolation import (
     resample_write,
 )
 from lamina.volumetric.scheme import VolumetricScheme
+
+if TYPE_CHECKING:
+    from lamina.flows.options import RunOptions
 
 _MODES = frozenset(get_args(InterpolationMode))
 
@@ -136,6 +139,32 @@ class VolumetricLayer(Layer[VolumetricIndex, npt.NDArray[Any]]):
             self.backend.read_into(idx, out)
         else:
             out[...] = self.read_with_procs(idx)
+
+    def to_dask(
+        self,
+        resolution: RawVec3D | None = None,
+        bbox: BBox3D | None = None,
+        chunks: Sequence[int] | None = None,
+    ) -> Any:
+        """This layer as a lazy ``dask.array.Array`` of ``(C, X, Y, Z)``, in blocks on its
+        storage grid, read through the layer: :func:`lamina.arrays.to_dask`."""
+        from lamina.arrays.dask_array import to_dask
+
+        return to_dask(self, resolution, bbox, chunks)
+
+    def from_dask(
+        self,
+        array: Any,
+        bbox: BBox3D | None = None,
+        resolution: RawVec3D | None = None,
+        chunk_size: RawVec3D | None = None,
+        **run: Unpack[RunOptions],
+    ) -> Any:
+        """Write a Dask (or numpy) array ``(C, X, Y, Z)`` into this layer, task by task on
+        its write grid: :func:`lamina.flows.store`."""
+        from lamina.flows.storing import store
+
+        return store(array, self, bbox, resolution, chunk_size, **run)
 
     def write_with_procs(self, idx: VolumetricIndex, data: Any) -> None:
         """Write at a standard index; scalars, lists and tensors are accepted here too

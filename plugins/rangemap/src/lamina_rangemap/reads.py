@@ -14,11 +14,12 @@ volume.
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lamina.volumetric.data import new_volume_array
 from lamina.volumetric.index import VolumetricIndex
 from lamina.volumetric.layer import VolumetricLayer
 from lamina_rangemap.boxes import index_of, slices_in, uncovered_text
@@ -156,16 +157,7 @@ def _output(
     shape: tuple[int, ...], dtype: np.dtype[Any], fill: Any, order: str
 ) -> npt.NDArray[Any]:
     """The array the parts go into, ``fill`` where none lands (``None``: every voxel is
-    written by a part, so the array starts uninitialised), in the parts' memory layout
-    (``order``: ``"F"`` for a transposed view of a Fortran-ordered ``(X, Y, Z, C)``
-    array, as precomputed reads are), so that filling it copies memory in order rather
-    than transposing it (several times slower on large reads)."""
-    target = (*shape[1:], shape[0]) if order == "F" else shape
-    layout: Literal["C", "F"] = "F" if order == "F" else "C"
-    if fill is None:
-        base = np.empty(target, dtype, order=layout)
-    elif fill == 0:  # fresh zeroed pages are cheaper to fill than faulted ones
-        base = np.zeros(target, dtype, order=layout)
-    else:
-        base = np.full(target, fill, dtype, order=layout)
-    return base.transpose(3, 0, 1, 2) if order == "F" else base
+    written by a part), in the parts' memory layout (``order``), so that filling it
+    copies memory in order rather than transposing it (several times slower on large
+    reads)."""
+    return new_volume_array(shape, dtype, order, fill)

@@ -1,0 +1,101 @@
+"""``layer.to_dask``: equal to a direct read for every format, a resampling layer and
+processors; blocks on the storage grid, each storage chunk read once; a small graph that
+computes on the threaded scheduler and on a 2-worker LocalCluster."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from arrays_support import (
+    BOX,
+    CHUNK,
+    OFFSET,
+    SHAPE,
+    R,
+    Recorder,
+    data,
+    hdf5_layer,
+    memory_layer,
+    precomputed_layer,
+)
+
+import lamina
+from lamina import BBox3D, Vec3D
+from lamina.volumetric.memory import MemoryVolumetricBackend
+
+FORMATS = {
+    "memory": lambda tmp: memory_layer(),
+    "precomputed": lambda tmp: precomputed_layer(tmp / "vol"),
+    "hdf5": lambda tmp: hdf5_layer(tmp / "vol.h5"),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_compute_equals_a_direct_read(fmt: str, tmp_path: Path) -> None:
+    layer = FORMATS[fmt](tmp_path)
+    array = layer.to_dask()
+    assert array.shape == (1, *SHAPE)
+    assert array.dtype == np.uint8
+    np.testing.assert_array_equal(array.compute(), data())
+    box = BBox3D.from_coords((20, 40, 9), (150, 170, 30), R)  # off the grid on every face
+    part = layer.to_dask(bbox=box, chunks=(64, 64, 8))
+    np.testing.assert_array_equal(part.compute(), layer[20:150, 40:170, 9:30])
+
+
+def test_reads_go_through_processors_and_resampling() -> None:
+    inverted = memory_layer().with_procs(read_procs=[lambda d: 255 - d])
+    np.testing.assert_array_equal(inverted.to_dask().compute(), 255 - data())
+    coarse = lamina.build_volumetric_layer(
+        memory_layer().backend,
+        default_desired_resolution=(16, 16, 40),
+        index_resolution=(16, 16, 40),
+        data_resolution=R,
+        interpolation_mode="img",
+    )
+    array = coarse.to_dask(chunks=(32, 32, 8))
+    assert array.shape == (1, SHAPE[0] // 2, SHAPE[1] // 2, SHAPE[2])
+    # the data's 32 x 32 x 8 grid at 8 nm is 16 x 16 x 8 at 16 nm, from the offset 8, 16, 8
+    assert array.chunks[1:] == ((32, 32, 32), (32, 32, 16), (8, 8, 8))
+    with pytest.raises(ValueError, match=r"storage grid \[16, 16, 8\]"):
+        coarse.to_dask(chunks=(24, 32, 8))
+    expected = coarse[8 : 8 + SHAPE[0] // 2, 16 : 16 + SHAPE[1] // 2, 8 : 8 + SHAPE[2]]
+    np.testing.assert_array_equal(array.compute(), expected)
+
+
+def test_blocks_follow_the_storage_grid_and_read_every_chunk_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layer = memory_layer()
+    box = BBox3D.from_coords((20, 40, 9), (150, 170, 30), R)
+    array = layer.to_dask(bbox=box, chunks=(64, 32, 8))
+    # the first block ends on the grid (offset 16, 32, 8; cells of 64 x 32 x 8)
+    assert array.chunks[1] == (60, 64, 6)
+    assert array.chunks[2] == (24, 32, 32, 32, 10)
+    assert array.chunks[3] == (7, 8, 6)
+    reads = Recorder(monkeypatch, MemoryVolumetricBackend)
+    array.compute(scheduler="threads")
+    assert len(reads.boxes) == 3 * 5 * 3
+    reads.assert_disjoint_and_on_grid(OFFSET, CHUNK)
+    with pytest.raises(
+        ValueError, match=r"whole multiples of the storage grid \[32, 32, 8\].*try \[64, 32, 8\]"
+    ):
+        layer.to_dask(chunks=(50, 32, 8))
+    with pytest.raises(ValueError, match="channel axis is one block"):
+        layer.to_dask(chunks=(2, 64, 64, 8))
+    with pytest.raises(lamina.UnknownResolutionError, match="not a scale"):
+        layer.to_dask(resolution=(16, 16, 40))
+
+
+def test_the_graph_is_small_and_computes_on_a_cluster(tmp_path: Path, client: Any) -> None:
+    layer = precomputed_layer(tmp_path / "vol")
+    array = layer.to_dask(chunks=(64, 64, 8))
+    assert len(pickle.dumps(array)) < 20_000  # the layer travels by spec, not by data
+    np.testing.assert_array_equal(client.compute(array).result(), data())
+    summed = client.compute((array.astype("uint32") * 2).sum()).result()
+    assert summed == int(data().astype("uint64").sum() * 2)
+    assert layer.backend.get_bounds(R).bbox == BOX
+    assert Vec3D(*OFFSET) == layer.backend.get_voxel_offset(R)
