@@ -139,7 +139,7 @@ class Layer(Generic[IndexT, DataT]):
         states: list[Any] = [_NOT_APPLIED] * len(procs)
         for i in reversed(self._read_joints):
             proc = procs[i]
-            if draw(proc.prob):
+            if proc.draws_own_coin or draw(proc.prob):
                 idx, states[i] = proc.process_index(idx, "read")
         return _data_steps(procs, states, self._read_from_backend(idx), "read")  # type: ignore[no-any-return]
 
@@ -153,7 +153,7 @@ class Layer(Generic[IndexT, DataT]):
             states: list[Any] = [_NOT_APPLIED] * len(procs)
             for i in self._write_joints:
                 proc = procs[i]
-                if draw(proc.prob):
+                if proc.draws_own_coin or draw(proc.prob):
                     idx, states[i] = proc.process_index(idx, "write")
             data = _data_steps(procs, states, data, "write")
         self._write_to_backend(idx, data)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import random
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 __all__ = [
     "DataProcessor",
@@ -62,6 +62,9 @@ class JointIndexDataProcessor(abc.ABC, Generic[DataT, IndexT]):
     """
 
     prob: float = 1.0
+    #: ``True`` for a processor that flips its own ``prob`` coin inside ``process_index``
+    #: (from a seeded generator, say: lamina-augment's), so the layer does not draw one.
+    draws_own_coin: ClassVar[bool] = False
 
     @abc.abstractmethod
     def process_index(self, idx: IndexT, mode: Mode) -> tuple[IndexT, Any]:

@@ -35,6 +35,20 @@ KNOWN_NAMES: dict[tuple[str, str], str] = {
     ("commands", "view"): "lamina-view",
     ("commands", "preview"): "lamina-view",
     ("executors", "dask"): "lamina-dask",
+    **{
+        ("names", name): "lamina-augment"
+        for name in (
+            "brightness_aug",
+            "clamp_values_aug",
+            "square_tile_pattern_aug",
+            "apply_to_random_sections",
+            "apply_to_random_boxes",
+            "MisalignProcessor",
+            "uniform_distr",
+            "normal_distr",
+            "flip_rotate_aug",
+        )
+    },
 }
 
 # Path prefixes and suffixes, checked in order.

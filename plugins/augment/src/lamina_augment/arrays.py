@@ -1,0 +1,57 @@
+"""numpy and torch alike: an augmentation works on a numpy array and gives back the type,
+dtype (and device) it was given, channels first ``(C, X, Y, Z)``; torch is never imported
+for numpy data (a tensor is recognised by its type's module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lamina.volumetric.data import is_torch_tensor
+
+__all__ = ["as_numpy", "to_dtype"]
+
+
+def to_dtype(values: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """``values`` (float) as ``dtype``: rounded and clipped to its range for integers."""
+    if values.dtype == dtype:
+        return values
+    out: npt.NDArray[Any]
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        out = np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    elif dtype.kind == "b":
+        out = values > 0.5
+    else:
+        out = values.astype(dtype)
+    return out
+
+
+def as_numpy(
+    data: Any, what: str = "data"
+) -> tuple[npt.NDArray[Any], Callable[[npt.NDArray[Any]], Any]]:
+    """``data`` as a 4-D numpy array, and the function that turns a result back into the
+    type, dtype and device of ``data``."""
+    if is_torch_tensor(data):
+        import torch
+
+        array = data.detach().cpu().numpy()
+
+        def back_to_torch(result: npt.NDArray[Any]) -> Any:
+            typed = to_dtype(np.asarray(result), array.dtype)
+            return torch.from_numpy(np.ascontiguousarray(typed)).to(data.device)
+
+        restore: Callable[[npt.NDArray[Any]], Any] = back_to_torch
+    else:
+        array = np.asarray(data)
+
+        def back_to_numpy(result: npt.NDArray[Any]) -> Any:
+            return to_dtype(np.asarray(result), array.dtype)
+
+        restore = back_to_numpy
+    if array.ndim != 4:
+        raise ValueError(f"{what} must be (C, X, Y, Z), channels first; got shape {array.shape}")
+    return array, restore

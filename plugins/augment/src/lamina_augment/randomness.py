@@ -1,0 +1,69 @@
+"""Where an augmentation's random draws come from: a generator of its own for each call,
+never state kept on the processor between calls or steps.
+
+* ``seed=None`` (the default): every call draws from a generator seeded with fresh
+  entropy, so calls are independent whatever thread makes them.
+* ``seed=s``: the n-th call of a processor (in this process) draws from a generator
+  seeded with ``(s, worker key, n)``, so a sequence of reads is reproducible — its
+  ``prob`` coin included — and two processors with different seeds never share draws.
+  ``n`` is a call count kept beside the processor (not on it), read and advanced
+  atomically, so threads sharing a processor still get distinct draws.
+* :func:`worker_init_fn`, given to ``DataLoader(worker_init_fn=...)``, makes the worker's
+  id part of the key, so workers do not repeat each other's draws, and a run with the
+  same seed gives every worker the same sequence again.
+
+The ``prob`` coin is the call's first draw (:func:`applies`), so whether a call applies
+and what it draws come from one stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["applies", "call_generator", "worker_init_fn"]
+
+_WORKER_KEY = 0
+_COUNTERS: dict[Hashable, itertools.count[int]] = {}
+_LOCK = threading.Lock()
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """For ``torch.utils.data.DataLoader(worker_init_fn=...)``: this worker's draws
+    differ from the other workers' (and repeat across runs with the same seeds)."""
+    global _WORKER_KEY
+    _WORKER_KEY = int(worker_id) + 1
+    with _LOCK:
+        _COUNTERS.clear()  # a forked worker starts its own sequences
+
+
+def _counter(owner: Any, key: Hashable) -> itertools.count[int]:
+    with _LOCK:
+        counter = _COUNTERS.get(key)
+        if counter is None:
+            counter = _COUNTERS[key] = itertools.count()
+            if owner is not None:
+                weakref.finalize(owner, _COUNTERS.pop, key, None)
+        return counter
+
+
+def call_generator(seed: int | None, owner: Any = None, name: str = "") -> np.random.Generator:
+    """The generator of one call: fresh entropy without a seed; with one, the next in the
+    sequence of ``owner`` (a processor object) or, for a function, of ``(name, seed)``."""
+    if seed is None:
+        return np.random.default_rng()
+    key: Hashable = ("object", id(owner)) if owner is not None else ("function", name, seed)
+    n = next(_counter(owner, key))
+    return np.random.default_rng([int(seed), _WORKER_KEY, n])
+
+
+def applies(rng: np.random.Generator, prob: float) -> bool:
+    """The call's ``prob`` coin, always drawn first (so the stream does not depend on it)."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"prob must be between 0 and 1; got {prob!r}")
+    return bool(rng.random() < prob)
