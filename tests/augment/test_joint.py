@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from augment_support import image, image_and_labels
+from augment_support import R, image, image_and_labels
 from lamina_augment import FlipRotateAug, MisalignProcessor
 
 from lamina import VolumetricIndex
@@ -132,3 +132,17 @@ def test_flips_and_rotations_keep_image_and_labels_aligned(box: tuple[int, int, 
         assert matches, "the output is no flip or rotation of the box"
         seen.add(matches[0])
     assert len(seen) > 4  # the draws vary
+
+
+def test_joint_augmentations_take_torch_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    proc = MisalignProcessor(prob=1.0, disp_min_in_unit=16, disp_max_in_unit=16, seed=3)
+    idx = VolumetricIndex.from_coords((8, 8, 0), (40, 40, 6), R)
+    widened, state = proc.process_index(idx, "read")
+    data = torch.arange(int(np.prod(widened.shape)), dtype=torch.int32).reshape(1, *widened.shape)
+    out = proc.process_data(data, "read", state)
+    assert isinstance(out, torch.Tensor)
+    assert out.dtype == torch.int32
+    assert tuple(out.shape) == (1, 32, 32, 6)
+    flipped = FlipRotateAug(seed=1).process_data(data, "read", None)
+    assert flipped is data  # not applied: unchanged, the same object

@@ -80,3 +80,32 @@ def test_threads_sharing_one_augmented_layer() -> None:
     with ThreadPoolExecutor(4) as pool:
         shifts = list(pool.map(read, range(400)))
     assert abs(np.mean(shifts) - 15) < 5 * (10 / math.sqrt(12)) / math.sqrt(400)
+
+
+def test_seeded_members_of_a_layer_set_repeat_though_read_on_threads() -> None:
+    from augment_support import R
+    from lamina_augment import randomness
+
+    import lamina
+
+    def run() -> list[dict[str, np.ndarray]]:
+        randomness._COUNTERS.clear()  # a new process
+        members = {
+            name: image().with_procs(
+                read_procs=[
+                    functools.partial(brightness_aug, value_distr=uniform_distr(0, 9), seed=seed),
+                    MisalignProcessor(prob=0.5, disp_min_in_unit=8, disp_max_in_unit=32, seed=seed),
+                ]
+            )
+            for name, seed in (("a", 1), ("b", 2), ("c", 3))
+        }
+        layer_set = lamina.build_volumetric_layer_set(
+            members, default_desired_resolution=R, index_resolution=R
+        )  # members are read on the set's threads
+        return [layer_set[16:80, 16:80, 0:12] for _ in range(8)]
+
+    first, again = run(), run()
+    for a, b in zip(first, again, strict=True):
+        for name in "abc":
+            np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(first[0]["a"], first[0]["b"])
