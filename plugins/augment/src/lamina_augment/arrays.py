@@ -16,13 +16,17 @@ __all__ = ["as_numpy", "to_dtype"]
 
 
 def to_dtype(values: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """``values`` (float) as ``dtype``: rounded and clipped to its range for integers."""
+    """``values`` (an augmentation's float result, changed in place) as ``dtype``:
+    rounded and clipped to its range for integers."""
     if values.dtype == dtype:
         return values
     out: npt.NDArray[Any]
-    if dtype.kind in "iu":
+    if dtype.kind in "iu":  # in place on the augmentation's own float copy
         info = np.iinfo(dtype)
-        out = np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        np.rint(values, out=values)
+        low, high = values.dtype.type(info.min), values.dtype.type(info.max)
+        np.clip(values, low, high, out=values)
+        out = values.astype(dtype)
     elif dtype.kind == "b":
         out = values > 0.5
     else:

@@ -87,11 +87,13 @@ def clamp_values_aug(
     def body(a: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         h = None if high is None else a.dtype.type(high.sample(rng))
         lo = None if low is None else a.dtype.type(low.sample(rng))
-        if mask_fn is None:  # everywhere: in place
-            if h is not None:
-                np.minimum(a, h, out=a)
-            if lo is not None:
-                np.maximum(a, lo, out=a)
+        if mask_fn is None:  # everywhere, in place; two-sided clip is numpy's fast one
+            top = h if h is not None else a.dtype.type(np.inf)
+            bottom = lo if lo is not None else a.dtype.type(-np.inf)
+            if bottom > top:  # high first, then low: low wins where they cross
+                a[...] = bottom
+            else:
+                np.clip(a, bottom, top, out=a)
             return a
         where = mask_of(mask_fn, a) > 0
         if h is not None:
@@ -125,7 +127,7 @@ def gamma_aug(
 
     def body(a: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         top = a.dtype.type(max_value if max_value is not None else _top(data))
-        np.clip(a, 0, None, out=a)
+        np.clip(a, a.dtype.type(0), a.dtype.type(np.inf), out=a)  # two-sided: the fast one
         a /= top
         np.power(a, a.dtype.type(gamma.sample(rng)), out=a)
         a *= top

@@ -1,8 +1,9 @@
 """Where an augmentation's random draws come from: a generator of its own for each call,
 never state kept on the processor between calls or steps.
 
-* ``seed=None`` (the default): every call draws from a generator seeded with fresh
-  entropy, so calls are independent whatever thread makes them.
+* ``seed=None`` (the default): calls draw from their thread's own generator, seeded
+  with fresh entropy (again in each DataLoader worker), so calls are independent
+  whatever thread makes them and no generator is shared between threads.
 * ``seed=s``: the n-th call of a processor (in this process) draws from a generator
   seeded with ``(s, worker key, n)``, so a sequence of reads is reproducible — its
   ``prob`` coin included — and two processors with different seeds never share draws.
@@ -19,6 +20,7 @@ and what it draws come from one stream.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 from collections.abc import Hashable
@@ -52,11 +54,30 @@ def _counter(owner: Any, key: Hashable) -> itertools.count[int]:
         return counter
 
 
+_THREAD = threading.local()
+
+
+def _new_thread_generators() -> None:
+    """In a forked child: its threads' generators start afresh (a forked copy of the
+    parent's would repeat the parent's and the sibling workers' draws)."""
+    global _THREAD
+    _THREAD = threading.local()
+
+
+os.register_at_fork(after_in_child=_new_thread_generators)
+
+
 def call_generator(seed: int | None, owner: Any = None, name: str = "") -> np.random.Generator:
-    """The generator of one call: fresh entropy without a seed; with one, the next in the
-    sequence of ``owner`` (a processor object) or, for a function, of ``(name, seed)``."""
+    """The generator of one call: without a seed, this thread's own generator (seeded
+    once from fresh entropy: never shared between threads, and cheaper than fresh
+    entropy per call); with one, the next in the sequence of ``owner`` (a processor
+    object) or, for a function, of ``(name, seed)``."""
     if seed is None:
-        return np.random.default_rng()
+        own: np.random.Generator | None = getattr(_THREAD, "generator", None)
+        if own is None or getattr(_THREAD, "worker_key", None) != _WORKER_KEY:
+            own = _THREAD.generator = np.random.default_rng()
+            _THREAD.worker_key = _WORKER_KEY
+        return own
     key: Hashable = ("object", id(owner)) if owner is not None else ("function", name, seed)
     n = next(_counter(owner, key))
     return np.random.default_rng([int(seed), _WORKER_KEY, n])
