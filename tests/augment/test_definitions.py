@@ -163,3 +163,34 @@ def test_bad_values_name_the_argument() -> None:
         brightness_aug(np.zeros((1, 2, 2, 2)), 1.0, prob=1.5)
     with pytest.raises(ValueError, match="low must be <= high"):
         uniform_distr(3, 1)
+
+
+def test_any_channel_count() -> None:
+    data = np.random.default_rng(2).integers(0, 200, (3, 8, 8, 4)).astype(np.uint8)
+    for out in (
+        brightness_aug(data, 5.0),
+        gamma_aug(data, 1.2),
+        gaussian_blur_aug(data, 1.0),
+        missing_section_aug(data, 1, seed=1),
+        square_tile_pattern_aug(data, 2, 4, 10.0, seed=2),
+    ):
+        assert out.shape == (3, 8, 8, 4)
+        assert out.dtype == np.uint8
+    np.testing.assert_array_equal(brightness_aug(data, 5.0), data + 5)
+
+
+def test_numpy_data_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from lamina_augment import brightness_aug, MisalignProcessor, FlipRotateAug\n"
+        "brightness_aug(np.zeros((1, 2, 2, 2), np.float32), 1.0)\n"
+        "FlipRotateAug().process_data(np.zeros((1, 2, 2, 2)), 'read', None)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

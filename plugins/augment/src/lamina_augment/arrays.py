@@ -4,6 +4,7 @@ for numpy data (a tensor is recognised by its type's module)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -34,11 +35,19 @@ def to_dtype(values: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _numpy_restorer(dtype: np.dtype[Any]) -> Callable[[npt.NDArray[Any]], Any]:
+    """Turns a result back into a numpy array of ``dtype`` (one per dtype, cached)."""
+    return functools.partial(to_dtype, dtype=dtype)
+
+
 def as_numpy(
     data: Any, what: str = "data"
 ) -> tuple[npt.NDArray[Any], Callable[[npt.NDArray[Any]], Any]]:
     """``data`` as a 4-D numpy array, and the function that turns a result back into the
     type, dtype and device of ``data``."""
+    if type(data) is np.ndarray and data.ndim == 4:  # the common case, on every call
+        return data, _numpy_restorer(data.dtype)
     if is_torch_tensor(data):
         import torch
 

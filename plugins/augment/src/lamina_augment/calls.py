@@ -17,15 +17,20 @@ __all__ = ["run_augmentation"]
 Body = Callable[[npt.NDArray[Any], np.random.Generator], npt.NDArray[Any]]
 
 
-def run_augmentation(name: str, data: Any, prob: float, seed: int | None, body: Body) -> Any:
+def run_augmentation(
+    name: str, data: Any, prob: float, seed: int | None, body: Body, *, in_float: bool = True
+) -> Any:
     """``body(array, rng)`` on ``data`` with probability ``prob`` (else ``data`` itself),
-    given back as the type and dtype ``data`` has; ``body`` gets a float copy: float32
-    for data of 16 bits or less and float32 (exact for them), float64 otherwise."""
+    given back as the type and dtype ``data`` has. ``body`` gets a copy of its own: in
+    float32 for data of 16 bits or less and float32 (exact for them), float64 otherwise;
+    or, with ``in_float=False`` (an augmentation that only moves or fills voxels), in
+    the data's own dtype."""
     rng = call_generator(seed, name=name)
     if not applies(rng, prob):
         return data
     array, restore = as_numpy(data, f"{name}: data")
-    return restore(body(array.astype(working_dtype(array.dtype)), rng))
+    work = array.astype(working_dtype(array.dtype)) if in_float else array.copy()
+    return restore(body(work, rng))
 
 
 def working_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:

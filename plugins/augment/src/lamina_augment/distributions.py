@@ -3,6 +3,7 @@ and ``normal_distr`` (registered by those names), each sampled with the call's g
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 import attrs
@@ -88,8 +89,15 @@ def normal_distr(loc: float = 0.0, scale: float = 1.0) -> Normal:
     return Normal(float(loc), float(scale))
 
 
+@functools.lru_cache(maxsize=256)
+def _constant(value: float) -> Constant:
+    return Constant(value)
+
+
 def to_distribution(value: Any, what: str) -> Distribution:
     """``value`` as a distribution: a number is a constant; a distribution is itself."""
+    if type(value) in (int, float):  # the common case, on every call: a cached constant
+        return _constant(float(value))
     if hasattr(value, "sample"):
         return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):

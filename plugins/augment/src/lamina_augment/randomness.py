@@ -13,8 +13,8 @@ never state kept on the processor between calls or steps.
   id part of the key, so workers do not repeat each other's draws, and a run with the
   same seed gives every worker the same sequence again.
 
-The ``prob`` coin is the call's first draw (:func:`applies`), so whether a call applies
-and what it draws come from one stream.
+The ``prob`` coin is the call's first draw (:func:`applies`; none when ``prob`` is 1), so
+whether a call applies and what it draws come from one stream.
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def call_generator(seed: int | None, owner: Any = None, name: str = "") -> np.ra
 
 
 def applies(rng: np.random.Generator, prob: float) -> bool:
-    """The call's ``prob`` coin, always drawn first (so the stream does not depend on it)."""
+    """The call's ``prob`` coin, the call's first draw (none when ``prob`` is 1)."""
+    if prob == 1.0:  # always: no draw (the stream is the same run after run either way)
+        return True
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"prob must be between 0 and 1; got {prob!r}")
     return bool(rng.random() < prob)

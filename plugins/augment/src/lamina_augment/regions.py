@@ -46,10 +46,9 @@ def apply_to_random_sections(
             raise ValueError(
                 f"apply_to_random_sections: num_sections drew {k}; the data has {a.shape[3]}"
             )
-        out = a.copy()
-        for z in rng.choice(a.shape[3], size=k, replace=False):
-            out[..., z] = np.asarray(fn(a[..., z]), dtype=np.float64)
-        return out
+        for z in rng.permutation(a.shape[3])[:k]:  # distinct: each fn sees
+            a[..., z] = np.asarray(fn(a[..., z]))  # its section as it was, in place
+        return a
 
     return run_augmentation("apply_to_random_sections", data, prob, seed, body)
 
@@ -166,19 +165,20 @@ def missing_section_aug(
 
     def body(a: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         k = min(int(count.sample(rng)), a.shape[3])
-        out = a.copy()
+        chosen = rng.permutation(a.shape[3])[:k]
+        value = a.dtype.type(fill)
+        if not partial:
+            a[..., chosen] = value
+            return a
         x, y = np.meshgrid(np.arange(a.shape[1]), np.arange(a.shape[2]), indexing="ij")
-        for z in rng.choice(a.shape[3], size=k, replace=False):
-            if not partial:
-                out[..., z] = fill
-                continue
+        for z in chosen:
             angle = rng.uniform(0, 2 * np.pi)
             px, py = rng.uniform(0, a.shape[1]), rng.uniform(0, a.shape[2])
             side = (x - px) * np.cos(angle) + (y - py) * np.sin(angle) > 0
-            out[:, side, z] = fill
-        return out
+            a[:, side, z] = value
+        return a
 
-    return run_augmentation("missing_section_aug", data, prob, seed, body)
+    return run_augmentation("missing_section_aug", data, prob, seed, body, in_float=False)
 
 
 def _gaussian_kernel(sigma: float) -> npt.NDArray[np.float64]:
