@@ -20,7 +20,6 @@ import contextlib
 import contextvars
 import hashlib
 import itertools
-import pickle
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lamina.arrays.blocks import ArrayGeometry, BoxedArray, array_geometry, block_sizes
+from lamina.flows.identity import state_digest
 from lamina.volumetric.data import new_volume_array
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.index import VolumetricIndex
@@ -77,10 +77,10 @@ class LayerReader(BoxedArray):
 def materialize(array: Any, order: str = "C") -> npt.NDArray[Any]:
     """A Dask array's values, computed in this thread (dask's synchronous scheduler),
     with its blocks in ``order`` and assembled in that order (not dask's C order)."""
+    from dask.core import flatten
     from dask.local import get_sync
 
-    keys = array.__dask_keys__()
-    flat = list(_flatten(keys))
+    flat = list(flatten(array.__dask_keys__()))  # type: ignore[no-untyped-call]
     with block_order(order):
         graph = array.__dask_optimize__(array.__dask_graph__(), flat)
         blocks = get_sync(graph, flat)
@@ -95,22 +95,10 @@ def materialize(array: Any, order: str = "C") -> npt.NDArray[Any]:
     return out
 
 
-def _flatten(keys: Any) -> Iterator[Any]:
-    if isinstance(keys, list):
-        for key in keys:
-            yield from _flatten(key)
-    else:
-        yield keys
-
-
 def _name(layer: Any, geometry: ArrayGeometry, chunks: Any) -> str:
     """A name that is the same for the same layer, box and blocks (dask's graph key)."""
-    try:
-        state = pickle.dumps(layer, protocol=4)
-    except Exception:  # a layer that does not pickle: this array only
-        state = repr(id(layer)).encode()
-    digest = hashlib.blake2b(state, digest_size=12)
-    digest.update(repr((geometry, chunks)).encode())
+    state = state_digest(layer) or f"unpicklable-{id(layer)}"  # then: this array only
+    digest = hashlib.blake2b(repr((state, geometry, chunks)).encode(), digest_size=12)
     return f"lamina-{digest.hexdigest()}"
 
 

@@ -33,9 +33,10 @@ from lamina.flows.subchunking import (
     blend_weights,
     box_intersection,
     box_slices,
-    cast_blended,
+    lowest_value,
     tiles,
 )
+from lamina.volumetric.data import cast_rounded
 from lamina.volumetric.index import VolumetricIndex
 
 __all__ = ["BlendTask", "TaskOutputs", "TopGrid"]
@@ -177,16 +178,12 @@ class BlendTask:
                 target[...] = data
         if out is None:
             raise AssertionError(f"no top-level task covers {idx.pformat()}")
-        result = cast_blended(out, np.dtype(self.dtype)) if self.combine == "sum" else out
+        result = cast_rounded(out, self.dtype, in_place=True) if self.combine == "sum" else out
         self.dst[idx] = result
         return int(result.nbytes)
 
     def _start(self, data: npt.NDArray[Any], shape: tuple[int, ...]) -> npt.NDArray[Any]:
         full = (data.shape[0], *shape)
-        if self.combine == "sum":
-            return np.zeros(full, dtype=data.dtype)
-        if self.combine == "max" and data.dtype.kind in "iu":
-            return np.full(full, np.iinfo(data.dtype).min, dtype=data.dtype)
-        if self.combine == "max" and data.dtype.kind == "f":
-            return np.full(full, -np.inf, dtype=data.dtype)
+        if self.combine == "max":
+            return np.full(full, lowest_value(data.dtype), dtype=data.dtype)
         return np.zeros(full, dtype=data.dtype)

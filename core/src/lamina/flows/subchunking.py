@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lamina.flows.checks import FlowArgumentError
+from lamina.volumetric.data import cast_rounded
 
 __all__ = [
     "BLEND_MODES",
@@ -42,7 +43,7 @@ __all__ = [
     "blend_weights",
     "box_intersection",
     "box_slices",
-    "cast_blended",
+    "lowest_value",
     "plan_levels",
     "ramp",
     "tiles",
@@ -310,19 +311,11 @@ def accumulator_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(np.float64)
 
 
-def cast_blended(array: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """A blended sum as ``dtype``: rounded to the nearest integer for integer types."""
-    if array.dtype == dtype:
-        return array
-    if dtype.kind in "biu":
-        info = np.iinfo(dtype) if dtype.kind != "b" else None
-        rounded = np.rint(array)
-        if info is not None:
-            np.clip(rounded, info.min, info.max, out=rounded)
-        cast: npt.NDArray[Any] = rounded.astype(dtype)
-        return cast
-    converted: npt.NDArray[Any] = array.astype(dtype)
-    return converted
+def lowest_value(dtype: np.dtype[Any]) -> Any:
+    """Where a running maximum of ``dtype`` values starts: below every value."""
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min
+    return False if dtype.kind == "b" else -np.inf
 
 
 def box_slices(box: Box, within: Box) -> tuple[slice, slice, slice]:
@@ -351,9 +344,7 @@ def blend_into(
             out[(slice(None), *box_slices(box, region))] = output
         return out
     if level.mode == "max":
-        dtype = first.dtype
-        low = np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf
-        out = np.full(shape, low if dtype.kind != "b" else False, dtype=dtype)
+        out = np.full(shape, lowest_value(first.dtype), dtype=first.dtype)
     else:
         out = np.zeros(shape, dtype=accumulator_dtype(first.dtype))
     for box, output in zip(boxes, outputs, strict=True):
@@ -374,7 +365,7 @@ def blend_into(
         target += source * weights
     if level.mode == "max":
         return out
-    return cast_blended(out, first.dtype)
+    return cast_rounded(out, first.dtype, in_place=True)
 
 
 #: ``call(regions)``: ``fn``'s ``(C, X, Y, Z)`` output for each region (its input box).

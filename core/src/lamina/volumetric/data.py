@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 __all__ = [
     "as_fill",
+    "cast_rounded",
     "check_volume_data",
     "convert_dtype",
     "fill_value",
@@ -202,3 +203,27 @@ def new_volume_array(
     else:
         base = np.full(target, fill, dtype, order=layout)
     return base.transpose(3, 0, 1, 2) if order == "F" else base
+
+
+def cast_rounded(
+    values: npt.NDArray[Any], dtype: Any, *, in_place: bool = False
+) -> npt.NDArray[Any]:
+    """A computed float result as ``dtype``: integers rounded to the nearest and clipped
+    to the dtype's range (never wrapped), booleans true above 0.5, floats converted.
+    ``in_place`` rounds and clips ``values`` itself (a caller's own scratch array),
+    with numpy's fast two-sided clip."""
+    target = np.dtype(dtype)
+    if values.dtype == target:
+        return values
+    out: npt.NDArray[Any]
+    if target.kind in "iu":
+        work = values if in_place else values.copy()
+        np.rint(work, out=work)
+        info = np.iinfo(target)
+        np.clip(work, work.dtype.type(info.min), work.dtype.type(info.max), out=work)
+        out = work.astype(target)
+    elif target.kind == "b":
+        out = values > 0.5
+    else:
+        out = values.astype(target)
+    return out

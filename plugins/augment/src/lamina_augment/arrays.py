@@ -11,34 +11,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lamina.volumetric.data import is_torch_tensor
+from lamina.volumetric.data import cast_rounded, is_torch_tensor
 
-__all__ = ["as_numpy", "to_dtype"]
-
-
-def to_dtype(values: npt.NDArray[Any], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """``values`` (an augmentation's float result, changed in place) as ``dtype``:
-    rounded and clipped to its range for integers."""
-    if values.dtype == dtype:
-        return values
-    out: npt.NDArray[Any]
-    if dtype.kind in "iu":  # in place on the augmentation's own float copy
-        info = np.iinfo(dtype)
-        np.rint(values, out=values)
-        low, high = values.dtype.type(info.min), values.dtype.type(info.max)
-        np.clip(values, low, high, out=values)
-        out = values.astype(dtype)
-    elif dtype.kind == "b":
-        out = values > 0.5
-    else:
-        out = values.astype(dtype)
-    return out
+__all__ = ["as_numpy"]
 
 
 @functools.lru_cache(maxsize=64)
 def _numpy_restorer(dtype: np.dtype[Any]) -> Callable[[npt.NDArray[Any]], Any]:
     """Turns a result back into a numpy array of ``dtype`` (one per dtype, cached)."""
-    return functools.partial(to_dtype, dtype=dtype)
+    return functools.partial(cast_rounded, dtype=dtype, in_place=True)
 
 
 def as_numpy(
@@ -54,7 +35,7 @@ def as_numpy(
         array = data.detach().cpu().numpy()
 
         def back_to_torch(result: npt.NDArray[Any]) -> Any:
-            typed = to_dtype(np.asarray(result), array.dtype)
+            typed = cast_rounded(np.asarray(result), array.dtype, in_place=True)
             return torch.from_numpy(np.ascontiguousarray(typed)).to(data.device)
 
         restore: Callable[[npt.NDArray[Any]], Any] = back_to_torch
@@ -62,7 +43,7 @@ def as_numpy(
         array = np.asarray(data)
 
         def back_to_numpy(result: npt.NDArray[Any]) -> Any:
-            return to_dtype(np.asarray(result), array.dtype)
+            return cast_rounded(np.asarray(result), array.dtype, in_place=True)
 
         restore = back_to_numpy
     if array.ndim != 4:

@@ -45,7 +45,6 @@ __all__ = [
     "STALL_SECONDS",
     "STORAGE_RETRIES",
     "TensorStoreScaleIO",
-    "tensorstore_usable",
 ]
 
 #: Tries after the first of a failed S3 or GCS request (``$LAMINA_STORAGE_RETRIES``
@@ -70,12 +69,6 @@ def _after_fork_in_child() -> None:
 
 
 at_fork_in_child(_after_fork_in_child)
-
-
-def tensorstore_usable() -> bool:
-    """Whether this process may call TensorStore: not when it was forked from a process
-    that had (the child would abort)."""
-    return not _inherited_use
 
 
 # -- contexts: one per process and cache size ----------------------------------------------
