@@ -37,6 +37,9 @@ the same boxes one at a time (a fresh ``build_cv_layer(path)``). The fetches run
 another process, as a browser's do (a lean client: see ``fetch_all``). Best of
 max(5, ``--repeat``) interleaved rounds after a warm-up round in which every served chunk
 is checked equal to the layer's read. Target: the view's server >= 0.8x the layer reads.
+The same requests are also fetched as a browser makes them: over 6 keep-alive connections
+at once (Chromium's limit per HTTP/1.1 host; neuroglancer keeps more chunk requests than
+that in flight), the served rate a viewer sees.
 For reference: the same chunks as files from the static server; and the same layer reads
 with a 0.5 ms pause before each (timed without the pauses), which is how a server sees
 its reads: between requests the thread waits, and a one-chunk CloudVolume read that does
@@ -229,11 +232,46 @@ def fetch_all(host: str, port: int, paths: Sequence[str]) -> tuple[float, int, l
     return elapsed, total, bodies
 
 
-def fetch_child(host: str, port: int, paths: Sequence[str], rounds: int) -> list[float]:
-    """``rounds`` timed runs of :func:`fetch_all` in another process (as a browser is: no
-    contention for this interpreter's lock with the server's threads): seconds each."""
+#: How many connections a browser opens to one HTTP/1.1 host (Chromium's limit), and so
+#: how many chunk requests neuroglancer has in flight at once against one server.
+BROWSER_CONNECTIONS = 6
+
+
+def fetch_concurrently(
+    host: str, port: int, paths: Sequence[str], connections: int
+) -> tuple[float, int, list[bytearray]]:
+    """GET the paths over ``connections`` keep-alive connections at once, as a browser
+    does (each connection takes every ``connections``-th path, in order): (seconds,
+    bytes, bodies in the paths' order)."""
+    if connections == 1:
+        return fetch_all(host, port, paths)
+    shares = [list(paths[i::connections]) for i in range(connections)]
+    results: list[tuple[float, int, list[bytearray]]] = [(0.0, 0, [])] * connections
+
+    def run(i: int) -> None:
+        results[i] = fetch_all(host, port, shares[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    bodies: list[bytearray] = [bytearray()] * len(paths)
+    for i, (_, _, got) in enumerate(results):
+        bodies[i::connections] = got
+    return elapsed, sum(total for _, total, _ in results), bodies
+
+
+def fetch_child(
+    host: str, port: int, paths: Sequence[str], rounds: int, connections: int = 1
+) -> list[float]:
+    """``rounds`` timed runs of :func:`fetch_concurrently` in another process (as a
+    browser is: no contention for this interpreter's lock with the server's threads):
+    seconds each."""
     out = subprocess.run(
-        [sys.executable, __file__, "--fetch-child", host, str(port), str(rounds)],
+        [sys.executable, __file__, "--fetch-child", host, str(port), str(rounds), str(connections)],
         input=json.dumps(list(paths)),
         capture_output=True,
         text=True,
@@ -241,6 +279,27 @@ def fetch_child(host: str, port: int, paths: Sequence[str], rounds: int) -> list
         check=True,
     ).stdout
     return [float(v) for v in json.loads(out)]
+
+
+#: How many times a native client fetches the list of chunk requests in one run, so that
+#: its own start (a few ms) weighs little.
+CURL_PASSES = 10
+
+
+def fetch_curl(host: str, port: int, paths: Sequence[str], connections: int) -> float:
+    """Seconds for curl, a native HTTP client as a browser is, to GET the paths
+    :data:`CURL_PASSES` times over ``connections`` keep-alive connections (``--parallel``),
+    bodies discarded; curl's own start (timed on one empty request) taken off."""
+    urls = [f"http://{host}:{port}{p}" for p in paths] * CURL_PASSES
+    args = ["curl", "-s", "--fail", "--parallel", "--parallel-max", str(connections)]
+    for url in urls:
+        args += ["-o", "/dev/null", url]
+    start = time.perf_counter()
+    subprocess.run(args, check=True)
+    elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://{host}:{port}/"], check=False)
+    return max(elapsed - (time.perf_counter() - start), 1e-9) / CURL_PASSES
 
 
 def read_all(layer: Any, boxes: Sequence[Any], pause: float = 0.0) -> tuple[float, int, list[Any]]:
@@ -318,25 +377,34 @@ def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[t
     for body, array in zip(bodies, arrays, strict=True):
         if body != array.transpose(1, 2, 3, 0).tobytes(order="F"):
             raise AssertionError("a served chunk differs from the layer's read")
+    _, _, at_once = fetch_concurrently(host, int(port), view_paths, BROWSER_CONNECTIONS)
+    if at_once != bodies:
+        raise AssertionError("chunks fetched over several connections differ from one by one")
     fetch_all("127.0.0.1", static_port, file_paths)
     from lamina_view.dataserver import chunk_server
 
     chunk_server(host).add("ready", {"vol": _ReadySource(names, bodies)})  # type: ignore[dict-item]
     ready_paths = [f"/ready/vol/{n}" for n in names]
     nbytes = sum(len(body) for body in bodies)
-    best = {"layer": 0.0, "view": 0.0, "static": 0.0, "paced": 0.0, "ready": 0.0}
+    best = dict.fromkeys(("layer", "view", "browser", "curl", "static", "paced", "ready"), 0.0)
+    native = shutil.which("curl") is not None
     for _ in range(max(5, repeat)):
         seconds, _, _ = read_all(layer, boxes)
         best["layer"] = max(best["layer"], nbytes / seconds)
         seconds, _, _ = read_all(layer, boxes, pause=0.0005)
         best["paced"] = max(best["paced"], nbytes / seconds)
-        for key, port_, paths in (
-            ("view", int(port), view_paths),
-            ("static", static_port, file_paths),
-            ("ready", int(port), ready_paths),
+        for key, port_, paths, connections in (
+            ("view", int(port), view_paths, 1),
+            ("browser", int(port), view_paths, BROWSER_CONNECTIONS),
+            ("static", static_port, file_paths, 1),
+            ("ready", int(port), ready_paths, 1),
         ):
-            for seconds in fetch_child(host if key != "static" else "127.0.0.1", port_, paths, 1):
+            at = host if key != "static" else "127.0.0.1"
+            for seconds in fetch_child(at, port_, paths, 1, connections):
                 best[key] = max(best[key], nbytes / seconds)
+        if native:
+            seconds = fetch_curl(host, int(port), view_paths, BROWSER_CONNECTIONS)
+            best["curl"] = max(best["curl"], nbytes / seconds)
     mb = 1e6
     per = nbytes / len(served)
     return [
@@ -351,6 +419,18 @@ def serving_rows(view: Any, path: Path, static_port: int, repeat: int) -> list[t
             "  lamina view's server, fetched again one at a time",
             f"{best['view'] / mb:8.1f} MB/s  {best['view'] / best['layer']:5.2f}x"
             "  (target >= 0.8x)",
+        ),
+        (
+            f"  lamina view's server, fetched as a browser does ({BROWSER_CONNECTIONS} "
+            "connections at once)",
+            f"{best['browser'] / mb:8.1f} MB/s  {best['browser'] / best['layer']:5.2f}x"
+            "  (target >= 0.8x)",
+        ),
+        (
+            f"  lamina view's server, fetched by curl ({BROWSER_CONNECTIONS} connections)",
+            f"{best['curl'] / mb:8.1f} MB/s  {best['curl'] / best['layer']:5.2f}x  (target >= 0.8x)"
+            if native
+            else "curl is not installed",
         ),
         (
             "  (reference) the same chunk files from the static server",
@@ -381,12 +461,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="serve chunks as stored (128x128x16), not grown to 1 MiB blocks (for comparison)",
     )
-    parser.add_argument("--fetch-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--fetch-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fetch_child:
-        host, port, rounds = args.fetch_child
+        host, port, rounds, connections = args.fetch_child
         paths = json.loads(sys.stdin.read())
-        times = [fetch_all(host, int(port), paths)[0] for _ in range(int(rounds))]
+        times = [
+            fetch_concurrently(host, int(port), paths, int(connections))[0]
+            for _ in range(int(rounds))
+        ]
         print(json.dumps(times))
         return
     os.environ.setdefault("CLOUD_VOLUME_CACHE_DIR", tempfile.mkdtemp(prefix="bench-view-cv-"))

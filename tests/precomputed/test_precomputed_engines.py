@@ -239,6 +239,48 @@ def test_sharded_scale_on_both_engines(tmp_path: Path) -> None:
     assert tuple(grid) != (32, 32, 8)
 
 
+_PART_WRITER = """
+import sys
+import numpy as np
+from lamina import Vec3D, VolumetricIndex
+from lamina_precomputed import build_cv_layer
+path, first = sys.argv[1], int(sys.argv[2])
+res = Vec3D(4, 4, 40)
+layer = build_cv_layer(path, engine="tensorstore")
+backend = layer.backend.with_changes(enforce_chunk_aligned_writes=False)
+for i in range(first, 16, 2):  # every other 32 x 32 x 8 part of the 128 x 128 x 16 shard
+    x, y, z = (i % 4) * 32, (i // 4 % 2) * 64, (i // 8) * 8
+    part = VolumetricIndex.from_coords((x, y, z), (x + 32, y + 64, z + 8), res)
+    backend.write(part, np.full((1, 32, 64, 8), 1 + first, "u1"))
+"""
+
+
+def test_parts_of_one_shard_written_by_two_processes_at_once_are_all_kept(
+    tmp_path: Path,
+) -> None:
+    """Each partial-shard write is a read-modify-write of the shard committed only if the
+    shard is unchanged since it was read (else read again): two processes writing
+    alternate parts of the same shard at once lose none of them."""
+    sharding = {
+        "@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 0, "hash": "identity",
+        "minishard_bits": 0, "shard_bits": 0, "minishard_index_encoding": "raw",
+        "data_encoding": "raw",
+    }  # fmt: skip
+    path = str(tmp_path / "s")
+    new_layer(path, info_extra_scale_data={"sharding": sharding}, engine="tensorstore")
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _PART_WRITER, path, str(first)]) for first in (0, 1)
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    stored = build_cv_layer(path, engine="cloudvolume")[RES, 0:128, 0:128, 0:16]
+    expected = np.zeros((1, 128, 128, 16), "u1")
+    for i in range(16):
+        x, y, z = (i % 4) * 32, (i // 4 % 2) * 64, (i // 8) * 8
+        expected[:, x : x + 32, y : y + 64, z : z + 8] = 1 + i % 2
+    assert np.array_equal(stored, expected)
+    assert os.listdir(tmp_path / "s" / "4_4_40") == ["0.shard"]
+
+
 def test_damaged_chunk_is_an_error_on_tensorstore(tmp_path: Path) -> None:
     layer = new_layer(str(tmp_path / "v"), engine="tensorstore")
     layer[RES, 0:128, 0:128, 0:16] = data()

@@ -30,6 +30,7 @@ from typing import Any
 
 from lamina.errors import LaminaError
 from lamina_precomputed.codecs import DamagedChunkError
+from lamina_precomputed.local_forms import FormIndex
 
 __all__ = [
     "FORMS",
@@ -56,6 +57,10 @@ FORMS: tuple[tuple[str, str | None], ...] = (
     (".bz2", "bzip2"),
 )
 _SUFFIX = {compression: suffix for suffix, compression in FORMS}
+_COMPRESSION = dict(FORMS)
+_SUFFIXES = tuple(suffix for suffix, _ in FORMS)
+#: Which forms of a local file exist, from directory listings (one stat instead of six).
+_LOCAL_FORMS = FormIndex(_SUFFIXES)
 
 
 def compression_name(compress: Any) -> str | None:
@@ -125,24 +130,24 @@ class FileStore:
         raw = result["content"]
         return (None if raw is None else bytes(raw)), result.get("compress")
 
-    def _get_local(self, name: str) -> bytes | None:
+    def _get_local(self, name: str, *, listed: bool = True) -> bytes | None:
+        """The newest stored form of ``name``, decompressed; which forms exist comes from
+        the directory's listing where it can be trusted (``listed``), else from a stat
+        of each form."""
         assert self._local_root is not None
         path = os.path.join(self._local_root, name)
-        found: list[tuple[int, str, str | None]] = []
-        for suffix, compression in FORMS:
-            try:
-                found.append((os.stat(path + suffix).st_mtime_ns, suffix, compression))
-            except FileNotFoundError:
-                continue
-        if not found:
+        present = _LOCAL_FORMS.present(path) if listed else None
+        if present is None or len(present) > 1:
+            present = _newest_form(path, _SUFFIXES if present is None else present)
+        if not present:
             return None
-        _, suffix, compression = max(found)  # the newest form, where several exist
+        suffix = present[0]
         try:
-            with open(path + suffix, "rb") as file:
-                raw = file.read()
-        except FileNotFoundError:  # replaced between the stat and the open
-            return self._get_local(name)
-        return self._decompress(raw, compression, name + suffix)
+            with open(path + suffix, "rb", buffering=0) as file:
+                raw = file.readall()
+        except FileNotFoundError:  # replaced since the listing or the stat
+            return self._get_local(name, listed=False)
+        return self._decompress(raw, _COMPRESSION[suffix], name + suffix)
 
     def _mem_data(self) -> tuple[dict[str, Any], str]:
         from cloudfiles.connectionpools import MEMORY_DATA
@@ -391,6 +396,17 @@ def _check_aws_environment(cloudpath: str) -> None:
             "cloud-files needs it whenever the key is set: set AWS_SESSION_TOKEN too (an "
             "empty value when your credentials have no session token)"
         )
+
+
+def _newest_form(path: str, suffixes: Iterable[str]) -> tuple[str, ...]:
+    """The suffix of the newest existing ``path + suffix`` (a 1-tuple), or ``()``."""
+    found: list[tuple[int, str]] = []
+    for suffix in suffixes:
+        try:
+            found.append((os.stat(path + suffix).st_mtime_ns, suffix))
+        except FileNotFoundError:
+            continue
+    return (max(found)[1],) if found else ()
 
 
 def _unlink(path: str) -> None:
