@@ -31,6 +31,8 @@ KNOWN_NAMES: dict[tuple[str, str], str] = {
     ("names", "RangeMapBackend"): "lamina-rangemap",
     ("names", "RangeMapDBBackend"): "lamina-rangemap",
     ("names", "KeyRange"): "lamina-rangemap",
+    ("names", "build_zarr_layer"): "lamina-zarr",
+    ("names", "ZarrBackend"): "lamina-zarr",
     ("names", "view"): "lamina-view",
     ("commands", "view"): "lamina-view",
     ("commands", "preview"): "lamina-view",
@@ -53,6 +55,12 @@ KNOWN_NAMES: dict[tuple[str, str], str] = {
 
 # Path prefixes and suffixes, checked in order.
 KNOWN_PATH_FORMS: tuple[tuple[str, str], ...] = (
+    ("zarr://", "lamina-zarr"),
+    ("zarr2://", "lamina-zarr"),
+    ("zarr3://", "lamina-zarr"),
+    ("n5://", "lamina-zarr"),
+    (".zarr", "lamina-zarr"),
+    (".n5", "lamina-zarr"),
     ("precomputed://", "lamina-precomputed"),
     ("gs://", "lamina-precomputed"),
     ("s3://", "lamina-precomputed"),

@@ -11,9 +11,8 @@ engine; see :mod:`lamina_precomputed.engine` for when it is used).
   and written back once).
 * Faults surface, never zeros: a chunk that does not decode is a
   :class:`~lamina.errors.DamagedChunkError` naming it; S3 and GCS requests are retried
-  :data:`STORAGE_RETRIES` times (``$LAMINA_STORAGE_RETRIES``) with at most
-  :data:`MAX_RETRY_DELAY` seconds between tries, then raise ``OSError``; a request
-  that receives nothing for :data:`STALL_SECONDS` fails and is retried.
+  a bounded number of times, then raise ``OSError`` (:mod:`lamina.tensorstore_engine`,
+  which every TensorStore-backed format shares).
 * A local volume this process wrote compressed chunk files into (``key.gz``, through
   the CloudVolume engine with ``compress``) is read and written through the CloudVolume
   engine from then on: TensorStore would read those chunks as absent. (Another process
@@ -27,116 +26,19 @@ engine; see :mod:`lamina_precomputed.engine` for when it is used).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from lamina.concurrency import at_fork_in_child
-from lamina.errors import DamagedChunkError
+from lamina import tensorstore_engine
 from lamina_precomputed.codecs import DEFAULT_JPEG_QUALITY, DEFAULT_PNG_LEVEL
 from lamina_precomputed.engine import compressed_chunks_written
 from lamina_precomputed.scale_io import ScaleGrid, ScaleIO, forget_everywhere
 
-__all__ = [
-    "MAX_RETRY_DELAY",
-    "STALL_SECONDS",
-    "STORAGE_RETRIES",
-    "TensorStoreScaleIO",
-]
-
-#: Tries after the first of a failed S3 or GCS request (``$LAMINA_STORAGE_RETRIES``
-#: overrides): TensorStore's own default rides out a storm of 503s for many minutes.
-STORAGE_RETRIES: Final = 4
-#: Seconds between two tries at most (the delay doubles from 0.1 s).
-MAX_RETRY_DELAY: Final = 2.0
-#: A request that receives no byte for this many seconds fails (and is retried):
-#: TensorStore sets no time-out of its own. ``$TENSORSTORE_CURL_LOW_SPEED_TIME_SECONDS``
-#: overrides it.
-STALL_SECONDS: Final = 30
-
-# -- TensorStore and fork() -------------------------------------------------------------------
-_used_in_pid: int | None = None  # the process that started TensorStore's threads
-_inherited_use = False  # this process was forked after its parent used TensorStore
-
-
-def _after_fork_in_child() -> None:
-    global _inherited_use
-    if _used_in_pid is not None:
-        _inherited_use = True
-
-
-at_fork_in_child(_after_fork_in_child)
-
-
-# -- contexts: one per process and cache size ----------------------------------------------
-_contexts: dict[int, Any] = {}
-_contexts_lock = threading.Lock()
-
-
-def storage_retries() -> int:
-    text = os.environ.get("LAMINA_STORAGE_RETRIES")
-    if text is None:
-        return STORAGE_RETRIES
-    try:
-        retries = int(text)
-    except ValueError:
-        raise ValueError(f"LAMINA_STORAGE_RETRIES must be an integer >= 0; got {text!r}") from None
-    if retries < 0:
-        raise ValueError(f"LAMINA_STORAGE_RETRIES must be an integer >= 0; got {text!r}")
-    return retries
-
-
-def _context(cache_bytes: int) -> Any:
-    """The process's TensorStore context for a cache of ``cache_bytes`` (handles opened
-    in one context share their cache, so every layer of a volume sees its writes)."""
-    global _used_in_pid
-    import tensorstore as ts
-
-    with _contexts_lock:
-        context = _contexts.get(cache_bytes)
-        if context is None:
-            # read by TensorStore's HTTP transport when it starts: a stalled request fails
-            os.environ.setdefault("TENSORSTORE_CURL_LOW_SPEED_TIME_SECONDS", str(STALL_SECONDS))
-            os.environ.setdefault("TENSORSTORE_CURL_LOW_SPEED_LIMIT_BYTES", "1")
-            retries = {
-                "max_retries": storage_retries(),
-                "initial_delay": "0.1s",
-                "max_delay": f"{MAX_RETRY_DELAY}s",
-            }
-            context = _contexts[cache_bytes] = ts.Context(
-                {
-                    "cache_pool": {"total_bytes_limit": int(cache_bytes)},
-                    "s3_request_retries": retries,
-                    "gcs_request_retries": retries,
-                }
-            )
-        _used_in_pid = os.getpid()
-        return context
-
-
-def kvstore_spec(cloudpath: str) -> dict[str, Any]:
-    """TensorStore's key-value store of a volume's directory (``file://``, ``s3://``,
-    ``gs://``); S3's endpoint and region come from the environment as for boto3."""
-    protocol, _, rest = cloudpath.partition("://")
-    if protocol == "file":
-        return {"driver": "file", "path": rest.rstrip("/") + "/"}
-    bucket, _, prefix = rest.partition("/")
-    path = prefix.rstrip("/") + "/" if prefix else ""
-    if protocol == "gs":
-        return {"driver": "gcs", "bucket": bucket, "path": path}
-    if protocol == "s3":
-        spec: dict[str, Any] = {"driver": "s3", "bucket": bucket, "path": path}
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        spec["aws_region"] = region or "us-east-1"
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            spec["endpoint"] = endpoint
-        return spec
-    raise ValueError(f"TensorStore does not reach {protocol}:// paths ({cloudpath})")
+__all__ = ["TensorStoreScaleIO"]
 
 
 class TensorStoreScaleIO(ScaleGrid):
@@ -165,7 +67,7 @@ class TensorStoreScaleIO(ScaleGrid):
         self.num_channels = int(info["num_channels"])
         self._spec = {
             "driver": "neuroglancer_precomputed",
-            "kvstore": kvstore_spec(cloudpath),
+            "kvstore": tensorstore_engine.kvstore_spec(cloudpath),
             "multiscale_metadata": {
                 "type": info.get("type", "image"),
                 "data_type": str(info["data_type"]),
@@ -197,7 +99,7 @@ class TensorStoreScaleIO(ScaleGrid):
                 if handle is None:
                     handle = ts.open(
                         self._spec,
-                        context=_context(self._cache_bytes),
+                        context=tensorstore_engine.context(self._cache_bytes),
                         read=True,
                         write=True,
                         assume_metadata=True,
@@ -208,7 +110,7 @@ class TensorStoreScaleIO(ScaleGrid):
     def _deferred(self) -> bool:
         """Whether this scale's IO goes to the CloudVolume engine in this process: forked
         after TensorStore was used, or compressed chunk files were written into it."""
-        return _inherited_use or compressed_chunks_written(self.cloudpath)
+        return tensorstore_engine.forked_after_use() or compressed_chunks_written(self.cloudpath)
 
     def cloudvolume_io(self) -> ScaleIO:
         """The CloudVolume engine's IO of the same scale: what a process forked after its
@@ -314,18 +216,7 @@ class TensorStoreScaleIO(ScaleGrid):
 
     # -- faults --------------------------------------------------------------------------------
     def _fault(self, exc: ValueError) -> Exception:
-        """lamina's error for TensorStore's: a chunk that does not decode is damaged; a
-        storage fault is an ``OSError``; anything else is TensorStore's own error."""
-        text = str(exc)
-        code = text.split(":", 1)[0]
-        where = f"{self.cloudpath} (scale {self.key})"
-        if code in ("DATA_LOSS", "FAILED_PRECONDITION") or "decod" in text.lower():
-            return DamagedChunkError(f"a stored chunk of {where} does not decode: {text}")
-        if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED"):
-            return OSError(f"storage fault reading or writing {where}: {text}")
-        if code in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
-            return PermissionError(f"{where}: {text}")
-        return exc
+        return tensorstore_engine.fault(exc, f"{self.cloudpath} (scale {self.key})")
 
 
 def _scale_metadata(scale: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,197 @@
+"""Reading and writing one scale's stored array as lamina's ``(X, Y, Z, C)``, on one of
+two engines:
+
+* ``"tensorstore"`` (the default): TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers,
+  chunk IO and decoding off the GIL. The array is viewed as ``(x, y, z, c)`` (a time
+  axis fixed at ``time_index``, a channel axis added when there is none) and read in
+  Fortran order, which is a stored ``(c, z, y, x)`` C-ordered chunk's own layout: no
+  transposing copy. A write covering part of a shard is one transaction (each shard read
+  and written back once).
+* ``"zarr-python"``: zarr-python 3 on local Zarr v2 and v3 arrays. A process forked
+  after its parent used TensorStore (a forked ``DataLoader`` or ``processes`` worker)
+  takes it, since TensorStore would abort there (:mod:`lamina.tensorstore_engine`).
+
+Coordinates here are the array's own voxels (lamina's minus the voxel offset), inside
+its shape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from lamina import tensorstore_engine
+from lamina_zarr.axes import AxisOrder
+from lamina_zarr.nodes import ZarrFormat, join
+from lamina_zarr.volume import ZarrScale
+
+__all__ = ["ENGINES", "EngineName", "ScaleArray", "check_engine"]
+
+EngineName = Literal["tensorstore", "zarr-python"]
+#: What ``engine=`` accepts.
+ENGINES: Final = ("auto", "tensorstore", "zarr-python")
+_DRIVERS: Final = {2: "zarr", 3: "zarr3", "n5": "n5"}
+
+
+def check_engine(engine: str | None) -> str:
+    """``engine`` checked (``None``: ``"auto"``)."""
+    if engine is None:
+        return "auto"
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}; got {engine!r}")
+    return engine
+
+
+class ScaleArray:
+    """One scale's array; thread-safe (one TensorStore handle per process)."""
+
+    def __init__(
+        self,
+        root: str,
+        fmt: ZarrFormat,
+        scale: ZarrScale,
+        axes: AxisOrder,
+        *,
+        time_index: int | None,
+        engine: str,
+        cache_bytes: int,
+    ) -> None:
+        self.root = root
+        self.format = fmt
+        self.scale = scale
+        self.axes = axes
+        self.time_index = time_index
+        self.requested_engine = engine
+        self.cache_bytes = cache_bytes
+        self.sharded = scale.write_grid != scale.chunk_size
+        self._handle: Any = None
+        self._zarr: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ScaleArray({join(self.root, self.scale.path)!r}, engine={self.engine!r})"
+
+    @property
+    def where(self) -> str:
+        return join(self.root, self.scale.path)
+
+    @property
+    def engine(self) -> EngineName:
+        """The engine this process uses for the array."""
+        if self.requested_engine == "zarr-python" or tensorstore_engine.forked_after_use():
+            return "zarr-python"
+        return "tensorstore"
+
+    # -- TensorStore ---------------------------------------------------------------------------
+    def handle(self) -> Any:
+        """The array as an ``(x, y, z, c)`` TensorStore view, opened once per process."""
+        handle = self._handle
+        if handle is None:
+            with self._lock:
+                if self._handle is None:
+                    self._handle = self._open()
+                handle = self._handle
+        return handle
+
+    def _open(self) -> Any:
+        import tensorstore as ts
+
+        spec = {
+            "driver": _DRIVERS[self.format],
+            "kvstore": tensorstore_engine.kvstore_spec(self.where),
+            "recheck_cached_data": "open",
+        }
+        try:
+            store = ts.open(
+                spec,
+                context=tensorstore_engine.context(self.cache_bytes),
+                read=True,
+                write=True,
+                open=True,
+            ).result()
+        except ValueError:
+            store = ts.open(  # a read-only store (permissions) still reads
+                spec, context=tensorstore_engine.context(self.cache_bytes), read=True, open=True
+            ).result()
+        if self.axes.has_time:
+            store = store[ts.d[self.axes.index("t")][self.time_index]]
+        if not self.axes.has_channels:
+            store = store[..., ts.newaxis]
+        return store[ts.d[self.axes.to_xyzc()].transpose[:]]
+
+    def _box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
+        return self.handle()[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2], :]
+
+    # -- zarr-python ---------------------------------------------------------------------------
+    def _zarr_array(self) -> Any:
+        if self._zarr is None:
+            if self.format == "n5" or self.root.startswith(("s3://", "gs://")):
+                raise RuntimeError(
+                    f"{self.where}: the zarr-python engine reads local Zarr arrays only; this "
+                    "process was forked after its parent used TensorStore, which would abort "
+                    "it here. Start workers with the 'spawn' method (DataLoader("
+                    "multiprocessing_context='spawn'), processes executors spawn by default)"
+                )
+            import zarr
+
+            self._zarr = zarr.open_array(self.where, mode="r+", zarr_format=self.format)
+        return self._zarr
+
+    def _selection(self, lo: Sequence[int], hi: Sequence[int]) -> tuple[Any, ...]:
+        spans = [slice(a, b) for a, b in zip(lo, hi, strict=True)]
+        return tuple(self.axes.stored(spans, slice(None), self.time_index))
+
+    def _as_xyzc(self, stored: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        if not self.axes.has_channels:
+            stored = stored[..., np.newaxis]
+        return stored.transpose(self.axes.to_xyzc())
+
+    # -- IO ------------------------------------------------------------------------------------
+    def read(self, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any]:
+        """The ``(X, Y, Z, C)`` data of ``lo:hi``, in the stored layout (Fortran order
+        for OME's ``(c, z, y, x)``)."""
+        if self.engine == "zarr-python":
+            return self._as_xyzc(np.asarray(self._zarr_array()[self._selection(lo, hi)]))
+        try:
+            return self._box(lo, hi).read(order="F").result()  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise tensorstore_engine.fault(exc, self.where) from exc
+
+    def read_into(self, out: npt.NDArray[Any], lo: Sequence[int], hi: Sequence[int]) -> None:
+        """The data of ``lo:hi`` written into ``out`` (``(X, Y, Z, C)``, any layout)."""
+        if self.engine == "zarr-python":
+            out[...] = self.read(lo, hi)
+            return
+        import tensorstore as ts
+
+        try:
+            ts.array(out, copy=False, write=True).write(self._box(lo, hi).translate_to[0]).result()
+        except ValueError as exc:
+            raise tensorstore_engine.fault(exc, self.where) from exc
+
+    def write(self, xyzc: npt.NDArray[Any], lo: Sequence[int], whole_cells: bool) -> None:
+        """Store ``xyzc`` at ``lo``; ``whole_cells``: it covers whole cells of the write
+        grid (else a sharded array's shards are read, changed and written in one
+        transaction)."""
+        hi = [a + n for a, n in zip(lo, xyzc.shape[:3], strict=True)]
+        if self.engine == "zarr-python":
+            stored = xyzc.transpose(np.argsort(self.axes.to_xyzc()))
+            if not self.axes.has_channels:
+                stored = stored[..., 0]
+            self._zarr_array()[self._selection(lo, hi)] = stored
+            return
+        import tensorstore as ts
+
+        box = self._box(lo, hi)
+        try:
+            if self.sharded and not whole_cells:
+                with ts.Transaction() as txn:
+                    box.with_transaction(txn).write(xyzc).result()
+            else:
+                box.write(xyzc).result()
+        except ValueError as exc:
+            raise tensorstore_engine.fault(exc, self.where) from exc
