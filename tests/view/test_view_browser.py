@@ -23,6 +23,7 @@ from view_support import (
     segments,
     show_xy,
     voxel_window,
+    zarr_layer,
 )
 
 TIMEOUT = 90  # s: SwiftShader on a busy 2-core machine; a broken browser fails, never hangs
@@ -63,6 +64,14 @@ def test_hdf5_volume(tmp_path: Path, make_view: Any) -> None:
     view = make_view({"em": hdf5_layer(tmp_path / "vol.h5", data)})
     show_xy(view, 3)
     assert_shows_slice(view.screenshot(SHOT, timeout=TIMEOUT), data, 3)
+    _whole_chunks_only(view)
+
+
+def test_zarr_volume(tmp_path: Path, make_view: Any) -> None:
+    data = pattern()
+    view = make_view({"em": zarr_layer(tmp_path / "vol.ome.zarr", data)})
+    show_xy(view, 5)
+    assert_shows_slice(view.screenshot(SHOT, timeout=TIMEOUT), data, 5)
     _whole_chunks_only(view)
 
 

@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from lamina_view.cli import local_part
 from PIL import Image
-from view_support import RES, hdf5_layer, memory_layer, pattern, precomputed_layer, segments
+from view_support import (
+    RES,
+    hdf5_layer,
+    memory_layer,
+    pattern,
+    precomputed_layer,
+    segments,
+    zarr_layer,
+)
 
 import lamina
 from lamina.cli import main
@@ -251,6 +259,24 @@ def test_preview_of_hdf5_with_an_offset(tmp_path: Path) -> None:
     out = tmp_path / "slice.png"
     assert main(["preview", f"{path}:/raw", "--out", str(out), "--z", "1020"]) == 0
     np.testing.assert_array_equal(_png(out), data[0, :, :, 20].T)
+
+
+def test_preview_and_view_of_an_ome_zarr_image(tmp_path: Path) -> None:
+    data = pattern()
+    path = tmp_path / "off.ome.zarr"
+    zarr_layer(path, data, offset=(100, 200, 1000))
+    out = tmp_path / "slice.png"
+    assert main(["preview", str(path), "--out", str(out), "--z", "1020"]) == 0
+    np.testing.assert_array_equal(_png(out), data[0, :, :, 20].T)
+    process = _serve(str(path), "--no-browser")
+    try:
+        url = _read_url(process)
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    assert "Traceback" not in err
 
 
 def test_preview_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,6 +87,23 @@ def precomputed_layer(path: Path, data: npt.NDArray[Any], volume_type: str = "im
     return layer
 
 
+def zarr_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
+    """A new OME-Zarr image (Zarr v3, lamina-zarr) at ``path`` holding ``data`` from ``offset``."""
+    layer = lamina.build_zarr_layer(
+        str(path),
+        index_resolution=RES,
+        default_desired_resolution=RES,
+        info_type="image",
+        info_data_type=str(data.dtype),
+        info_num_channels=1,
+        info_chunk_size=CHUNK,
+        info_bbox=bbox(offset),
+        info_scales=[RES],
+    )
+    layer[bbox(offset)] = data
+    return layer
+
+
 def hdf5_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
     """A lamina volume ``raw`` in the HDF5 file ``path`` holding ``data`` from ``offset``."""
     layer = lamina.build_h5_layer(
