@@ -117,6 +117,20 @@ def test_an_origin_off_the_voxel_grid_is_said(tmp_path: Path) -> None:
     assert layer.backend.get_voxel_offset(RES) == Vec3D(1, 0, 0)
 
 
+def test_codecs_lamina_cannot_decode_are_refused_when_opened(tmp_path: Path) -> None:
+    import numcodecs
+
+    zarr.create_array(
+        str(tmp_path / "d.zarr"),
+        data=data((4, 8, 8)),
+        chunks=(4, 8, 8),
+        zarr_format=2,
+        filters=[numcodecs.Delta(dtype="u1")],
+    )
+    with pytest.raises(ValueError, match="the filter delta cannot be read"):
+        build_zarr_layer(tmp_path / "d.zarr", axes="zyx", resolution=(4, 4, 40))
+
+
 # -- new volumes: refused before anything is written -----------------------------------------
 @pytest.mark.parametrize(
     ("changes", "message"),

@@ -103,7 +103,6 @@ class ScaleArray:
         spec = {
             "driver": _DRIVERS[self.format],
             "kvstore": tensorstore_engine.kvstore_spec(self.where),
-            "recheck_cached_data": "open",
         }
         try:
             store = ts.open(

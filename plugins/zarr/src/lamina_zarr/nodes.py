@@ -240,6 +240,22 @@ def _ints(value: Any, what: str, where: str) -> tuple[int, ...]:
 
 
 _V3_COMPRESSORS: Final = {"blosc", "zstd", "gzip"}
+#: The codecs of Zarr v3 arrays lamina reads and writes (TensorStore's ``zarr3`` driver).
+V3_CODECS: Final = frozenset({"bytes", "transpose", "blosc", "gzip", "zstd", "crc32c"})
+#: The compressors of Zarr v2 arrays lamina reads and writes (TensorStore's ``zarr``).
+V2_COMPRESSORS: Final = frozenset({"blosc", "zlib", "gzip", "bz2", "zstd"})
+
+
+def _refuse_codecs(names: list[Any], known: frozenset[str], where: str, what: str) -> None:
+    """An array whose codecs lamina cannot decode is refused when it is opened, not at
+    its first read."""
+    unknown = [str(n) for n in names if n not in known]
+    if unknown:
+        reads = f"it reads {', '.join(sorted(known))}" if known else "it reads none"
+        raise ValueError(
+            f"{where}: {what} {', '.join(unknown)} cannot be read or written by lamina "
+            f"(TensorStore's Zarr drivers); {reads}"
+        )
 
 
 def _v3_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
@@ -257,6 +273,7 @@ def _v3_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
             inner = _ints(config["chunk_shape"], "the shards' chunk_shape", where)
             codecs = list(config.get("codecs") or [])
         names = [c.get("name") for c in codecs]
+        _refuse_codecs(names, V3_CODECS, where, "the codec")
         encoding = next((n for n in names if n in _V3_COMPRESSORS), None) or "raw"
         dims = meta.get("dimension_names")
         dimension_names = (
@@ -276,6 +293,11 @@ def _v2_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
         dtype = np.dtype(meta["dtype"])
         compressor = meta.get("compressor")
         encoding = "raw" if compressor is None else str(compressor["id"])
+        if encoding != "raw":
+            _refuse_codecs([encoding], V2_COMPRESSORS, where, "the compressor")
+        if meta.get("filters"):
+            ids = [f.get("id") for f in meta["filters"]]
+            _refuse_codecs(ids, frozenset(), where, "the filter")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
             f"{where}/.zarray is not Zarr v2 array metadata lamina reads: {exc}"

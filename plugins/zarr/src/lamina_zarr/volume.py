@@ -272,18 +272,23 @@ def _n5_resolution(attributes: Mapping[str, Any], axes: AxisOrder, where: str) -
         factor = unit_to_nm(found.get("unit"), f"{where}, pixelResolution")
     elif isinstance(found, list):
         values = found
+    units: list[Any] | None = None
     if values is None:
         values = attributes.get("resolution")
+        found_units = attributes.get("units")  # TensorStore writes one per axis
+        units = found_units if isinstance(found_units, list) else None
     if values is None:
         return None
     spatial = [letter for letter in axes.letters if letter in "xyz"]
     if not isinstance(values, list) or len(values) not in (3, len(axes.letters)):
         raise AxesError(f"{where}: resolution attribute {values!r} is not one value per axis")
-    if len(values) == 3:
-        by_letter = dict(zip(spatial, values, strict=True))
-    else:
-        by_letter = dict(zip(axes.letters, values, strict=True))
-    return tuple(float(by_letter[a]) * factor for a in "xyz")
+    letters = spatial if len(values) == 3 else list(axes.letters)
+    by_letter = dict(zip(letters, values, strict=True))
+    factors = dict.fromkeys(letters, factor)
+    if units is not None and len(units) == len(letters):
+        named = zip(letters, units, strict=True)
+        factors = {a: unit_to_nm(u, f"{where}, units of axis {a}") for a, u in named}
+    return tuple(float(by_letter[a]) * factors[a] for a in "xyz")
 
 
 def _scale(
