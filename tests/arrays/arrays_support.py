@@ -58,6 +58,11 @@ def hdf5_layer(path: Path) -> Any:
     return _fill(lamina.build_h5_layer(str(path), **NEW_VOLUME))
 
 
+def zarr_layer(path: Path, **options: Any) -> Any:
+    """A new OME-Zarr image (Zarr v3, lamina-zarr) holding the test data."""
+    return _fill(lamina.build_zarr_layer(str(path), **NEW_VOLUME, **options))
+
+
 class Recorder:
     """Records the boxes a backend class's ``method`` is called with (monkeypatched)."""
 

@@ -21,6 +21,7 @@ from arrays_support import (
     hdf5_layer,
     memory_layer,
     precomputed_layer,
+    zarr_layer,
 )
 
 import lamina
@@ -31,6 +32,8 @@ FORMATS = {
     "memory": lambda tmp: memory_layer(),
     "precomputed": lambda tmp: precomputed_layer(tmp / "vol"),
     "hdf5": lambda tmp: hdf5_layer(tmp / "vol.h5"),
+    "zarr": lambda tmp: zarr_layer(tmp / "vol.ome.zarr"),
+    "zarr-sharded": lambda tmp: zarr_layer(tmp / "vol.ome.zarr", info_shard_size=(64, 64, 8)),
 }
 
 
@@ -88,6 +91,23 @@ def test_blocks_follow_the_storage_grid_and_read_every_chunk_once(
         layer.to_dask(chunks=(2, 64, 64, 8))
     with pytest.raises(lamina.UnknownResolutionError, match="not a scale"):
         layer.to_dask(resolution=(16, 16, 40))
+
+
+def test_blocks_of_a_sharded_zarr_follow_the_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lamina_zarr import ZarrBackend
+
+    layer = zarr_layer(tmp_path / "vol.ome.zarr", info_shard_size=(64, 64, 16))
+    array = layer.to_dask()
+    assert all(len(set(c[:-1])) <= 1 for c in array.chunks[1:])  # whole shards
+    assert array.chunks[1][0] % 64 == 0
+    reads = Recorder(monkeypatch, ZarrBackend, "read_into")
+    np.testing.assert_array_equal(array.compute(scheduler="threads"), data())
+    assert len(reads.boxes) == np.prod([len(c) for c in array.chunks[1:]])
+    reads.assert_disjoint_and_on_grid(OFFSET, (64, 64, 16))
+    with pytest.raises(ValueError, match=r"storage grid \[64, 64, 16\]"):
+        layer.to_dask(chunks=(32, 32, 8))
 
 
 def test_the_graph_is_small_and_computes_on_a_cluster(tmp_path: Path, client: Any) -> None:

@@ -20,6 +20,7 @@ from arrays_support import (
     hdf5_layer,
     memory_layer,
     precomputed_layer,
+    zarr_layer,
 )
 
 import lamina
@@ -42,10 +43,10 @@ def _check(array: Any, name: str) -> None:
     np.testing.assert_array_equal(array.values, data())
 
 
-@pytest.mark.parametrize("fmt", ["precomputed", "hdf5"])
+@pytest.mark.parametrize("fmt", ["precomputed", "hdf5", "zarr"])
 def test_open_dataarray_with_engine_lamina(fmt: str, tmp_path: Path) -> None:
-    path = tmp_path / ("vol" if fmt == "precomputed" else "vol.h5")
-    precomputed_layer(path) if fmt == "precomputed" else hdf5_layer(path)
+    path = tmp_path / {"precomputed": "vol", "hdf5": "vol.h5", "zarr": "vol.ome.zarr"}[fmt]
+    {"precomputed": precomputed_layer, "hdf5": hdf5_layer, "zarr": zarr_layer}[fmt](path)
     array = xr.open_dataarray(str(path), engine="lamina", resolution=(8, 8, 40))
     _check(array, "vol")
     chunked = xr.open_dataarray(str(path), engine="lamina", chunks={})
