@@ -29,7 +29,8 @@ run (noisy ratios, not the ones the target is about). Rows:
   (``ts.open``, ``zarr.open_array``), as lamina's first write opens its handle. The last
   array each library wrote is read back and compared with the source.
 
-The libraries: lamina with its defaults (``engine="auto"``: TensorStore) and with
+The libraries: lamina with its defaults (``engine="auto"``: reads by lamina's own chunk
+reader on local files, writes by TensorStore), with ``engine="tensorstore"`` and with
 ``engine="zarr-python"``, each a layer built once per volume, read as ``layer[x, y, z]``
 (``(C, X, Y, Z)`` results); raw TensorStore, ``zarr3`` driver opened once on the dataset
 ``s0`` with no cache pool (like lamina's default ``cache_bytes_limit=0``), in its better
@@ -73,16 +74,18 @@ LAYOUTS: dict[str, tuple[int, int, int] | None] = {"unsharded": None, "sharded":
 VERSIONED = ("numpy", "tensorstore", "zarr", "numcodecs", "lamina", "lamina-zarr")
 TARGET = 1.0
 
-LAMINA = "lamina (tensorstore, default)"
+LAMINA = "lamina (default engine)"
+LAMINA_TS = "lamina, engine=tensorstore"
 LAMINA_ZP = "lamina, engine=zarr-python"
 TS = "raw TensorStore"
 ZP = "zarr-python"
 #: lamina's rows: the ``engine=`` each passes, and the engine the backend must report
 LAMINAS: dict[str, tuple[str | None, str]] = {
-    LAMINA: (None, "tensorstore"),
+    LAMINA: (None, "lamina"),
+    LAMINA_TS: ("tensorstore", "tensorstore"),
     LAMINA_ZP: ("zarr-python", "zarr-python"),
 }
-LIBS = (LAMINA, LAMINA_ZP, TS, ZP)
+LIBS = (LAMINA, LAMINA_TS, LAMINA_ZP, TS, ZP)
 
 Array = np.ndarray[Any, Any]
 Reader = Callable[[Slices], Any]
@@ -335,6 +338,7 @@ def write_rows(
         shutil.rmtree(target(lib, repeat - 1), ignore_errors=True)
     notes = {
         LAMINA: "(C,X,Y,Z) view of the C-ordered (c,z,y,x) array",
+        LAMINA_TS: "(C,X,Y,Z) view of the C-ordered (c,z,y,x) array",
         LAMINA_ZP: "(C,X,Y,Z) view of the C-ordered (c,z,y,x) array",
         TS: "C-ordered (c,z,y,x) into (c,z,y,x), ts.open included",
         ZP: "C-ordered (c,z,y,x), open_array included",

@@ -1,5 +1,8 @@
 """ZarrBackend passes the volumetric contract suite on real Zarr files: v3 with zstd, v3
-sharded, v3 uncompressed, v2 with blosc; zarr-python is the raw reader and writer."""
+sharded, v3 uncompressed and v2 with blosc on the default engine (lamina's own chunk
+reader and TensorStore, by the size of the read), and v3 zstd, v3 sharded and v2 blosc
+with every read by TensorStore, and by lamina's reader; zarr-python is the raw reader
+and writer."""
 
 from __future__ import annotations
 
@@ -60,3 +63,27 @@ class TestZarr3Raw(_ZarrContract):
 
 class TestZarr2Blosc(_ZarrContract):
     options: ClassVar[dict[str, Any]] = {"zarr_format": 2, "info_encoding": "blosc"}
+
+
+class TestZarr3ZstdOnTensorStore(_ZarrContract):
+    options: ClassVar[dict[str, Any]] = {"engine": "tensorstore"}
+
+
+class TestZarr3ShardedOnTensorStore(TestZarr3Sharded):
+    options: ClassVar[dict[str, Any]] = {"info_shard_size": (64, 64, 8), "engine": "tensorstore"}
+
+
+class TestZarr3ZstdOnLaminaReader(_ZarrContract):
+    options: ClassVar[dict[str, Any]] = {"engine": "lamina"}
+
+
+class TestZarr3ShardedOnLaminaReader(TestZarr3Sharded):
+    options: ClassVar[dict[str, Any]] = {"info_shard_size": (64, 64, 8), "engine": "lamina"}
+
+
+class TestZarr2BloscOnLaminaReader(_ZarrContract):
+    options: ClassVar[dict[str, Any]] = {
+        "zarr_format": 2,
+        "info_encoding": "blosc",
+        "engine": "lamina",
+    }

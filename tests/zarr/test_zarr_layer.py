@@ -289,7 +289,7 @@ def test_a_layer_pickles_small_and_reads_in_a_spawned_process(tmp_path: Path) ->
     out = subprocess.run(
         [sys.executable, "-c", code], input=blob, capture_output=True, check=True
     ).stdout.decode()
-    assert out.split() == [str(5 * 32 * 32 * 4), "tensorstore"]
+    assert out.split() == [str(5 * 32 * 32 * 4), "lamina"]  # local reads: lamina's reader
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
@@ -357,3 +357,34 @@ def test_parts_of_one_shard_written_by_two_processes_at_once_are_all_kept(tmp_pa
     for i in range(8):
         x, y, z = (i % 2) * 32, (i // 2 % 2) * 32, (i // 4 % 2) * 4
         assert (stored[:, z : z + 4, y : y + 32, x : x + 32] == 1 + i % 2).all(), i
+
+
+def test_auto_reads_a_few_dozen_compressed_chunks_with_tensorstore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engine="auto": lamina's reader for uncompressed chunks and for one or many compressed
+    ones; TensorStore for a few dozen compressed chunks (its threads decode them)."""
+    from lamina_zarr import chunks
+
+    volume = TestVolume(chunk_size=(16, 16, 2))
+    used: list[int] = []
+    original = chunks.LocalChunkReader.read_into
+
+    def recording(reader: Any, out: Any, lo: Any, hi: Any, t: Any) -> None:
+        used.append(reader.count_chunks(lo, hi))
+        original(reader, out, lo, hi, t)
+
+    monkeypatch.setattr(chunks.LocalChunkReader, "read_into", recording)
+    for encoding, expected in (("zstd", [1, 300]), ("raw", [1, 6, 300])):
+        layer = new_layer(tmp_path / f"{encoding}.zarr", volume, info_encoding=encoding)
+        full = VolumetricIndex.from_coords((32, 64, 4), (192, 160, 14), RES)
+        layer[full] = data((1, *full.shape), seed=8)
+        used.clear()
+        one = VolumetricIndex.from_coords((32, 64, 4), (48, 80, 6), RES)  # 1 chunk
+        few = VolumetricIndex.from_coords((32, 64, 4), (80, 96, 6), RES)  # 6 chunks
+        many = full  # 10 x 6 x 5 chunks
+        values = [layer[box] for box in (one, few, many)]
+        assert used == expected, encoding
+        reference = build_zarr_layer(tmp_path / f"{encoding}.zarr", engine="tensorstore")
+        for box, value in zip((one, few, many), values, strict=True):
+            assert np.array_equal(value, reference[box])

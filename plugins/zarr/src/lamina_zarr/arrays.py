@@ -1,15 +1,19 @@
-"""Reading and writing one scale's stored array as lamina's ``(X, Y, Z, C)``, on one of
-two engines:
+"""Reading and writing one scale's stored array as lamina's ``(X, Y, Z, C)``, on three
+engines:
 
-* ``"tensorstore"`` (the default): TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers,
-  chunk IO and decoding off the GIL. The array is viewed as ``(x, y, z, c)`` (a time
-  axis fixed at ``time_index``, a channel axis added when there is none) and read in
-  Fortran order, which is a stored ``(c, z, y, x)`` C-ordered chunk's own layout: no
-  transposing copy. A write covering part of a shard is one transaction (each shard read
-  and written back once).
+* ``"lamina"``: lamina's own reader of local chunk files (:mod:`lamina_zarr.chunks`),
+  in the calling thread; the default for reads of local Zarr v2 and v3 arrays.
+* ``"tensorstore"``: TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers, chunk IO and
+  decoding off the GIL; the default for writes and for what lamina's reader does not
+  read (object storage, N5). The array is viewed as ``(x, y, z, c)`` (a time axis fixed
+  at ``time_index``, a channel axis added when there is none) and read in Fortran order,
+  which is a stored ``(c, z, y, x)`` C-ordered chunk's own layout: no transposing copy.
+  A write covering part of a shard is one transaction (each shard read and written
+  back once).
 * ``"zarr-python"``: zarr-python 3 on local Zarr v2 and v3 arrays. A process forked
   after its parent used TensorStore (a forked ``DataLoader`` or ``processes`` worker)
-  takes it, since TensorStore would abort there (:mod:`lamina.tensorstore_engine`).
+  writes through it, since TensorStore would abort there
+  (:mod:`lamina.tensorstore_engine`).
 
 Coordinates here are the array's own voxels (lamina's minus the voxel offset), inside
 its shape.
@@ -26,15 +30,19 @@ import numpy.typing as npt
 
 from lamina import tensorstore_engine
 from lamina_zarr.axes import AxisOrder
-from lamina_zarr.nodes import ZarrFormat, join
+from lamina_zarr.chunks import LocalChunkReader, local_reader
+from lamina_zarr.nodes import MetaStore, ZarrFormat, join
 from lamina_zarr.volume import ZarrScale
 
 __all__ = ["ENGINES", "EngineName", "ScaleArray", "check_engine"]
 
-EngineName = Literal["tensorstore", "zarr-python"]
+EngineName = Literal["tensorstore", "zarr-python", "lamina"]
 #: What ``engine=`` accepts.
-ENGINES: Final = ("auto", "tensorstore", "zarr-python")
+ENGINES: Final = ("auto", "tensorstore", "zarr-python", "lamina")
 _DRIVERS: Final = {2: "zarr", 3: "zarr3", "n5": "n5"}
+#: With ``engine="auto"``, reads of compressed chunks spanning this many chunks (from, up
+#: to but not including) go to TensorStore, the others to lamina's reader.
+TENSORSTORE_SPAN: Final = (2, 64)
 
 
 def check_engine(engine: str | None) -> str:
@@ -70,6 +78,7 @@ class ScaleArray:
         self.sharded = scale.write_grid != scale.chunk_size
         self._handle: Any = None
         self._zarr: Any = None
+        self._reader: LocalChunkReader | bool | None = False  # False: not looked for yet
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -81,10 +90,48 @@ class ScaleArray:
 
     @property
     def engine(self) -> EngineName:
-        """The engine this process uses for the array."""
+        """The engine this process reads the array with: ``"lamina"`` where its reader
+        reads the array (with ``engine="auto"``, reads of a few dozen compressed chunks
+        still go to TensorStore: :meth:`_reader_for`)."""
+        if self.requested_engine in ("auto", "lamina") and self._local_reader() is not None:
+            return "lamina"
+        return self.write_engine
+
+    @property
+    def write_engine(self) -> EngineName:
+        """The engine this process writes the array with."""
         if self.requested_engine == "zarr-python" or tensorstore_engine.forked_after_use():
             return "zarr-python"
         return "tensorstore"
+
+    def _reader_for(self, lo: Sequence[int], hi: Sequence[int]) -> LocalChunkReader | None:
+        """lamina's reader when it reads ``lo:hi``: always with ``engine="lamina"``; with
+        ``"auto"``, for uncompressed chunks, and for compressed ones unless the read
+        spans a few to a few dozen chunks, which TensorStore decodes on several threads
+        faster than one thread does (bench/README.md, "Zarr")."""
+        reader = self._local_reader() if self.requested_engine in ("auto", "lamina") else None
+        if reader is None or self.requested_engine == "lamina" or not reader.compressed:
+            return reader
+        if tensorstore_engine.forked_after_use():
+            return reader  # TensorStore would abort this process
+        chunks = reader.count_chunks(lo, hi)
+        return None if TENSORSTORE_SPAN[0] <= chunks < TENSORSTORE_SPAN[1] else reader
+
+    def _local_reader(self) -> LocalChunkReader | None:
+        """lamina's own reader of the array's chunk files, where it reads them."""
+        if self._reader is False:
+            store = MetaStore(self.where)
+            meta = None
+            if not store.remote and self.format in (2, 3):
+                meta = store.read_json("zarr.json" if self.format == 3 else ".zarray")
+            found = None if meta is None else local_reader(self.where, self.format, self.axes, meta)
+            if found is None and self.requested_engine == "lamina":
+                raise ValueError(
+                    f"{self.where}: engine='lamina' reads local Zarr v2 and v3 arrays without "
+                    "transpose codecs or filters; use engine='tensorstore'"
+                )
+            self._reader = found
+        return self._reader  # type: ignore[return-value]
 
     # -- TensorStore ---------------------------------------------------------------------------
     def handle(self) -> Any:
@@ -153,7 +200,14 @@ class ScaleArray:
     def read(self, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any]:
         """The ``(X, Y, Z, C)`` data of ``lo:hi``, in the stored layout (Fortran order
         for OME's ``(c, z, y, x)``)."""
-        if self.engine == "zarr-python":
+        reader = self._reader_for(lo, hi)
+        if reader is not None:
+            shape = [b - a for a, b in zip(lo, hi, strict=True)]
+            channels = reader.shape[self.axes.index("c")] if self.axes.has_channels else 1
+            out = np.empty((*shape, channels), reader.dtype.newbyteorder("="), order="F")
+            reader.read_into(out, lo, hi, self.time_index)
+            return out
+        if self.write_engine == "zarr-python":
             return self._as_xyzc(np.asarray(self._zarr_array()[self._selection(lo, hi)]))
         try:
             return self._box(lo, hi).read(order="F").result()  # type: ignore[no-any-return]
@@ -162,7 +216,11 @@ class ScaleArray:
 
     def read_into(self, out: npt.NDArray[Any], lo: Sequence[int], hi: Sequence[int]) -> None:
         """The data of ``lo:hi`` written into ``out`` (``(X, Y, Z, C)``, any layout)."""
-        if self.engine == "zarr-python":
+        reader = self._reader_for(lo, hi)
+        if reader is not None:
+            reader.read_into(out, lo, hi, self.time_index)
+            return
+        if self.write_engine == "zarr-python":
             out[...] = self.read(lo, hi)
             return
         import tensorstore as ts
@@ -177,7 +235,7 @@ class ScaleArray:
         grid (else a sharded array's shards are read, changed and written in one
         transaction)."""
         hi = [a + n for a, n in zip(lo, xyzc.shape[:3], strict=True)]
-        if self.engine == "zarr-python":
+        if self.write_engine == "zarr-python":
             stored = xyzc.transpose(np.argsort(self.axes.to_xyzc()))
             if not self.axes.has_channels:
                 stored = stored[..., 0]

@@ -40,7 +40,8 @@ class ZarrBackend(VolumetricBackend):
         axes: a plain array's axis names in its order (``"czyx"``).
         resolution: a plain array's resolution (nm, x y z).
         time_index: the time point read from an array with a time axis.
-        engine: ``"auto"`` (TensorStore), ``"tensorstore"`` or ``"zarr-python"``.
+        engine: ``"auto"``, ``"tensorstore"``, ``"lamina"`` or ``"zarr-python"``
+            (:mod:`lamina_zarr.arrays`).
         enforce_chunk_aligned_writes: refuse writes that do not cover whole cells of the
             write grid (default).
         cache_bytes_limit: bytes of TensorStore's chunk cache (0: none).
@@ -117,7 +118,7 @@ class ZarrBackend(VolumetricBackend):
 
     @property
     def engine(self) -> str:
-        """The engine this process reads and writes with (``"tensorstore"`` or
+        """The engine this process reads with (``"lamina"``, ``"tensorstore"`` or
         ``"zarr-python"``)."""
         return self._array(self._volume.scales[0].resolution).engine
 

@@ -86,9 +86,11 @@ def build_zarr_layer(
         zarr_format: 2 or 3 for a new volume (default 3, or the path's ``zarr2://`` /
             ``zarr3://`` prefix); an existing volume keeps its own unless this differs
             and ``info_overwrite`` is given (then it is rewritten, empty).
-        engine: ``"auto"`` / ``"tensorstore"`` (TensorStore's drivers) or
-            ``"zarr-python"`` (local Zarr only); a process forked after its parent used
-            TensorStore takes zarr-python.
+        engine: ``"auto"`` (default: reads of local Zarr arrays by lamina's own chunk
+            reader, everything else by TensorStore), ``"tensorstore"`` (TensorStore's
+            drivers for all), ``"lamina"`` (lamina's reader; local Zarr v2/v3 only) or
+            ``"zarr-python"`` (local Zarr only). A process forked after its parent used
+            TensorStore writes through zarr-python.
         default_desired_resolution: the resolution of reads and writes whose index gives
             none.
         index_resolution: the resolution slices count voxels at.

@@ -89,6 +89,6 @@ ZARR_OPENER = PathOpener(
     exists=zarr_exists,
     can_create=can_create_zarr,
     create=create_zarr,
-    engines=("auto", "tensorstore", "zarr-python"),
+    engines=("auto", "tensorstore", "lamina", "zarr-python"),
     shards=True,
 )

@@ -1,0 +1,312 @@
+"""lamina's own reader of local Zarr chunks: the chunk files read and decoded in the
+calling thread (numcodecs for the compressors), each pasted into the result as soon as
+it is decoded.
+
+TensorStore hands every read to its own threads and waits for them: about 100 µs per
+call whatever its size, which is most of a small read's time. Reading local chunk files
+in the caller's thread, as lamina-precomputed does, takes that away (bench/bench_zarr.py).
+It reads Zarr v2 (any compressor lamina accepts, C or Fortran order, any byte order) and
+Zarr v3 (``bytes``, ``crc32c`` and a compressor; ``sharding_indexed`` with its index at
+either end) arrays on local disk; anything else (a ``transpose`` codec, object storage,
+N5) is read by TensorStore. Writes always go through TensorStore.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from lamina.errors import DamagedChunkError
+from lamina_zarr.axes import AxisOrder
+
+__all__ = ["LocalChunkReader", "local_reader"]
+
+_EMPTY: Final = 2**64 - 1  # a shard index entry of a chunk that is not stored
+#: Each thread's reusable buffers: a chunk's file and its decoded bytes (kept warm, so
+#: that a read neither allocates nor faults in fresh memory per chunk).
+_scratch = threading.local()
+
+
+def _buffer(name: str, size: int) -> memoryview:
+    buffer: bytearray | None = getattr(_scratch, name, None)
+    if buffer is None or len(buffer) < size:
+        buffer = bytearray(size)
+        setattr(_scratch, name, buffer)
+    return memoryview(buffer)[:size]
+
+
+def _crc32c() -> Any:
+    import numcodecs
+
+    return numcodecs.CRC32C()
+
+
+def _codec(name: str) -> Any | None:
+    """numcodecs' codec of a compressor (v2 ``id`` or v3 ``name``), ``None`` if unknown."""
+    import numcodecs
+
+    codecs: dict[str, Any] = {
+        "zstd": numcodecs.Zstd,
+        "blosc": numcodecs.Blosc,
+        "gzip": numcodecs.GZip,
+        "zlib": numcodecs.Zlib,
+        "bz2": numcodecs.BZ2,
+        "crc32c": numcodecs.CRC32C,
+    }
+    return codecs[name]() if name in codecs else None
+
+
+class LocalChunkReader:
+    """Reads boxes of one local array (storage order ``axes``) chunk file by chunk file."""
+
+    def __init__(
+        self,
+        root: str,
+        axes: AxisOrder,
+        shape: Sequence[int],
+        chunks: Sequence[int],
+        dtype: np.dtype[Any],
+        order: str,
+        key: Callable[[Sequence[int]], str],
+        decoders: Sequence[Any],
+        fill: Any,
+        shard: tuple[Sequence[int], Sequence[Any], bool, bool] | None = None,
+    ) -> None:
+        self.root = root
+        self.axes = axes
+        self.shape = tuple(shape)
+        self.chunks = tuple(chunks)  # the stored unit: a shard's shape when sharded
+        self.dtype = dtype
+        self.order = order
+        self.key = key
+        self.decoders = tuple(decoders)
+        self.fill = fill
+        self.shard = shard  # (inner chunk shape, inner decoders, index at end, index crc32c)
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the chunks are compressed (decoding them is most of a read)."""
+        codecs = self.shard[1] if self.shard is not None else self.decoders
+        return any(c.codec_id != "crc32c" for c in codecs)
+
+    def count_chunks(self, lo: Sequence[int], hi: Sequence[int]) -> int:
+        """How many chunks (inner chunks when sharded) the box ``lo:hi`` (x, y, z) touches."""
+        unit = self.axes.spatial(self.shard[0] if self.shard is not None else self.chunks)
+        count = 1
+        for a, b, u in zip(lo, hi, unit, strict=True):
+            count *= max(0, (b - 1) // u - a // u + 1)
+        return count
+
+    def read_into(
+        self, out: npt.NDArray[Any], lo: Sequence[int], hi: Sequence[int], time_index: int | None
+    ) -> None:
+        """Paste the array's ``lo:hi`` (x, y, z) into ``out`` (``(X, Y, Z, C)``)."""
+        t = time_index or 0
+        channels = self.shape[self.axes.index("c")] if self.axes.has_channels else 1
+        box_lo = self.axes.stored(lo, 0, t)
+        box_hi = self.axes.stored(hi, channels, t + 1)
+        unit = self.shard[0] if self.shard is not None else self.chunks
+        ranges = [
+            range(a // u, (b - 1) // u + 1) for a, b, u in zip(box_lo, box_hi, unit, strict=True)
+        ]
+        perm = self.axes.to_xyzc()
+        for cell in np.ndindex(*(len(r) for r in ranges)):
+            index = [r[i] for r, i in zip(ranges, cell, strict=True)]
+            start = [i * u for i, u in zip(index, unit, strict=True)]
+            spans = [
+                (max(a, s), min(b, s + u))
+                for a, b, s, u in zip(box_lo, box_hi, start, unit, strict=True)
+            ]
+            local = [slice(p - a, q - a) for (p, q), a in zip(spans, box_lo, strict=True)]
+            by = dict(zip(self.axes.letters, local, strict=True))
+            target = (by["x"], by["y"], by["z"], by.get("c", slice(0, 1)))
+            chunk = self._chunk(index)
+            if chunk is None:
+                out[target] = self.fill
+                continue
+            part = chunk[tuple(slice(p - s, q - s) for (p, q), s in zip(spans, start, strict=True))]
+            if self.axes.has_time:
+                part = part[(slice(None),) * self.axes.index("t") + (0,)]
+            if not self.axes.has_channels:
+                part = part[..., np.newaxis]
+            out[target] = part.transpose(perm)
+
+    # -- one stored chunk ----------------------------------------------------------------------
+    def _chunk(self, index: Sequence[int]) -> npt.NDArray[Any] | None:
+        """The decoded chunk at grid ``index`` (of inner chunks when sharded), in storage
+        order; ``None`` when it is not stored."""
+        if self.shard is None:
+            path = os.path.join(self.root, self.key(index))
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            try:
+                size = os.fstat(fd).st_size
+                raw = _buffer("raw", size)
+                got = 0
+                while got < size:
+                    n = os.readv(fd, [raw[got:]])
+                    if n == 0:
+                        raise DamagedChunkError(f"the chunk {path} ended while it was read")
+                    got += n
+            finally:
+                os.close(fd)
+            return self._decode(raw, self.decoders, self.chunks, path)
+        inner, decoders, at_end, checked = self.shard
+        per_shard = [s // i for s, i in zip(self.chunks, inner, strict=True)]
+        outer = [i // n for i, n in zip(index, per_shard, strict=True)]
+        within = [i % n for i, n in zip(index, per_shard, strict=True)]
+        path = os.path.join(self.root, self.key(outer))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            count = int(np.prod(per_shard))
+            size = 16 * count + (4 if checked else 0)
+            end = os.fstat(fd).st_size
+            raw_index = os.pread(fd, size, end - size if at_end else 0)
+            if checked:
+                raw_index = bytes(_crc32c().decode(raw_index))
+            entries = np.frombuffer(raw_index, "<u8").reshape([*per_shard, 2])
+            offset, nbytes = (int(v) for v in entries[tuple(within)])
+            if offset == _EMPTY and nbytes == _EMPTY:
+                return None
+            stored = os.pread(fd, nbytes, offset)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise DamagedChunkError(f"the shard {path} is damaged: {exc}") from exc
+        finally:
+            os.close(fd)
+        return self._decode(stored, decoders, inner, path)
+
+    def _decode(
+        self, raw: Any, codecs: Sequence[Any], shape: Sequence[int], path: str
+    ) -> npt.NDArray[Any]:
+        """The chunk of ``shape`` from its stored bytes; the last decoder writes into this
+        thread's scratch buffer (the result is a view of it, pasted before the next)."""
+        expected = int(np.prod(shape)) * self.dtype.itemsize
+        try:
+            data = raw
+            for i, codec in enumerate(reversed(codecs)):
+                if i == len(codecs) - 1 and codec.codec_id != "crc32c":
+                    data = codec.decode(data, out=_buffer("decoded", expected))
+                else:
+                    data = codec.decode(data)
+            array = np.frombuffer(data, self.dtype)
+            if array.size * self.dtype.itemsize != expected:
+                raise ValueError(f"{array.size * self.dtype.itemsize} bytes, not {expected}")
+            return array.reshape(shape, order=self.order)  # type: ignore[call-overload, no-any-return]
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise DamagedChunkError(f"the chunk {path} does not decode: {exc}") from exc
+
+
+def local_reader(
+    root: str, fmt: Any, axes: AxisOrder, meta: Mapping[str, Any]
+) -> LocalChunkReader | None:
+    """A reader of the local array at ``root`` whose metadata (``zarr.json`` or
+    ``.zarray``) is ``meta``; ``None`` when the array is not one it reads (then
+    TensorStore does)."""
+    if root.startswith(("s3://", "gs://")) or fmt not in (2, 3):
+        return None
+    try:
+        if fmt == 2:
+            return _v2_reader(root, axes, meta)
+        return _v3_reader(root, axes, meta)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _v2_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChunkReader | None:
+    if meta.get("filters"):
+        return None
+    decoders = []
+    if meta.get("compressor") is not None:
+        decoder = _codec(str(meta["compressor"]["id"]))
+        if decoder is None:
+            return None
+        decoders.append(decoder)
+    sep = str(meta.get("dimension_separator") or ".")
+    dtype = np.dtype(meta["dtype"])
+    if dtype.kind not in "biuf":
+        return None
+    fill = meta.get("fill_value")
+    fill = 0 if fill is None else fill
+    if not isinstance(fill, (int, float, bool)):
+        return None
+    return LocalChunkReader(
+        root, axes, meta["shape"], meta["chunks"], dtype, str(meta.get("order", "C")),
+        lambda index: sep.join(str(i) for i in index), decoders, fill,
+    )  # fmt: skip
+
+
+def _codec_chain(
+    codecs: Sequence[Mapping[str, Any]],
+) -> tuple[list[Any], np.dtype[Any] | None] | None:
+    """The bytes-to-bytes decoders of a v3 codec chain and the ``bytes`` codec's byte
+    order; ``None`` for chains this reader does not handle."""
+    decoders: list[Any] = []
+    endian = "<"
+    for codec in codecs:
+        name = codec.get("name")
+        if name == "bytes":
+            endian = ">" if (codec.get("configuration") or {}).get("endian") == "big" else "<"
+            continue
+        decoder = _codec(str(name))
+        if decoder is None:
+            return None
+        decoders.append(decoder)
+    return decoders, np.dtype(endian + "u1")
+
+
+def _v3_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChunkReader | None:
+    dtype = np.dtype(meta["data_type"])
+    if dtype.kind not in "biuf":
+        return None
+    encoding = meta.get("chunk_key_encoding") or {"name": "default"}
+    sep = str(
+        (encoding.get("configuration") or {}).get(
+            "separator", "/" if encoding["name"] == "default" else "."
+        )
+    )
+    if encoding["name"] == "default":
+
+        def key(index: Sequence[int]) -> str:
+            return "c" + sep + sep.join(str(i) for i in index)
+    elif encoding["name"] == "v2":
+
+        def key(index: Sequence[int]) -> str:
+            return sep.join(str(i) for i in index) or "0"
+    else:
+        return None
+    grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    codecs = list(meta["codecs"])
+    shard = None
+    if codecs and codecs[0]["name"] == "sharding_indexed":
+        config = codecs[0]["configuration"]
+        inner_chain = _codec_chain(config["codecs"])
+        index_codecs = [c["name"] for c in config.get("index_codecs", [])]
+        if inner_chain is None or index_codecs not in (["bytes"], ["bytes", "crc32c"]):
+            return None
+        decoders, endian = inner_chain
+        at_end = config.get("index_location", "end") == "end"
+        shard = (config["chunk_shape"], decoders, at_end, "crc32c" in index_codecs)
+        outer_decoders: list[Any] = []
+    else:
+        chain = _codec_chain(codecs)
+        if chain is None:
+            return None
+        outer_decoders, endian = chain
+    assert endian is not None
+    dtype = dtype.newbyteorder(endian.byteorder) if dtype.itemsize > 1 else dtype
+    fill = meta.get("fill_value", 0)
+    if not isinstance(fill, (int, float, bool)):
+        return None
+    return LocalChunkReader(
+        root, axes, meta["shape"], grid, dtype, "C", key, outer_decoders, fill, shard
+    )
