@@ -40,9 +40,14 @@ EngineName = Literal["tensorstore", "zarr-python", "lamina"]
 #: What ``engine=`` accepts.
 ENGINES: Final = ("auto", "tensorstore", "zarr-python", "lamina")
 _DRIVERS: Final = {2: "zarr", 3: "zarr3", "n5": "n5"}
-#: With ``engine="auto"``, reads of compressed chunks spanning this many chunks (from, up
-#: to but not including) go to TensorStore, the others to lamina's reader.
-TENSORSTORE_SPAN: Final = (2, 64)
+#: With ``engine="auto"``, reads spanning this many chunks (from, up to but not including)
+#: go to TensorStore, whose threads share them out; smaller and larger ones to lamina's
+#: reader: for uncompressed chunks, reads of up to 4 chunks and of the whole 512-chunk
+#: volume took it 0.4-0.9x TensorStore's time, reads of 8 to 64 chunks 1.3-2.2x; for
+#: compressed ones, which TensorStore decodes on several threads, only 1-chunk reads
+#: and the whole volume were faster (bench/README.md, "Zarr").
+TENSORSTORE_SPAN: Final = (5, 256)
+COMPRESSED_TENSORSTORE_SPAN: Final = (2, 256)
 
 
 def check_engine(engine: str | None) -> str:
@@ -91,8 +96,8 @@ class ScaleArray:
     @property
     def engine(self) -> EngineName:
         """The engine this process reads the array with: ``"lamina"`` where its reader
-        reads the array (with ``engine="auto"``, reads of a few dozen compressed chunks
-        still go to TensorStore: :meth:`_reader_for`)."""
+        reads the array (with ``engine="auto"``, reads of a few dozen chunks still go to
+        TensorStore: :meth:`_reader_for`)."""
         if self.requested_engine in ("auto", "lamina") and self._local_reader() is not None:
             return "lamina"
         return self.write_engine
@@ -106,16 +111,16 @@ class ScaleArray:
 
     def _reader_for(self, lo: Sequence[int], hi: Sequence[int]) -> LocalChunkReader | None:
         """lamina's reader when it reads ``lo:hi``: always with ``engine="lamina"``; with
-        ``"auto"``, for uncompressed chunks, and for compressed ones unless the read
-        spans a few to a few dozen chunks, which TensorStore decodes on several threads
-        faster than one thread does (bench/README.md, "Zarr")."""
+        ``"auto"``, unless the read spans :data:`TENSORSTORE_SPAN` chunks
+        (:data:`COMPRESSED_TENSORSTORE_SPAN` when they are compressed), which
+        TensorStore's threads read faster than one thread does."""
         reader = self._local_reader() if self.requested_engine in ("auto", "lamina") else None
-        if reader is None or self.requested_engine == "lamina" or not reader.compressed:
+        if reader is None or self.requested_engine == "lamina":
             return reader
         if tensorstore_engine.forked_after_use():
             return reader  # TensorStore would abort this process
-        chunks = reader.count_chunks(lo, hi)
-        return None if TENSORSTORE_SPAN[0] <= chunks < TENSORSTORE_SPAN[1] else reader
+        low, high = COMPRESSED_TENSORSTORE_SPAN if reader.compressed else TENSORSTORE_SPAN
+        return None if low <= reader.count_chunks(lo, hi) < high else reader
 
     def _local_reader(self) -> LocalChunkReader | None:
         """lamina's own reader of the array's chunk files, where it reads them."""

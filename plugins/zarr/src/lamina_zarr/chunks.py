@@ -90,7 +90,7 @@ class LocalChunkReader:
 
     @property
     def compressed(self) -> bool:
-        """Whether the chunks are compressed (decoding them is most of a read)."""
+        """Whether the chunks are compressed (decoding them is much of a read)."""
         codecs = self.shard[1] if self.shard is not None else self.decoders
         return any(c.codec_id != "crc32c" for c in codecs)
 
