@@ -388,3 +388,90 @@ def test_auto_reads_a_few_dozen_chunks_with_tensorstore(
         reference = build_zarr_layer(tmp_path / f"{encoding}.zarr", engine="tensorstore")
         for box, value in zip((one, few, many), values, strict=True):
             assert np.array_equal(value, reference[box])
+
+
+@pytest.mark.parametrize("engine", ["lamina", "tensorstore"])
+@pytest.mark.parametrize("sharded", [False, True])
+def test_big_endian_arrays_read_as_their_values(tmp_path: Path, engine: str, sharded: bool) -> None:
+    from zarr.codecs import BytesCodec
+
+    stored = np.arange(4 * 8 * 8, dtype=">u2").reshape(4, 8, 8)
+    zarr.create_array(
+        str(tmp_path / "be.zarr"),
+        data=stored,
+        chunks=(2, 4, 4),
+        shards=(4, 8, 8) if sharded else None,
+        serializer=BytesCodec(endian="big"),
+        compressors=None,
+    )
+    layer = build_zarr_layer(tmp_path / "be.zarr", axes="zyx", resolution=RES, engine=engine)
+    assert layer.backend.dtype == np.dtype("uint16")
+    read = layer[RES, 0:8, 0:8, 0:4]
+    assert np.array_equal(read[0], stored.astype("u2").transpose(2, 1, 0))
+    v2 = zarr.create_array(str(tmp_path / "be2.zarr"), data=stored, chunks=(2, 4, 4), zarr_format=2)
+    assert v2.dtype == np.dtype(">u2")
+    old = build_zarr_layer(tmp_path / "be2.zarr", axes="zyx", resolution=RES, engine=engine)
+    assert old.backend.dtype == np.dtype("uint16")  # the byte order is the file's business
+    partly_outside = old[RES, 4:12, 0:8, 0:4]
+    assert partly_outside.dtype == np.dtype("uint16")
+    assert np.array_equal(partly_outside[0, :4], stored.astype("u2").transpose(2, 1, 0)[4:])
+
+
+def test_units_converted_to_nm_name_their_scales_exactly(tmp_path: Path) -> None:
+    group = zarr.open_group(str(tmp_path / "um.zarr"), mode="w")
+    group.create_array("0", data=data((4, 8, 8)), chunks=(4, 8, 8))
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [0.04, 0.0069, 0.0069]}
+                    ],
+                }
+            ],
+        }
+    ]
+    layer = build_zarr_layer(tmp_path / "um.zarr")
+    assert layer.backend.resolutions == (Vec3D(6.9, 6.9, 40.0),)
+    assert layer[Vec3D(6.9, 6.9, 40), 0:8, 0:8, 0:4].shape == (1, 8, 8, 4)
+
+
+def test_an_image_without_channels_gets_channels_only_when_rewritten(tmp_path: Path) -> None:
+    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", data=data((4, 16, 16)), chunks=(4, 16, 16))
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [{"type": "scale", "scale": [40.0, 4.0, 4.0]}],
+                }
+            ],
+        }
+    ]
+    grow = {
+        "info_num_channels": 3,
+        "info_type": "image",
+        "info_data_type": "uint8",
+        "info_chunk_size": (16, 16, 4),
+        "info_bbox": BBox3D.from_coords((0, 0, 0), (16, 16, 4), RES),
+    }
+    with pytest.raises(ZarrInfoMismatchError, match="num_channels 1 -> 3"):
+        build_zarr_layer(
+            tmp_path / "img.zarr", info_scales=[(8, 8, 40)], info_overwrite=True, **grow
+        )
+    assert sorted(p.name for p in (tmp_path / "img.zarr").iterdir()) == [".zattrs", ".zgroup", "0"]
+    rewritten = build_zarr_layer(
+        tmp_path / "img.zarr",
+        info_scales=[RES],
+        info_overwrite=True,
+        info_keep_existing_scales=False,
+        **grow,
+    )
+    assert rewritten.backend.num_channels == 3
+    assert rewritten.backend.volume.axes.letters == "czyx"

@@ -90,6 +90,12 @@ def context(cache_bytes: int) -> Any:
     """The process's TensorStore context for a cache of ``cache_bytes`` (handles opened
     in one context share their cache, so every layer of a volume sees its writes)."""
     global _used_in_pid
+    if _inherited_use:
+        raise RuntimeError(
+            "TensorStore cannot run in this process: it was forked after its parent used "
+            "TensorStore, which aborts it. Start worker processes with the 'spawn' method "
+            "(DataLoader(multiprocessing_context='spawn'), multiprocessing.get_context('spawn'))"
+        )
     import tensorstore as ts
 
     with _contexts_lock:

@@ -132,8 +132,10 @@ class ScaleArray:
             found = None if meta is None else local_reader(self.where, self.format, self.axes, meta)
             if found is None and self.requested_engine == "lamina":
                 raise ValueError(
-                    f"{self.where}: engine='lamina' reads local Zarr v2 and v3 arrays without "
-                    "transpose codecs or filters; use engine='tensorstore'"
+                    f"{self.where}: engine='lamina' reads local Zarr v2 and v3 arrays of bool, "
+                    "int, uint or float data with a numeric fill value, without transpose "
+                    "codecs or filters, and with the compressors zstd, blosc, gzip, zlib or "
+                    "bz2; this one is not such an array: use engine='tensorstore'"
                 )
             self._reader = found
         return self._reader  # type: ignore[return-value]

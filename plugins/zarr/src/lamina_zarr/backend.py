@@ -283,13 +283,7 @@ class ZarrBackend(VolumetricBackend):
     def delete(self) -> None:
         from lamina_zarr.nodes import MetaStore
 
-        store = MetaStore(self._volume.root)
-        if store.remote:
-            store.delete_tree("")
-        else:
-            import shutil
-
-            shutil.rmtree(self._volume.root, ignore_errors=True)
+        MetaStore(self._volume.root).delete_tree("")
 
     def clear_cache(self) -> None:
         with self._lock:

@@ -245,9 +245,7 @@ def _v2_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChun
     )  # fmt: skip
 
 
-def _codec_chain(
-    codecs: Sequence[Mapping[str, Any]],
-) -> tuple[list[Any], np.dtype[Any] | None] | None:
+def _codec_chain(codecs: Sequence[Mapping[str, Any]]) -> tuple[list[Any], str] | None:
     """The bytes-to-bytes decoders of a v3 codec chain and the ``bytes`` codec's byte
     order; ``None`` for chains this reader does not handle."""
     decoders: list[Any] = []
@@ -261,7 +259,7 @@ def _codec_chain(
         if decoder is None:
             return None
         decoders.append(decoder)
-    return decoders, np.dtype(endian + "u1")
+    return decoders, endian
 
 
 def _v3_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChunkReader | None:
@@ -302,8 +300,7 @@ def _v3_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChun
         if chain is None:
             return None
         outer_decoders, endian = chain
-    assert endian is not None
-    dtype = dtype.newbyteorder(endian.byteorder) if dtype.itemsize > 1 else dtype
+    dtype = dtype.newbyteorder(endian) if dtype.itemsize > 1 else dtype
     fill = meta.get("fill_value", 0)
     if not isinstance(fill, (int, float, bool)):
         return None

@@ -241,12 +241,26 @@ def _write(root: str, volume: ZarrVolume | None, plan: creation.UpdatePlan, labe
     axes = STANDARD_AXES if volume is None else volume.axes
     existing = None
     paths = {s.resolution: s.path for s in volume.scales} if volume is not None else {}
-    if volume is not None and volume.format != fmt:  # another Zarr format: start afresh
+    channels = int(plan.attributes["num_channels"])
+    dtype = np.dtype(plan.attributes["data_type"])
+    afresh = volume is not None and (
+        volume.format != fmt or volume.dtype != dtype or volume.num_channels != channels
+    )  # another format, dtype or channel count: every array is written anew
+    if afresh or not set(paths) - (plan.replaced | plan.dropped):
+        axes = STANDARD_AXES  # nothing stored is kept: the new arrays are (c, z, y, x)
+    elif axes.has_time:
+        raise ValueError(
+            f"{root} stores arrays with a time axis ({axes.letters!r}): lamina adds scales to "
+            "images of one time point; replace every scale (info_overwrite=True, "
+            "info_keep_existing_scales=False) or choose another path"
+        )
+    if volume is not None and afresh:
         for path in paths.values():
             store.delete_tree(path)
-        for name in ("zarr.json", ".zgroup", ".zattrs"):
-            store.delete_file(name)
-        paths, axes = {}, STANDARD_AXES
+        if volume.format != fmt:
+            for name in ("zarr.json", ".zgroup", ".zattrs"):
+                store.delete_file(name)
+        paths = {}
         rewrite = set(plan.scales)
     else:
         rewrite = set(plan.created | plan.replaced)
@@ -257,8 +271,6 @@ def _write(root: str, volume: ZarrVolume | None, plan: creation.UpdatePlan, labe
             store.delete_tree(paths[res])
     for res in plan.dropped:
         paths.pop(res, None)
-    dtype = np.dtype(plan.attributes["data_type"])
-    channels = int(plan.attributes["num_channels"])
     for res in sorted_resolutions(rewrite):
         paths.setdefault(res, _free_name(set(paths.values())))
         scale = plan.scales[res]

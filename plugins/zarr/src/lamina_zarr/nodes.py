@@ -290,7 +290,7 @@ def _v2_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
     try:
         shape = _ints(meta["shape"], "shape", where)
         chunks = _ints(meta["chunks"], "chunks", where)
-        dtype = np.dtype(meta["dtype"])
+        dtype = np.dtype(meta["dtype"]).newbyteorder("=")  # the byte order is the file's
         compressor = meta.get("compressor")
         encoding = "raw" if compressor is None else str(compressor["id"])
         if encoding != "raw":
@@ -309,7 +309,7 @@ def _n5_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
     try:
         shape = _ints(meta["dimensions"], "dimensions", where)
         chunks = _ints(meta["blockSize"], "blockSize", where)
-        dtype = np.dtype(meta["dataType"])
+        dtype = np.dtype(meta["dataType"]).newbyteorder("=")
         compression = meta.get("compression") or {"type": "raw"}
         encoding = str(compression.get("type", "raw"))
     except (KeyError, TypeError, ValueError) as exc:

@@ -98,9 +98,9 @@ def read_image(attributes: Mapping[str, Any], where: str) -> OmeImage | None:
     (outer_scale, outer_translation) = outer
     image = []
     for path, scale, translation in datasets:
-        s = [a * b * f for a, b, f in zip(scale, outer_scale, factors, strict=True)]
+        s = [_nm(a * b * f) for a, b, f in zip(scale, outer_scale, factors, strict=True)]
         t = [
-            (a * b + c) * f
+            _nm((a * b + c) * f)
             for a, b, c, f in zip(translation, outer_scale, outer_translation, factors, strict=True)
         ]
         image.append(OmeDataset(path, tuple(s), tuple(t)))
@@ -110,6 +110,12 @@ def read_image(attributes: Mapping[str, Any], where: str) -> OmeImage | None:
     return OmeImage(
         version, axes, tuple(image), None if name is None else str(name), "image-label" in holder
     )
+
+
+def _nm(value: float) -> float:
+    """``value`` (nm, converted from another unit) to 12 significant digits: 0.0069 µm is
+    6.9 nm, not 6.8999999999999995, so that ``(6.9, 6.9, 40)`` names the scale."""
+    return float(f"{value:.12g}")
 
 
 def _letter(name: str, kind: str | None) -> str:
