@@ -417,43 +417,29 @@ def test_big_endian_arrays_read_as_their_values(tmp_path: Path, engine: str, sha
     assert np.array_equal(partly_outside[0, :4], stored.astype("u2").transpose(2, 1, 0)[4:])
 
 
-def test_units_converted_to_nm_name_their_scales_exactly(tmp_path: Path) -> None:
-    group = zarr.open_group(str(tmp_path / "um.zarr"), mode="w")
-    group.create_array("0", data=data((4, 8, 8)), chunks=(4, 8, 8))
+def _ome_v04(path: Path, unit: str, scale: list[float], shape: tuple[int, ...]) -> None:
+    """An OME-NGFF 0.4 image of one (z, y, x) dataset on Zarr v2, written by zarr-python."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("0", data=data(shape), chunks=shape)
+    transform = {"type": "scale", "scale": scale}
     group.attrs["multiscales"] = [
         {
             "version": "0.4",
-            "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
-            "datasets": [
-                {
-                    "path": "0",
-                    "coordinateTransformations": [
-                        {"type": "scale", "scale": [0.04, 0.0069, 0.0069]}
-                    ],
-                }
-            ],
+            "axes": [{"name": a, "type": "space", "unit": unit} for a in "zyx"],
+            "datasets": [{"path": "0", "coordinateTransformations": [transform]}],
         }
     ]
+
+
+def test_units_converted_to_nm_name_their_scales_exactly(tmp_path: Path) -> None:
+    _ome_v04(tmp_path / "um.zarr", "micrometer", [0.04, 0.0069, 0.0069], (4, 8, 8))
     layer = build_zarr_layer(tmp_path / "um.zarr")
     assert layer.backend.resolutions == (Vec3D(6.9, 6.9, 40.0),)
     assert layer[Vec3D(6.9, 6.9, 40), 0:8, 0:8, 0:4].shape == (1, 8, 8, 4)
 
 
 def test_an_image_without_channels_gets_channels_only_when_rewritten(tmp_path: Path) -> None:
-    group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w", zarr_format=2)
-    group.create_array("0", data=data((4, 16, 16)), chunks=(4, 16, 16))
-    group.attrs["multiscales"] = [
-        {
-            "version": "0.4",
-            "axes": [{"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"],
-            "datasets": [
-                {
-                    "path": "0",
-                    "coordinateTransformations": [{"type": "scale", "scale": [40.0, 4.0, 4.0]}],
-                }
-            ],
-        }
-    ]
+    _ome_v04(tmp_path / "img.zarr", "nanometer", [40.0, 4.0, 4.0], (4, 16, 16))
     grow = {
         "info_num_channels": 3,
         "info_type": "image",
