@@ -461,3 +461,16 @@ def test_an_image_without_channels_gets_channels_only_when_rewritten(tmp_path: P
     )
     assert rewritten.backend.num_channels == 3
     assert rewritten.backend.volume.axes.letters == "czyx"
+
+
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    import re
+
+    readme = Path(__file__).parents[2] / "plugins" / "zarr" / "README.md"
+    example = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)[0]
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1, 4, 4, 1)"
+    assert (tmp_path / "em.ome.zarr" / "s1" / "zarr.json").is_file()
