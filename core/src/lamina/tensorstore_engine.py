@@ -35,6 +35,7 @@ __all__ = [
     "forked_after_use",
     "kvstore_spec",
     "storage_retries",
+    "write",
 ]
 
 #: Tries after the first of a failed S3 or GCS request (``$LAMINA_STORAGE_RETRIES``
@@ -141,6 +142,21 @@ def kvstore_spec(cloudpath: str) -> dict[str, Any]:
             spec["endpoint"] = endpoint
         return spec
     raise ValueError(f"TensorStore does not reach {protocol}:// paths ({cloudpath})")
+
+
+def write(view: Any, data: Any, *, part_of_shards: bool) -> None:
+    """Write ``data`` into the TensorStore ``view`` and wait. ``part_of_shards``: the
+    write covers part of one or more shards, so it is one transaction, each shard read,
+    changed and written back once (outside a transaction TensorStore 0.1.86 took 11x as
+    long to write 64 chunks into part of a shard: it rewrote the shard for every chunk).
+    TensorStore's ``ValueError`` is raised as it is (see :func:`fault`)."""
+    if not part_of_shards:
+        view.write(data).result()
+        return
+    import tensorstore as ts
+
+    with ts.Transaction() as txn:
+        view.with_transaction(txn).write(data).result()
 
 
 def fault(exc: ValueError, where: str) -> Exception:

@@ -248,14 +248,8 @@ class ScaleArray:
                 stored = stored[..., 0]
             self._zarr_array()[self._selection(lo, hi)] = stored
             return
-        import tensorstore as ts
-
         box = self._box(lo, hi)
         try:
-            if self.sharded and not whole_cells:
-                with ts.Transaction() as txn:
-                    box.with_transaction(txn).write(xyzc).result()
-            else:
-                box.write(xyzc).result()
+            tensorstore_engine.write(box, xyzc, part_of_shards=self.sharded and not whole_cells)
         except ValueError as exc:
             raise tensorstore_engine.fault(exc, self.where) from exc
