@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from precomputed_support import S3_TEST_ENV
+
+from lamina.testing.s3 import moto_s3, new_bucket
 
 # CloudVolume reads this when it is imported: keep its disk cache (allow_cache=True)
 # out of the user's home directory.
@@ -44,36 +45,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1 for one test module; ``s3://`` paths go to it.
-
-    cloud-files honours ``AWS_ENDPOINT_URL_S3`` for plain ``s3://bucket/path`` paths;
-    spawned worker processes inherit the variables.
-    """
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {**S3_TEST_ENV, "AWS_ENDPOINT_URL_S3": endpoint}.items():
-            mp.setenv(key, value)
-        try:
-            yield endpoint
-        finally:
-            server.stop()
+    """moto's S3 server on 127.0.0.1 for one test module; ``s3://`` paths go to it
+    (cloud-files and TensorStore read ``AWS_ENDPOINT_URL_S3``; spawned worker processes
+    inherit the variables)."""
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
 def s3_root(s3_endpoint: str) -> str:
     """A fresh bucket (a new name per module, so cloud-files' per-bucket connection
     pools never point at a stopped server): ``s3://lamina-test-…``."""
-    import boto3
-
-    bucket = f"lamina-test-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=bucket)
-    return f"s3://{bucket}"
+    return new_bucket(s3_endpoint)
 
 
 @pytest.fixture

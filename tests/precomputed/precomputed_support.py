@@ -15,16 +15,6 @@ from lamina.testing import TestVolume
 _CHUNK_NAME = re.compile(r"(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)")
 
 
-#: The AWS variables the S3 tests set besides the endpoint (moto accepts any key; cloud-files
-#: reads AWS_SESSION_TOKEN unconditionally).
-S3_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
 def spec_for(volume: TestVolume, **changes: Any) -> InfoSpec:
     """The info spec of a contract-suite test volume."""
     params: dict[str, Any] = {

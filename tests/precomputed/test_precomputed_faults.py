@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from lamina_precomputed import build_cv_layer
-from precomputed_support import S3_TEST_ENV
 
 from lamina import Vec3D
+from lamina.testing.s3 import S3_TEST_ENV
 
 RES = Vec3D(4.0, 4.0, 40.0)
 INFO = {
