@@ -31,7 +31,7 @@ import numpy.typing as npt
 from lamina import tensorstore_engine
 from lamina_zarr.axes import AxisOrder
 from lamina_zarr.chunks import LocalChunkReader, local_reader
-from lamina_zarr.nodes import MetaStore, ZarrFormat, join
+from lamina_zarr.nodes import ZarrFormat, join
 from lamina_zarr.volume import ZarrScale
 
 __all__ = ["ENGINES", "EngineName", "ScaleArray", "check_engine"]
@@ -125,19 +125,16 @@ class ScaleArray:
     def _local_reader(self) -> LocalChunkReader | None:
         """lamina's own reader of the array's chunk files, where it reads them."""
         if self._reader is False:
-            store = MetaStore(self.where)
-            meta = None
-            if not store.remote and self.format in (2, 3):
-                meta = store.read_json("zarr.json" if self.format == 3 else ".zarray")
-            found = None if meta is None else local_reader(self.where, self.format, self.axes, meta)
-            if found is None and self.requested_engine == "lamina":
-                raise ValueError(
-                    f"{self.where}: engine='lamina' reads local Zarr v2 and v3 arrays of bool, "
-                    "int, uint or float data with a numeric fill value, without transpose "
-                    "codecs or filters, and with the compressors zstd, blosc, gzip, zlib or "
-                    "bz2; this one is not such an array: use engine='tensorstore'"
-                )
-            self._reader = found
+            found = local_reader(self.where, self.format, self.axes, self.scale.meta)
+            if isinstance(found, str):
+                if self.requested_engine == "lamina":
+                    raise ValueError(
+                        f"{self.where}: engine='lamina' cannot read this array: {found}; "
+                        "use engine='tensorstore'"
+                    )
+                self._reader = None
+            else:
+                self._reader = found
         return self._reader  # type: ignore[return-value]
 
     # -- TensorStore ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from lamina.errors import DamagedChunkError
 from lamina_zarr.axes import AxisOrder
+from lamina_zarr.nodes import REMOTE, ArrayMeta
 
 __all__ = ["LocalChunkReader", "local_reader"]
 
@@ -206,104 +207,31 @@ class LocalChunkReader:
             raise DamagedChunkError(f"the chunk {path} does not decode: {exc}") from exc
 
 
-def local_reader(
-    root: str, fmt: Any, axes: AxisOrder, meta: Mapping[str, Any]
-) -> LocalChunkReader | None:
-    """A reader of the local array at ``root`` whose metadata (``zarr.json`` or
-    ``.zarray``) is ``meta``; ``None`` when the array is not one it reads (then
-    TensorStore does)."""
-    if root.startswith(("s3://", "gs://")) or fmt not in (2, 3):
-        return None
-    try:
-        if fmt == 2:
-            return _v2_reader(root, axes, meta)
-        return _v3_reader(root, axes, meta)
-    except (KeyError, TypeError, ValueError):
-        return None
+def local_reader(root: str, fmt: Any, axes: AxisOrder, meta: ArrayMeta) -> LocalChunkReader | str:
+    """A reader of the array at ``root`` (``meta``: its metadata as read), or why this
+    reader does not read it (then TensorStore does)."""
+    if root.startswith(REMOTE) or fmt not in (2, 3):
+        return "it reads local Zarr v2 and v3 arrays, not object storage or N5"
+    if meta.transposed:
+        return "it reads arrays without a transpose codec"
+    if not isinstance(meta.fill_value, (int, float, bool)) or meta.dtype.kind not in "biuf":
+        return "it reads bool, int, uint and float arrays whose fill value is a number"
+    codecs = [_codec(name) for name in meta.codecs]
+    if any(codec is None for codec in codecs):
+        return f"it reads the compressors zstd, blosc, gzip, zlib and bz2, not {meta.codecs}"
+    order: Any = meta.byte_order
+    dtype = meta.dtype.newbyteorder(order) if meta.dtype.itemsize > 1 else meta.dtype
+    prefix, separator = meta.chunk_key
 
+    def key(index: Sequence[int]) -> str:
+        return prefix + separator.join(str(i) for i in index)
 
-def _v2_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChunkReader | None:
-    if meta.get("filters"):
-        return None
-    decoders = []
-    if meta.get("compressor") is not None:
-        decoder = _codec(str(meta["compressor"]["id"]))
-        if decoder is None:
-            return None
-        decoders.append(decoder)
-    sep = str(meta.get("dimension_separator") or ".")
-    dtype = np.dtype(meta["dtype"])
-    if dtype.kind not in "biuf":
-        return None
-    fill = meta.get("fill_value")
-    fill = 0 if fill is None else fill
-    if not isinstance(fill, (int, float, bool)):
-        return None
-    return LocalChunkReader(
-        root, axes, meta["shape"], meta["chunks"], dtype, str(meta.get("order", "C")),
-        lambda index: sep.join(str(i) for i in index), decoders, fill,
-    )  # fmt: skip
-
-
-def _codec_chain(codecs: Sequence[Mapping[str, Any]]) -> tuple[list[Any], str] | None:
-    """The bytes-to-bytes decoders of a v3 codec chain and the ``bytes`` codec's byte
-    order; ``None`` for chains this reader does not handle."""
-    decoders: list[Any] = []
-    endian = "<"
-    for codec in codecs:
-        name = codec.get("name")
-        if name == "bytes":
-            endian = ">" if (codec.get("configuration") or {}).get("endian") == "big" else "<"
-            continue
-        decoder = _codec(str(name))
-        if decoder is None:
-            return None
-        decoders.append(decoder)
-    return decoders, endian
-
-
-def _v3_reader(root: str, axes: AxisOrder, meta: Mapping[str, Any]) -> LocalChunkReader | None:
-    dtype = np.dtype(meta["data_type"])
-    if dtype.kind not in "biuf":
-        return None
-    encoding = meta.get("chunk_key_encoding") or {"name": "default"}
-    sep = str(
-        (encoding.get("configuration") or {}).get(
-            "separator", "/" if encoding["name"] == "default" else "."
-        )
-    )
-    if encoding["name"] == "default":
-
-        def key(index: Sequence[int]) -> str:
-            return "c" + sep + sep.join(str(i) for i in index)
-    elif encoding["name"] == "v2":
-
-        def key(index: Sequence[int]) -> str:
-            return sep.join(str(i) for i in index) or "0"
-    else:
-        return None
-    grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    codecs = list(meta["codecs"])
     shard = None
-    if codecs and codecs[0]["name"] == "sharding_indexed":
-        config = codecs[0]["configuration"]
-        inner_chain = _codec_chain(config["codecs"])
-        index_codecs = [c["name"] for c in config.get("index_codecs", [])]
-        if inner_chain is None or index_codecs not in (["bytes"], ["bytes", "crc32c"]):
-            return None
-        decoders, endian = inner_chain
-        at_end = config.get("index_location", "end") == "end"
-        shard = (config["chunk_shape"], decoders, at_end, "crc32c" in index_codecs)
-        outer_decoders: list[Any] = []
-    else:
-        chain = _codec_chain(codecs)
-        if chain is None:
-            return None
-        outer_decoders, endian = chain
-    dtype = dtype.newbyteorder(endian) if dtype.itemsize > 1 else dtype
-    fill = meta.get("fill_value", 0)
-    if not isinstance(fill, (int, float, bool)):
-        return None
+    unit = meta.chunks
+    if meta.shard_index is not None:
+        at_end, checked = meta.shard_index
+        shard = (meta.chunks, codecs, at_end, checked)
+        unit, codecs = meta.write_chunks, []
     return LocalChunkReader(
-        root, axes, meta["shape"], grid, dtype, "C", key, outer_decoders, fill, shard
+        root, axes, meta.shape, unit, dtype, meta.order, key, codecs, meta.fill_value, shard
     )

@@ -25,6 +25,7 @@ from lamina.errors import LaminaError
 
 __all__ = [
     "PREFIXES",
+    "REMOTE",
     "ArrayMeta",
     "MetaStore",
     "Node",
@@ -38,7 +39,8 @@ ZarrFormat = Literal[2, 3, "n5"]
 #: Path prefixes that name this plugin's formats (``zarr2://`` / ``zarr3://`` pick the
 #: Zarr version of a new volume; ``n5://`` an N5 container).
 PREFIXES: Final = ("zarr://", "zarr2://", "zarr3://", "n5://")
-_REMOTE: Final = ("s3://", "gs://")
+#: The object storage schemes (everything else is a local path).
+REMOTE: Final = ("s3://", "gs://")
 
 
 class ZarrNotFoundError(LaminaError, FileNotFoundError):
@@ -53,7 +55,7 @@ def normalize_path(path: str | os.PathLike[str]) -> str:
         if text.startswith(prefix):
             text = text[len(prefix) :]
             break
-    if text.startswith(_REMOTE):
+    if text.startswith(REMOTE):
         return text.rstrip("/")
     if text.startswith("file://"):
         text = text[len("file://") :]
@@ -75,7 +77,7 @@ class MetaStore:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.remote = root.startswith(_REMOTE)
+        self.remote = root.startswith(REMOTE)
         self._kvstore: Any = None
 
     def __repr__(self) -> str:
@@ -178,10 +180,15 @@ def _prefix_range(prefix: str) -> Any:
 # -- what a node's metadata says ---------------------------------------------------------------
 @attrs.frozen
 class ArrayMeta:
-    """An array's metadata, in its storage order: ``shape``, ``chunks`` (what one read
-    decodes), ``write_chunks`` (a shard's shape in a sharded Zarr v3 array, else the
-    chunks), the compression's name (``raw``, ``blosc``, ``zstd``, ``gzip``, …) and the
-    dimension names the file gives (``None`` when it gives none)."""
+    """An array's metadata, in its storage order: ``shape``, ``dtype`` (native byte
+    order), ``chunks`` (what one read decodes), ``write_chunks`` (a shard's shape in a
+    sharded Zarr v3 array, else the chunks), the compression's name (``raw``, ``blosc``,
+    ``zstd``, ``gzip``, …) and the dimension names the file gives (``None`` when it gives
+    none); and how a chunk is stored, for lamina's own chunk reader
+    (:mod:`lamina_zarr.chunks`): the byte order and element order of its values, its
+    bytes-to-bytes codecs in the order they were applied, whether a ``transpose`` codec
+    reorders it, a sharded array's index (at the end, crc32c-checked), the chunk keys'
+    prefix and separator, and the fill value."""
 
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
@@ -189,6 +196,13 @@ class ArrayMeta:
     write_chunks: tuple[int, ...]
     encoding: str
     dimension_names: tuple[str, ...] | None = None
+    byte_order: str = "<"
+    order: str = "C"
+    codecs: tuple[str, ...] = ()
+    transposed: bool = False
+    shard_index: tuple[bool, bool] | None = None
+    chunk_key: tuple[str, str] = ("", ".")
+    fill_value: Any = 0
 
     @property
     def sharded(self) -> bool:
@@ -268,29 +282,54 @@ def _v3_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
         outer = _ints(grid["configuration"]["chunk_shape"], "chunk_shape", where)
         codecs = list(meta.get("codecs") or [])
         inner = outer
+        shard_index = None
         if codecs and codecs[0].get("name") == "sharding_indexed":
             config = codecs[0]["configuration"]
             inner = _ints(config["chunk_shape"], "the shards' chunk_shape", where)
             codecs = list(config.get("codecs") or [])
+            index = [c.get("name") for c in config.get("index_codecs") or []]
+            if index not in (["bytes"], ["bytes", "crc32c"]):
+                raise ValueError(f"shard index codecs {index} (lamina reads bytes, crc32c)")
+            shard_index = (config.get("index_location", "end") == "end", "crc32c" in index)
         names = [c.get("name") for c in codecs]
         _refuse_codecs(names, V3_CODECS, where, "the codec")
         encoding = next((n for n in names if n in _V3_COMPRESSORS), None) or "raw"
+        endian = next(
+            ((c.get("configuration") or {}).get("endian") for c in codecs if c["name"] == "bytes"),
+            "little",
+        )
         dims = meta.get("dimension_names")
         dimension_names = (
             tuple(str(d) for d in dims) if dims and all(d is not None for d in dims) else None
         )
+        key = meta.get("chunk_key_encoding") or {"name": "default"}
+        default = key["name"] == "default"
+        separator = (key.get("configuration") or {}).get("separator", "/" if default else ".")
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(
             f"{where}/zarr.json is not Zarr v3 array metadata lamina reads: {exc}"
         ) from None
-    return ArrayMeta(shape, dtype, inner, outer, encoding, dimension_names)
+    return ArrayMeta(
+        shape,
+        dtype.newbyteorder("="),
+        inner,
+        outer,
+        encoding,
+        dimension_names,
+        byte_order=">" if endian == "big" else "<",
+        codecs=tuple(n for n in names if n not in ("bytes", "transpose")),
+        transposed="transpose" in names,
+        shard_index=shard_index,
+        chunk_key=("c" + separator if default else "", separator),
+        fill_value=meta.get("fill_value", 0),
+    )
 
 
 def _v2_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
     try:
         shape = _ints(meta["shape"], "shape", where)
         chunks = _ints(meta["chunks"], "chunks", where)
-        dtype = np.dtype(meta["dtype"]).newbyteorder("=")  # the byte order is the file's
+        stored = np.dtype(meta["dtype"])
         compressor = meta.get("compressor")
         encoding = "raw" if compressor is None else str(compressor["id"])
         if encoding != "raw":
@@ -298,11 +337,24 @@ def _v2_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:
         if meta.get("filters"):
             ids = [f.get("id") for f in meta["filters"]]
             _refuse_codecs(ids, frozenset(), where, "the filter")
+        separator = str(meta.get("dimension_separator") or ".")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
             f"{where}/.zarray is not Zarr v2 array metadata lamina reads: {exc}"
         ) from None
-    return ArrayMeta(shape, dtype, chunks, chunks, encoding)
+    fill = meta.get("fill_value")
+    return ArrayMeta(
+        shape,
+        stored.newbyteorder("="),  # the byte order is the file's business
+        chunks,
+        chunks,
+        encoding,
+        byte_order=">" if stored.byteorder == ">" else "<",
+        order=str(meta.get("order", "C")),
+        codecs=() if encoding == "raw" else (encoding,),
+        chunk_key=("", separator),
+        fill_value=0 if fill is None else fill,
+    )
 
 
 def _n5_array(meta: Mapping[str, Any], where: str) -> ArrayMeta:

@@ -52,6 +52,7 @@ class ZarrScale:
     chunk_size: Vec3D[int]
     write_grid: Vec3D[int]
     encoding: str
+    meta: ArrayMeta = attrs.field(eq=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """This scale for ``lamina info`` (the core's keys, and the array's path)."""
@@ -320,6 +321,7 @@ def _scale(
         chunk_size=Vec3D(*axes.spatial(meta.chunks)),
         write_grid=Vec3D(*axes.spatial(meta.write_chunks)),
         encoding=meta.encoding,
+        meta=meta,
     )
 
 
