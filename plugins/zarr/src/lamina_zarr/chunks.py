@@ -41,12 +41,6 @@ def _buffer(name: str, size: int) -> memoryview:
     return memoryview(buffer)[:size]
 
 
-def _crc32c() -> Any:
-    import numcodecs
-
-    return numcodecs.CRC32C()
-
-
 def _codec(name: str) -> Any | None:
     """numcodecs' codec of a compressor (v2 ``id`` or v3 ``name``), ``None`` if unknown."""
     import numcodecs
@@ -60,6 +54,9 @@ def _codec(name: str) -> Any | None:
         "crc32c": numcodecs.CRC32C,
     }
     return codecs[name]() if name in codecs else None
+
+
+_CRC32C: Final[Any] = _codec("crc32c")
 
 
 class LocalChunkReader:
@@ -116,6 +113,24 @@ class LocalChunkReader:
             range(a // u, (b - 1) // u + 1) for a, b, u in zip(box_lo, box_hi, unit, strict=True)
         ]
         perm = self.axes.to_xyzc()
+        shards: dict[str, tuple[int, npt.NDArray[Any]] | None] = {}  # opened for this read
+        try:
+            self._paste_all(out, ranges, unit, box_lo, box_hi, perm, shards)
+        finally:
+            for opened in shards.values():
+                if opened is not None:
+                    os.close(opened[0])
+
+    def _paste_all(
+        self,
+        out: npt.NDArray[Any],
+        ranges: Sequence[range],
+        unit: Sequence[int],
+        box_lo: Sequence[int],
+        box_hi: Sequence[int],
+        perm: list[int],
+        shards: dict[str, tuple[int, npt.NDArray[Any]] | None],
+    ) -> None:
         for cell in np.ndindex(*(len(r) for r in ranges)):
             index = [r[i] for r, i in zip(ranges, cell, strict=True)]
             start = [i * u for i, u in zip(index, unit, strict=True)]
@@ -126,7 +141,7 @@ class LocalChunkReader:
             local = [slice(p - a, q - a) for (p, q), a in zip(spans, box_lo, strict=True)]
             by = dict(zip(self.axes.letters, local, strict=True))
             target = (by["x"], by["y"], by["z"], by.get("c", slice(0, 1)))
-            chunk = self._chunk(index)
+            chunk = self._chunk(index, shards)
             if chunk is None:
                 out[target] = self.fill
                 continue
@@ -138,9 +153,12 @@ class LocalChunkReader:
             out[target] = part.transpose(perm)
 
     # -- one stored chunk ----------------------------------------------------------------------
-    def _chunk(self, index: Sequence[int]) -> npt.NDArray[Any] | None:
+    def _chunk(
+        self, index: Sequence[int], shards: dict[str, tuple[int, npt.NDArray[Any]] | None]
+    ) -> npt.NDArray[Any] | None:
         """The decoded chunk at grid ``index`` (of inner chunks when sharded), in storage
-        order; ``None`` when it is not stored."""
+        order; ``None`` when it is not stored. ``shards``: the shard files this read has
+        opened, with their indexes (each opened and its index read once per read)."""
         if self.shard is None:
             path = os.path.join(self.root, self.key(index))
             try:
@@ -159,32 +177,49 @@ class LocalChunkReader:
             finally:
                 os.close(fd)
             return self._decode(raw, self.decoders, self.chunks, path)
-        inner, decoders, at_end, checked = self.shard
+        inner, decoders, _, _ = self.shard
         per_shard = [s // i for s, i in zip(self.chunks, inner, strict=True)]
         outer = [i // n for i, n in zip(index, per_shard, strict=True)]
-        within = [i % n for i, n in zip(index, per_shard, strict=True)]
+        within = tuple(i % n for i, n in zip(index, per_shard, strict=True))
         path = os.path.join(self.root, self.key(outer))
+        if path not in shards:
+            shards[path] = self._open_shard(path, per_shard)
+        opened = shards[path]
+        if opened is None:
+            return None
+        fd, entries = opened
+        offset, nbytes = (int(v) for v in entries[within])
+        if offset == _EMPTY and nbytes == _EMPTY:
+            return None
+        try:
+            stored = os.pread(fd, nbytes, offset)
+        except (ValueError, OSError) as exc:
+            raise DamagedChunkError(f"the shard {path} is damaged: {exc}") from exc
+        if len(stored) != nbytes:
+            raise DamagedChunkError(f"the shard {path} ends inside a chunk its index lists")
+        return self._decode(stored, decoders, inner, path)
+
+    def _open_shard(
+        self, path: str, per_shard: Sequence[int]
+    ) -> tuple[int, npt.NDArray[Any]] | None:
+        """The open shard file at ``path`` and its index (``(offset, nbytes)`` per inner
+        chunk), ``None`` when the shard is not stored."""
+        assert self.shard is not None
+        _, _, at_end, checked = self.shard
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
         try:
-            count = int(np.prod(per_shard))
-            size = 16 * count + (4 if checked else 0)
+            size = 16 * int(np.prod(per_shard)) + (4 if checked else 0)
             end = os.fstat(fd).st_size
             raw_index = os.pread(fd, size, end - size if at_end else 0)
             if checked:
-                raw_index = bytes(_crc32c().decode(raw_index))
-            entries = np.frombuffer(raw_index, "<u8").reshape([*per_shard, 2])
-            offset, nbytes = (int(v) for v in entries[tuple(within)])
-            if offset == _EMPTY and nbytes == _EMPTY:
-                return None
-            stored = os.pread(fd, nbytes, offset)
+                raw_index = bytes(_CRC32C.decode(raw_index))
+            return fd, np.frombuffer(raw_index, "<u8").reshape([*per_shard, 2])
         except (ValueError, RuntimeError, OSError) as exc:
-            raise DamagedChunkError(f"the shard {path} is damaged: {exc}") from exc
-        finally:
             os.close(fd)
-        return self._decode(stored, decoders, inner, path)
+            raise DamagedChunkError(f"the shard {path} is damaged: {exc}") from exc
 
     def _decode(
         self, raw: Any, codecs: Sequence[Any], shape: Sequence[int], path: str
