@@ -87,10 +87,11 @@ def precomputed_layer(path: Path, data: npt.NDArray[Any], volume_type: str = "im
     return layer
 
 
-def zarr_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
-    """A new OME-Zarr image (Zarr v3, lamina-zarr) at ``path`` holding ``data`` from ``offset``."""
-    layer = lamina.build_zarr_layer(
-        str(path),
+def _filled(build: Any, data: npt.NDArray[Any], offset: tuple[int, int, int], *where: Any) -> Any:
+    """A new one-scale image volume made by ``build(*where, ...)`` holding ``data`` from
+    ``offset``."""
+    layer = build(
+        *where,
         index_resolution=RES,
         default_desired_resolution=RES,
         info_type="image",
@@ -102,24 +103,16 @@ def zarr_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] 
     )
     layer[bbox(offset)] = data
     return layer
+
+
+def zarr_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
+    """A new OME-Zarr image (Zarr v3, lamina-zarr) at ``path`` holding ``data`` from ``offset``."""
+    return _filled(lamina.build_zarr_layer, data, offset, str(path))
 
 
 def hdf5_layer(path: Path, data: npt.NDArray[Any], offset: tuple[int, int, int] = (0, 0, 0)) -> Any:
     """A lamina volume ``raw`` in the HDF5 file ``path`` holding ``data`` from ``offset``."""
-    layer = lamina.build_h5_layer(
-        str(path),
-        "raw",
-        index_resolution=RES,
-        default_desired_resolution=RES,
-        info_type="image",
-        info_data_type=str(data.dtype),
-        info_num_channels=1,
-        info_chunk_size=CHUNK,
-        info_bbox=bbox(offset),
-        info_scales=[RES],
-    )
-    layer[bbox(offset)] = data
-    return layer
+    return _filled(lamina.build_h5_layer, data, offset, str(path), "raw")
 
 
 def show_xy(view: Any, z: int) -> None:

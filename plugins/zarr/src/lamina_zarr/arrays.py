@@ -32,6 +32,7 @@ from lamina import tensorstore_engine
 from lamina_zarr.axes import AxisOrder
 from lamina_zarr.chunks import LocalChunkReader, local_reader
 from lamina_zarr.nodes import ZarrFormat, join
+from lamina_zarr.paths import REMOTE
 from lamina_zarr.volume import ZarrScale
 
 __all__ = ["ENGINES", "EngineName", "ScaleArray", "check_engine"]
@@ -179,7 +180,7 @@ class ScaleArray:
     # -- zarr-python ---------------------------------------------------------------------------
     def _zarr_array(self) -> Any:
         if self._zarr is None:
-            if self.format == "n5" or self.root.startswith(("s3://", "gs://")):
+            if self.format == "n5" or self.root.startswith(REMOTE):
                 raise RuntimeError(
                     f"{self.where}: the zarr-python engine reads local Zarr arrays only; this "
                     "process was forked after its parent used TensorStore, which would abort "
@@ -207,7 +208,7 @@ class ScaleArray:
         reader = self._reader_for(lo, hi)
         if reader is not None:
             shape = [b - a for a, b in zip(lo, hi, strict=True)]
-            channels = reader.shape[self.axes.index("c")] if self.axes.has_channels else 1
+            channels = self.axes.channels(reader.shape)
             out = np.empty((*shape, channels), reader.dtype.newbyteorder("="), order="F")
             reader.read_into(out, lo, hi, self.time_index)
             return out

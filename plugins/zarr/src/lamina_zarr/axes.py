@@ -137,6 +137,10 @@ class AxisOrder:
     def has_time(self) -> bool:
         return "t" in self.letters
 
+    def channels(self, shape: Sequence[int]) -> int:
+        """The channel count of an array of ``shape`` (storage order): 1 without a ``c``."""
+        return int(shape[self.index("c")]) if self.has_channels else 1
+
     def index(self, letter: str) -> int:
         """The storage position of axis ``letter``."""
         return self.letters.index(letter)

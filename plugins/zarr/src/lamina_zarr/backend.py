@@ -23,11 +23,10 @@ from lamina.volumetric.geometry import RawVec3D, Vec3D
 from lamina.volumetric.index import VolumetricIndex
 from lamina_zarr.arrays import ScaleArray, check_engine
 from lamina_zarr.nodes import normalize_path
-from lamina_zarr.volume import ZarrScale, ZarrVolume, read_volume
+from lamina_zarr.paths import REMOTE
+from lamina_zarr.volume import ZarrScale, ZarrVolume, format_name, read_volume
 
 __all__ = ["ZarrBackend"]
-
-_FORMAT_NAMES = {2: "Zarr v2", 3: "Zarr v3", "n5": "N5"}
 
 
 class ZarrBackend(VolumetricBackend):
@@ -144,7 +143,7 @@ class ZarrBackend(VolumetricBackend):
 
     @property
     def is_local(self) -> bool:
-        return not self._volume.root.startswith(("s3://", "gs://"))
+        return not self._volume.root.startswith(REMOTE)
 
     def _scale(self, resolution: RawVec3D) -> ZarrScale:
         return self._volume.scale(resolution)
@@ -170,7 +169,7 @@ class ZarrBackend(VolumetricBackend):
     def describe(self) -> dict[str, Any]:
         """What ``lamina info`` shows."""
         volume = self._volume
-        fmt = _FORMAT_NAMES[volume.format]
+        fmt = format_name(volume.format)
         if volume.ome_version is not None:
             fmt = f"OME-Zarr {volume.ome_version} ({fmt}, lamina-zarr)"
         else:

@@ -11,7 +11,7 @@ from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.interpolation import InterpolationMode
 from lamina.volumetric.layer import VolumetricLayer, build_volumetric_layer, check_layer_arguments
 from lamina_zarr.backend import ZarrBackend
-from lamina_zarr.creation import DEFAULT_ENCODING, ENCODINGS, apply_spec, check_new_volume
+from lamina_zarr.creation import DEFAULT_ENCODING, ENCODINGS, apply_spec
 from lamina_zarr.nodes import MetaStore, normalize_path, read_node
 from lamina_zarr.ome import read_image
 
@@ -162,7 +162,6 @@ def build_zarr_layer(
                 f"info_encoding must be one of {', '.join(ENCODINGS)}; got {info_encoding!r}"
             )
         encoding = spec.encoding if spec.encoding in ENCODINGS else DEFAULT_ENCODING
-        check_new_volume(fmt, spec.data_type, encoding, info_shard_size)
         apply_spec(
             root,
             spec,

@@ -23,7 +23,8 @@ import numpy.typing as npt
 
 from lamina.errors import DamagedChunkError
 from lamina_zarr.axes import AxisOrder
-from lamina_zarr.nodes import REMOTE, ArrayMeta
+from lamina_zarr.nodes import ArrayMeta
+from lamina_zarr.paths import REMOTE
 
 __all__ = ["LocalChunkReader", "local_reader"]
 
@@ -105,7 +106,7 @@ class LocalChunkReader:
     ) -> None:
         """Paste the array's ``lo:hi`` (x, y, z) into ``out`` (``(X, Y, Z, C)``)."""
         t = time_index or 0
-        channels = self.shape[self.axes.index("c")] if self.axes.has_channels else 1
+        channels = self.axes.channels(self.shape)
         box_lo = self.axes.stored(lo, 0, t)
         box_hi = self.axes.stored(hi, channels, t + 1)
         unit = self.shard[0] if self.shard is not None else self.chunks

@@ -22,10 +22,9 @@ import numpy as np
 
 from lamina import tensorstore_engine
 from lamina.errors import LaminaError
+from lamina_zarr.paths import PREFIXES, REMOTE
 
 __all__ = [
-    "PREFIXES",
-    "REMOTE",
     "ArrayMeta",
     "MetaStore",
     "Node",
@@ -36,11 +35,6 @@ __all__ = [
 ]
 
 ZarrFormat = Literal[2, 3, "n5"]
-#: Path prefixes that name this plugin's formats (``zarr2://`` / ``zarr3://`` pick the
-#: Zarr version of a new volume; ``n5://`` an N5 container).
-PREFIXES: Final = ("zarr://", "zarr2://", "zarr3://", "n5://")
-#: The object storage schemes (everything else is a local path).
-REMOTE: Final = ("s3://", "gs://")
 
 
 class ZarrNotFoundError(LaminaError, FileNotFoundError):

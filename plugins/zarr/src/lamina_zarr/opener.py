@@ -8,11 +8,11 @@ import os
 from typing import Any
 
 from lamina.plugins.contributions import PathOpener, VolumeTemplate
+from lamina_zarr.paths import PREFIXES, REMOTE
 
 __all__ = ["ZARR_OPENER", "recognises_zarr"]
 
 _SUFFIXES = (".zarr", ".n5")
-_PREFIXES = ("zarr://", "zarr2://", "zarr3://", "n5://")
 _METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
 
 
@@ -24,9 +24,9 @@ def recognises_zarr(path: str) -> bool:
     """``zarr://``, ``zarr2://``, ``zarr3://``, ``n5://``; a path (local, ``file://``,
     ``s3://``, ``gs://``) whose last name ends in ``.zarr`` or ``.n5``; or a local
     directory holding Zarr metadata (``zarr.json``, ``.zarray``, ``.zgroup``)."""
-    if path.startswith(_PREFIXES):
+    if path.startswith(PREFIXES):
         return True
-    if "://" in path and not path.startswith(("file://", "s3://", "gs://")):
+    if "://" in path and not path.startswith(("file://", *REMOTE)):
         return False
     if _last_name(path).endswith(_SUFFIXES):
         return True
@@ -56,7 +56,7 @@ def can_create_zarr(path: str) -> bool:
     or a last name ending in ``.zarr`` (N5 is read only)."""
     if path.startswith(("zarr://", "zarr2://", "zarr3://")):
         return True
-    if "://" in path and not path.startswith(("file://", "s3://", "gs://")):
+    if "://" in path and not path.startswith(("file://", *REMOTE)):
         return False
     return _last_name(path).endswith(".zarr")
 

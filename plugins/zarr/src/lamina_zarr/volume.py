@@ -37,7 +37,7 @@ from lamina_zarr.nodes import (
 )
 from lamina_zarr.ome import OmeImage, read_image
 
-__all__ = ["ZarrScale", "ZarrVolume", "read_volume"]
+__all__ = ["ZarrScale", "ZarrVolume", "format_name", "read_volume"]
 
 
 @attrs.frozen
@@ -119,7 +119,7 @@ def read_volume(
         image = read_image(node.attributes, root)
         if image is None:
             raise ZarrNotFoundError(
-                f"{root} is a {_format_name(node.format)} group without OME-NGFF multiscales "
+                f"{root} is a {format_name(node.format)} group without OME-NGFF multiscales "
                 "metadata: open one of its arrays (its path), or an OME-Zarr image"
             )
         if axes is not None or resolution is not None:
@@ -131,7 +131,8 @@ def read_volume(
     return _from_array(store, node, axes, resolution, time_index)
 
 
-def _format_name(fmt: ZarrFormat) -> str:
+def format_name(fmt: ZarrFormat) -> str:
+    """``Zarr v2``, ``Zarr v3`` or ``N5``."""
     return "N5" if fmt == "n5" else f"Zarr v{fmt}"
 
 
@@ -150,10 +151,6 @@ def _check_time(axes: AxisOrder, shape: Sequence[int], time_index: int | None, w
         raise TypeError(f"time_index must be an int; got {time_index!r}")
     if not 0 <= time_index < length:
         raise AxesError(f"time_index must be in 0..{length - 1} for {where}; got {time_index}")
-
-
-def _num_channels(axes: AxisOrder, meta: ArrayMeta) -> int:
-    return meta.shape[axes.index("c")] if axes.has_channels else 1
 
 
 def _from_image(
@@ -180,7 +177,7 @@ def _from_image(
         if dtype is not None and meta.dtype != dtype:
             raise ValueError(f"{where} is {meta.dtype}, the image's first dataset {dtype}")
         dtype = meta.dtype
-        n = _num_channels(image.axes, meta)
+        n = image.axes.channels(meta.shape)
         if channels is not None and n != channels:
             raise ValueError(f"{where} has {n} channels, the image's first dataset {channels}")
         channels = n
@@ -221,7 +218,7 @@ def _from_array(
         axes = _default_axes(node, meta)
     if axes is None:
         raise AxesError(
-            f"{where} is a plain {_format_name(node.format)} array without OME-NGFF metadata: "
+            f"{where} is a plain {format_name(node.format)} array without OME-NGFF metadata: "
             f"give axes= (its {len(meta.shape)} axis names in its order, e.g. 'czyx' or "
             "'zyx') and resolution= (nm, x y z)"
         )
@@ -231,7 +228,7 @@ def _from_array(
         resolution = _n5_resolution(node.attributes, order, where)
     if resolution is None:
         raise AxesError(
-            f"{where} is a plain {_format_name(node.format)} array: give resolution= (nm per "
+            f"{where} is a plain {format_name(node.format)} array: give resolution= (nm per "
             "voxel, x y z), which it does not record"
         )
     res = Vec3D.from_seq(resolution, "resolution").float()
@@ -241,7 +238,7 @@ def _from_array(
         format=node.format,
         axes=order,
         dtype=meta.dtype,
-        num_channels=_num_channels(order, meta),
+        num_channels=order.channels(meta.shape),
         volume_type=None,
         scales=(scale,),
     )
