@@ -70,6 +70,7 @@ import io
 import json
 import os
 import pstats
+import random
 import resource
 import shutil
 import subprocess
@@ -257,13 +258,22 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def interleaved_best(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Best wall time of each function over ``repeat`` rounds, all run once per round."""
+def interleaved_best(
+    fns: dict[str, Callable[[], Any]], repeat: int, shuffle: bool = False
+) -> dict[str, float]:
+    """Best wall time of each function over ``repeat`` rounds, all run once per round;
+    ``shuffle``: each round in an order of its own (seeded), so that no function always
+    runs right after the same other one (on this VM a read that hands work to threads
+    right after a single-threaded one was up to 40% slower: the idle core wakes late)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    rng = random.Random(0)
     for _ in range(repeat):
-        for name, fn in fns.items():
+        if shuffle:
+            rng.shuffle(order)
+        for name in order:
             start = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - start)
     return {name: min(t) for name, t in times.items()}
 

@@ -362,8 +362,9 @@ def test_parts_of_one_shard_written_by_two_processes_at_once_are_all_kept(tmp_pa
 def test_auto_reads_a_few_dozen_chunks_with_tensorstore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """engine="auto": lamina's reader for reads of a few chunks and of very many;
-    TensorStore for a few dozen (its threads share them out)."""
+    """engine="auto": lamina's reader for every read of uncompressed chunks, and for reads
+    of a few compressed chunks and of very many; TensorStore for a few dozen compressed
+    ones (its threads decode them side by side)."""
     from lamina_zarr import chunks
 
     volume = TestVolume(chunk_size=(16, 16, 2))
@@ -375,18 +376,21 @@ def test_auto_reads_a_few_dozen_chunks_with_tensorstore(
         original(reader, out, lo, hi, t)
 
     monkeypatch.setattr(chunks.LocalChunkReader, "read_into", recording)
-    for encoding, expected in (("zstd", [1, 300]), ("raw", [1, 300])):
+    for encoding in ("zstd", "raw"):
         layer = new_layer(tmp_path / f"{encoding}.zarr", volume, info_encoding=encoding)
         full = VolumetricIndex.from_coords((32, 64, 4), (192, 160, 14), RES)
         layer[full] = data((1, *full.shape), seed=8)
         used.clear()
-        one = VolumetricIndex.from_coords((32, 64, 4), (48, 80, 6), RES)  # 1 chunk
-        few = VolumetricIndex.from_coords((32, 64, 4), (80, 96, 6), RES)  # 6 chunks
-        many = full  # 10 x 6 x 5 chunks
-        values = [layer[box] for box in (one, few, many)]
-        assert used == expected, encoding
+        boxes = (
+            VolumetricIndex.from_coords((32, 64, 4), (48, 80, 6), RES),  # 1 chunk
+            VolumetricIndex.from_coords((32, 64, 4), (64, 96, 6), RES),  # 2 x 2 x 1
+            VolumetricIndex.from_coords((32, 64, 4), (96, 112, 8), RES),  # 4 x 3 x 2
+            full,  # 10 x 6 x 5 chunks
+        )
+        values = [layer[box] for box in boxes]
+        assert used == ([1, 4, 300] if encoding == "zstd" else [1, 4, 24, 300]), encoding
         reference = build_zarr_layer(tmp_path / f"{encoding}.zarr", engine="tensorstore")
-        for box, value in zip((one, few, many), values, strict=True):
+        for box, value in zip(boxes, values, strict=True):
             assert np.array_equal(value, reference[box])
 
 

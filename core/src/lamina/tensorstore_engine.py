@@ -6,7 +6,11 @@ and writes through TensorStore shares (lamina-precomputed, lamina-zarr).
   :data:`STORAGE_RETRIES` times (``$LAMINA_STORAGE_RETRIES``) with at most
   :data:`MAX_RETRY_DELAY` seconds between tries, a request that receives nothing for
   :data:`STALL_SECONDS` failing: TensorStore's own defaults ride out a storm of 503s for
-  many minutes, and set no time-out.
+  many minutes, and set no time-out. Local files are not fsynced one by one
+  (``file_io_sync: false``): TensorStore still writes each whole under a temporary name
+  and renames it, as lamina's own writers do, and like them (and CloudVolume and
+  zarr-python) leaves flushing to the operating system. Its default fsync doubles the time
+  of a volume's write (docs/behaviour.md, "No silent data loss").
 * fork(): TensorStore aborts a process forked after its parent used it.
   :func:`forked_after_use` tells a format to take its other engine in such a process.
 * :func:`kvstore_spec`: TensorStore's key-value store of a directory (``file://``,
@@ -113,6 +117,7 @@ def context(cache_bytes: int) -> Any:
             found = _contexts[cache_bytes] = ts.Context(
                 {
                     "cache_pool": {"total_bytes_limit": int(cache_bytes)},
+                    "file_io_sync": False,
                     "s3_request_retries": retries,
                     "gcs_request_retries": retries,
                 }

@@ -2,12 +2,14 @@
 engines:
 
 * ``"lamina"``: lamina's own reader of local chunk files (:mod:`lamina_zarr.chunks`),
-  in the calling thread; the default for reads of local Zarr v2 and v3 arrays.
+  in the calling thread (and a helper thread on big reads); the default for reads of
+  local Zarr v2 and v3 arrays.
 * ``"tensorstore"``: TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers, chunk IO and
-  decoding off the GIL; the default for writes and for what lamina's reader does not
-  read (object storage, N5). The array is viewed as ``(x, y, z, c)`` (a time axis fixed
-  at ``time_index``, a channel axis added when there is none) and read in Fortran order,
-  which is a stored ``(c, z, y, x)`` C-ordered chunk's own layout: no transposing copy.
+  decoding off the GIL; the default for writes, for reads of a few dozen compressed
+  chunks and for what lamina's reader does not read (object storage, N5). Reads ask for
+  the stored axis order in C order (a time axis fixed at ``time_index``), TensorStore's
+  quicker layout, and are transposed to ``(x, y, z, c)`` as a view: a stored
+  ``(c, z, y, x)`` array's bytes are already lamina's Fortran-ordered ``(X, Y, Z, C)``.
   A write covering part of a shard is one transaction (each shard read and written
   back once).
 * ``"zarr-python"``: zarr-python 3 on local Zarr v2 and v3 arrays. A process forked
@@ -41,14 +43,16 @@ EngineName = Literal["tensorstore", "zarr-python", "lamina"]
 #: What ``engine=`` accepts.
 ENGINES: Final = ("auto", "tensorstore", "zarr-python", "lamina")
 _DRIVERS: Final = {2: "zarr", 3: "zarr3", "n5": "n5"}
-#: With ``engine="auto"``, reads spanning this many chunks (from, up to but not including)
-#: go to TensorStore, whose threads share them out; smaller and larger ones to lamina's
-#: reader: for uncompressed chunks, reads of up to 4 chunks and of the whole 512-chunk
-#: volume took it 0.4-0.9x TensorStore's time, reads of 8 to 64 chunks 1.3-2.2x; for
-#: compressed ones, which TensorStore decodes on several threads, only 1-chunk reads
-#: and the whole volume were faster (bench/README.md, "Zarr").
-TENSORSTORE_SPAN: Final = (5, 256)
-COMPRESSED_TENSORSTORE_SPAN: Final = (2, 256)
+#: With ``engine="auto"``, reads of compressed chunks spanning this many chunks (from, up
+#: to but not including) go to TensorStore, which decodes them on its threads; every other
+#: read of a local array goes to lamina's reader. Measured on 128 x 128 x 16 uint8 chunks
+#: (bench/README.md, "Zarr"; a noisy machine, +-20%): on zstd chunks lamina's reader took
+#: 0.7-1.0x TensorStore's time on 200 x 200 x 10 cutouts (4 to 18 chunks) and 256 x 256 x
+#: 16 ones (4), 1.25-1.35x on 384 x 384 x 32 (36 to 48), 0.5-0.6x from 128 chunks on (with
+#: its helper thread); on uncompressed chunks, which it reads in part, 0.5-0.9x at every
+#: size. A read right after one by TensorStore takes lamina's reader 100-150 us longer
+#: (TensorStore's threads still hold the cores), so the engines are not mixed finely.
+COMPRESSED_TENSORSTORE_SPAN: Final = (24, 128)
 
 
 def check_engine(engine: str | None) -> str:
@@ -97,8 +101,8 @@ class ScaleArray:
     @property
     def engine(self) -> EngineName:
         """The engine this process reads the array with: ``"lamina"`` where its reader
-        reads the array (with ``engine="auto"``, reads of a few dozen chunks still go to
-        TensorStore: :meth:`_reader_for`)."""
+        reads the array (with ``engine="auto"``, reads of a few dozen compressed chunks
+        still go to TensorStore: :meth:`_reader_for`)."""
         if self.requested_engine in ("auto", "lamina") and self._local_reader() is not None:
             return "lamina"
         return self.write_engine
@@ -112,15 +116,16 @@ class ScaleArray:
 
     def _reader_for(self, lo: Sequence[int], hi: Sequence[int]) -> LocalChunkReader | None:
         """lamina's reader when it reads ``lo:hi``: always with ``engine="lamina"``; with
-        ``"auto"``, unless the read spans :data:`TENSORSTORE_SPAN` chunks
-        (:data:`COMPRESSED_TENSORSTORE_SPAN` when they are compressed), which
-        TensorStore's threads read faster than one thread does."""
+        ``"auto"``, unless the read spans :data:`COMPRESSED_TENSORSTORE_SPAN` compressed
+        chunks, which TensorStore's threads decode faster than lamina's reader."""
         reader = self._local_reader() if self.requested_engine in ("auto", "lamina") else None
         if reader is None or self.requested_engine == "lamina":
             return reader
         if tensorstore_engine.forked_after_use():
             return reader  # TensorStore would abort this process
-        low, high = COMPRESSED_TENSORSTORE_SPAN if reader.compressed else TENSORSTORE_SPAN
+        if not reader.compressed:
+            return reader
+        low, high = COMPRESSED_TENSORSTORE_SPAN
         return None if low <= reader.count_chunks(lo, hi) < high else reader
 
     def _local_reader(self) -> LocalChunkReader | None:
@@ -140,7 +145,8 @@ class ScaleArray:
 
     # -- TensorStore ---------------------------------------------------------------------------
     def handle(self) -> Any:
-        """The array as an ``(x, y, z, c)`` TensorStore view, opened once per process."""
+        """The array as TensorStore opens it, a time axis fixed at ``time_index``: the
+        stored axis order (opened once per process)."""
         handle = self._handle
         if handle is None:
             with self._lock:
@@ -170,12 +176,14 @@ class ScaleArray:
             ).result()
         if self.axes.has_time:
             store = store[ts.d[self.axes.index("t")][self.time_index]]
-        if not self.axes.has_channels:
-            store = store[..., ts.newaxis]
-        return store[ts.d[self.axes.to_xyzc()].transpose[:]]
+        return store
 
-    def _box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
-        return self.handle()[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2], :]
+    def _stored_box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
+        """``lo:hi`` of the array in its stored axis order (a time axis fixed)."""
+        spans = [slice(a, b) for a, b in zip(lo, hi, strict=True)]
+        stored = self.axes.stored(spans, slice(None), None)
+        letters = self.axes.letters
+        return self.handle()[tuple(v for a, v in zip(letters, stored, strict=True) if a != "t")]
 
     # -- zarr-python ---------------------------------------------------------------------------
     def _zarr_array(self) -> Any:
@@ -197,9 +205,15 @@ class ScaleArray:
         return tuple(self.axes.stored(spans, slice(None), self.time_index))
 
     def _as_xyzc(self, stored: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """A stored-order array (no time axis) as an ``(x, y, z, c)`` view."""
         if not self.axes.has_channels:
             stored = stored[..., np.newaxis]
         return stored.transpose(self.axes.to_xyzc())
+
+    def _as_stored(self, xyzc: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """An ``(x, y, z, c)`` array as a view in the stored order (no time axis)."""
+        stored = xyzc.transpose(np.argsort(self.axes.to_xyzc()))
+        return stored if self.axes.has_channels else stored[..., 0]
 
     # -- IO ------------------------------------------------------------------------------------
     def read(self, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any]:
@@ -214,8 +228,8 @@ class ScaleArray:
             return out
         if self.write_engine == "zarr-python":
             return self._as_xyzc(np.asarray(self._zarr_array()[self._selection(lo, hi)]))
-        try:
-            return self._box(lo, hi).read(order="F").result()  # type: ignore[no-any-return]
+        try:  # C order in the stored axis order: TensorStore's quicker layout, the same bytes
+            return self._as_xyzc(self._stored_box(lo, hi).read(order="C").result())
         except ValueError as exc:
             raise tensorstore_engine.fault(exc, self.where) from exc
 
@@ -231,7 +245,8 @@ class ScaleArray:
         import tensorstore as ts
 
         try:
-            ts.array(out, copy=False, write=True).write(self._box(lo, hi).translate_to[0]).result()
+            target = ts.array(self._as_stored(out), copy=False, write=True)
+            target.write(self._stored_box(lo, hi).translate_to[0]).result()
         except ValueError as exc:
             raise tensorstore_engine.fault(exc, self.where) from exc
 
@@ -240,14 +255,12 @@ class ScaleArray:
         grid (else a sharded array's shards are read, changed and written in one
         transaction)."""
         hi = [a + n for a, n in zip(lo, xyzc.shape[:3], strict=True)]
+        stored = self._as_stored(xyzc)
         if self.write_engine == "zarr-python":
-            stored = xyzc.transpose(np.argsort(self.axes.to_xyzc()))
-            if not self.axes.has_channels:
-                stored = stored[..., 0]
             self._zarr_array()[self._selection(lo, hi)] = stored
             return
-        box = self._box(lo, hi)
+        box = self._stored_box(lo, hi)
         try:
-            tensorstore_engine.write(box, xyzc, part_of_shards=self.sharded and not whole_cells)
+            tensorstore_engine.write(box, stored, part_of_shards=self.sharded and not whole_cells)
         except ValueError as exc:
             raise tensorstore_engine.fault(exc, self.where) from exc
