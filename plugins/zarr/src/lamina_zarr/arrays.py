@@ -5,7 +5,7 @@ engines:
   in the calling thread (and a helper thread on big reads); the default for reads of
   local Zarr v2 and v3 arrays.
 * ``"tensorstore"``: TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers, chunk IO and
-  decoding off the GIL; the default for writes, for reads of a few dozen compressed
+  decoding off the GIL; the default for writes, for reads of 2 to 127 compressed
   chunks and for what lamina's reader does not read (object storage, N5). Reads ask for
   the stored axis order in C order (a time axis fixed at ``time_index``), TensorStore's
   quicker layout, and are transposed to ``(x, y, z, c)`` as a view: a stored
@@ -46,13 +46,12 @@ _DRIVERS: Final = {2: "zarr", 3: "zarr3", "n5": "n5"}
 #: With ``engine="auto"``, reads of compressed chunks spanning this many chunks (from, up
 #: to but not including) go to TensorStore, which decodes them on its threads; every other
 #: read of a local array goes to lamina's reader. Measured on 128 x 128 x 16 uint8 chunks
-#: (bench/README.md, "Zarr"; a noisy machine, +-20%): on zstd chunks lamina's reader took
-#: 0.7-1.0x TensorStore's time on 200 x 200 x 10 cutouts (4 to 18 chunks) and 256 x 256 x
-#: 16 ones (4), 1.25-1.35x on 384 x 384 x 32 (36 to 48), 0.5-0.6x from 128 chunks on (with
-#: its helper thread); on uncompressed chunks, which it reads in part, 0.5-0.9x at every
-#: size. A read right after one by TensorStore takes lamina's reader 100-150 us longer
-#: (TensorStore's threads still hold the cores), so the engines are not mixed finely.
-COMPRESSED_TENSORSTORE_SPAN: Final = (24, 128)
+#: in bench/bench_zarr.py's quiet runs ("Zarr" in bench/README.md): on zstd chunks
+#: lamina's one-thread reader took 1.3-1.45x TensorStore's time on cutouts of 4 to 18
+#: chunks, but 0.5x on whole volumes (with its helper thread) and on single chunks
+#: (TensorStore's handoff to its threads costs about 100 us a call); on uncompressed
+#: chunks, which it reads in part, 0.3-0.7x at every size.
+COMPRESSED_TENSORSTORE_SPAN: Final = (2, 128)
 
 
 def check_engine(engine: str | None) -> str:
@@ -101,8 +100,8 @@ class ScaleArray:
     @property
     def engine(self) -> EngineName:
         """The engine this process reads the array with: ``"lamina"`` where its reader
-        reads the array (with ``engine="auto"``, reads of a few dozen compressed chunks
-        still go to TensorStore: :meth:`_reader_for`)."""
+        reads the array (with ``engine="auto"``, reads of 2 to 127 compressed chunks still
+        go to TensorStore: :meth:`_reader_for`)."""
         if self.requested_engine in ("auto", "lamina") and self._local_reader() is not None:
             return "lamina"
         return self.write_engine
