@@ -17,12 +17,12 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from lamina.concurrency import run_all, shared_pool
 from lamina.errors import DamagedChunkError
 from lamina_zarr.axes import AxisOrder
 from lamina_zarr.nodes import ArrayMeta
@@ -48,17 +48,6 @@ def _buffer(name: str, size: int) -> memoryview:
 #: copies and most of zstd's decoding run without the GIL): reads of 128 and 256 chunks
 #: took 0.65-0.7x the time with it, reads of 4 to 48 gained nothing or lost (the handoff).
 SHARED_FROM: Final = 128
-_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
-_helper_lock = threading.Lock()
-
-
-def _helper() -> ThreadPoolExecutor:
-    """This process's helper thread (a forked child makes its own)."""
-    global _helper_pool
-    with _helper_lock:
-        if _helper_pool is None or _helper_pool[0] != os.getpid():
-            _helper_pool = (os.getpid(), ThreadPoolExecutor(1, "lamina-zarr-reader"))
-        return _helper_pool[1]
 
 
 def _codec(name: str) -> Any | None:
@@ -160,11 +149,14 @@ class LocalChunkReader:
             self._paste_all(out, cells)
             return
         half = len(cells) // 2
-        other = _helper().submit(self._paste_all, out, cells[half:])
-        try:
-            self._paste_all(out, cells[:half])
-        finally:
-            other.result()
+        run_all(
+            [
+                lambda: self._paste_all(out, cells[:half]),
+                lambda: self._paste_all(out, cells[half:]),
+            ],
+            shared_pool("zarr-reader", 1),
+            caller_takes_first=True,
+        )
 
     def _paste_all(
         self, out: npt.NDArray[Any], cells: Sequence[Sequence[tuple[int, int, int, slice]]]
