@@ -85,6 +85,10 @@ class ScaleArray:
         self.requested_engine = engine
         self.cache_bytes = cache_bytes
         self.sharded = scale.write_grid != scale.chunk_size
+        #: per stored axis but time, which of x, y, z it is (``None``: channels)
+        self._stored_xyz = [
+            "xyz".index(a) if a in "xyz" else None for a in axes.letters if a != "t"
+        ]
         self._handle: Any = None
         self._zarr: Any = None
         self._reader: LocalChunkReader | bool | None = False  # False: not looked for yet
@@ -179,10 +183,10 @@ class ScaleArray:
 
     def _stored_box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
         """``lo:hi`` of the array in its stored axis order (a time axis fixed)."""
-        spans = [slice(a, b) for a, b in zip(lo, hi, strict=True)]
-        stored = self.axes.stored(spans, slice(None), None)
-        letters = self.axes.letters
-        return self.handle()[tuple(v for a, v in zip(letters, stored, strict=True) if a != "t")]
+        every = slice(None)
+        return self.handle()[
+            tuple(every if i is None else slice(lo[i], hi[i]) for i in self._stored_xyz)
+        ]
 
     # -- zarr-python ---------------------------------------------------------------------------
     def _zarr_array(self) -> Any:
