@@ -9,8 +9,8 @@ and writes through TensorStore shares (lamina-precomputed, lamina-zarr).
   many minutes, and set no time-out. Local files are not fsynced one by one
   (``file_io_sync: false``): TensorStore still writes each whole under a temporary name
   and renames it, as lamina's own writers do, and like them (and CloudVolume and
-  zarr-python) leaves flushing to the operating system. Its default fsync doubles the time
-  of a volume's write (docs/behaviour.md, "No silent data loss").
+  zarr-python) leaves flushing to the operating system. Its default fsync made a Zarr
+  volume's write take 2-3.5x as long (docs/behaviour.md, "No silent data loss").
 * fork(): TensorStore aborts a process forked after its parent used it.
   :func:`forked_after_use` tells a format to take its other engine in such a process.
 * :func:`kvstore_spec`: TensorStore's key-value store of a directory (``file://``,
