@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,34 @@ def test_uncompressed_chunks_read_in_part_equal_zarr_python(
         assert got.dtype == np.dtype(dtype).newbyteorder("=")
 
 
+class _Helper:
+    """A stand-in for the helper's pool: runs what it is given at once (the helper took
+    the second half) or never (the reading thread takes it back)."""
+
+    def __init__(self, runs: bool) -> None:
+        self.runs = runs
+        self.submitted = 0
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        self.submitted += 1
+        future: Future[Any] = Future()
+        if self.runs:
+            future.set_running_or_notify_cancel()
+            future.set_result(fn(*args))
+        return future
+
+
+@pytest.mark.parametrize("helper", ["thread", "took it", "taken back"])
 def test_reads_shared_with_the_helper_thread_are_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
 ) -> None:
-    """A read of at least ``SHARED_FROM`` chunks is split with the helper thread; every
-    chunk of it lands, with missing chunks as the fill value."""
+    """A read of at least ``SHARED_FROM`` chunks gives its second half to the helper
+    thread (or takes it back when the helper is busy); every chunk of it lands, with
+    missing chunks as the fill value."""
     monkeypatch.setattr(chunks, "SHARED_FROM", 16)
+    stand_in = _Helper(runs=helper == "took it")
+    if helper != "thread":
+        monkeypatch.setattr(chunks, "shared_pool", lambda name, workers: stand_in)
     values = _array(tmp_path / "a.zarr", 3, "C", "uint8", sharded=False)
     os.remove(tmp_path / "a.zarr" / "c" / "1" / "2" / "1")  # z 4:8, y 16:24, x 16:32
     values[4:8, 16:24, 16:32] = 0
@@ -83,6 +106,7 @@ def test_reads_shared_with_the_helper_thread_are_whole(
     reader = layer.backend._array(RES)._local_reader()
     assert reader.count_chunks((0, 0, 0), (56, 40, 12)) >= chunks.SHARED_FROM
     np.testing.assert_array_equal(layer[RES, 0:56, 0:40, 0:12][0], values.transpose(2, 1, 0))
+    assert stand_in.submitted == (0 if helper == "thread" else 1)
 
 
 def _read_in_child(path: str, queue: Any) -> None:
@@ -103,6 +127,8 @@ def test_a_forked_child_reads_with_its_own_helper_thread(
     child = context.Process(target=_read_in_child, args=(str(tmp_path / "a.zarr"), queue))
     child.start()
     child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
     assert child.exitcode == 0
     assert queue.get(timeout=5) == int(values.sum())
 
@@ -117,3 +143,61 @@ def test_a_damaged_uncompressed_chunk_is_said(tmp_path: Path, sharded: bool) -> 
     layer = build_zarr_layer(str(tmp_path / "a.zarr"), axes="zyx", resolution=RES, engine="lamina")
     with pytest.raises(DamagedChunkError, match=r"a\.zarr"):
         layer[RES, 0:2, 0:2, 0:1]
+
+
+def _index_entries(shard: Path, count: int) -> tuple[bytes, np.ndarray[Any, Any]]:
+    """A shard file's chunks and its index (at the end, crc32c-checked) as entries."""
+    raw = shard.read_bytes()
+    size = 16 * count + 4
+    return raw[:-size], np.frombuffer(raw[-size:-4], "<u8").reshape(count, 2).copy()
+
+
+@pytest.mark.parametrize("damage", ["size", "offset"])
+def test_a_shard_index_that_does_not_fit_its_file_is_said(tmp_path: Path, damage: str) -> None:
+    """An index entry (checksum intact) giving an uncompressed chunk the wrong size, or
+    bytes beyond the shard's end, is a DamagedChunkError naming the shard."""
+    import numcodecs
+
+    _array(tmp_path / "a.zarr", 3, "C", "uint8", sharded=True)
+    shard = tmp_path / "a.zarr" / "c" / "0" / "0" / "0"
+    chunks_part, entries = _index_entries(shard, 8)
+    if damage == "size":
+        entries[0, 1] -= 1
+    else:
+        entries[0, 0] = len(chunks_part)  # past the chunks, into the index and beyond
+    shard.write_bytes(chunks_part + bytes(numcodecs.CRC32C().encode(entries.tobytes())))
+    layer = build_zarr_layer(str(tmp_path / "a.zarr"), axes="zyx", resolution=RES, engine="lamina")
+    with pytest.raises(DamagedChunkError, match=r"the shard .*a\.zarr"):
+        layer[RES, 0:2, 0:2, 0:1]
+
+
+@pytest.mark.parametrize("kind", ["zarr3", "zarr2 F", "n5"])
+def test_tensorstore_reads_in_the_chunks_own_memory_order(tmp_path: Path, kind: str) -> None:
+    """Through TensorStore a read comes in the stored chunks' own memory order (C for
+    Zarr's default, Fortran for N5 and v2 ``order: F``), so nothing is transposed: x
+    fastest for a C-ordered ``zyx`` array and for N5's ``xyz``, z fastest for a
+    Fortran-ordered ``zyx`` one."""
+    import tensorstore as ts
+
+    values = _values("uint8")
+    path = str(tmp_path / "a")
+    if kind == "n5":
+        spec = {
+            "driver": "n5",
+            "kvstore": {"driver": "file", "path": path},
+            "metadata": {
+                "dimensions": list(SHAPE[::-1]),
+                "blockSize": [16, 8, 4],
+                "dataType": "uint8",
+                "compression": {"type": "raw"},
+            },
+        }
+        ts.open(spec, create=True).result().write(values.transpose(2, 1, 0)).result()
+        layer = build_zarr_layer(path, resolution=RES, engine="tensorstore")
+    else:
+        _array(Path(path), 3 if kind == "zarr3" else 2, kind[-1], "uint8", sharded=False)
+        layer = build_zarr_layer(path, axes="zyx", resolution=RES, engine="tensorstore")
+    array = layer.backend._array(RES)
+    got = array.read([3, 5, 1], [50, 33, 11])
+    assert got.flags.c_contiguous if kind == "zarr2 F" else got.flags.f_contiguous
+    np.testing.assert_array_equal(got[..., 0], values[1:11, 5:33, 3:50].transpose(2, 1, 0))

@@ -7,9 +7,11 @@ engines:
 * ``"tensorstore"``: TensorStore's ``zarr``, ``zarr3`` and ``n5`` drivers, chunk IO and
   decoding off the GIL; the default for writes, for reads of 2 to 127 compressed
   chunks and for what lamina's reader does not read (object storage, N5). Reads ask for
-  the stored axis order in C order (a time axis fixed at ``time_index``), TensorStore's
-  quicker layout, and are transposed to ``(x, y, z, c)`` as a view: a stored
-  ``(c, z, y, x)`` array's bytes are already lamina's Fortran-ordered ``(X, Y, Z, C)``.
+  the stored axis order (a time axis fixed at ``time_index``) in the chunks' own memory
+  order (C for Zarr's default, Fortran for N5 and Zarr v2 ``order: F``), so that
+  TensorStore copies without transposing, and are transposed to ``(x, y, z, c)`` as a
+  view: a stored C-ordered ``(c, z, y, x)`` array's bytes are already lamina's
+  Fortran-ordered ``(X, Y, Z, C)``.
   A write covering part of a shard is one transaction (each shard read and written
   back once).
 * ``"zarr-python"``: zarr-python 3 on local Zarr v2 and v3 arrays. A process forked
@@ -90,6 +92,7 @@ class ScaleArray:
             "xyz".index(a) if a in "xyz" else None for a in axes.letters if a != "t"
         ]
         self._handle: Any = None
+        self._read_order = "C"  # the stored chunks' memory order, set when the handle opens
         self._zarr: Any = None
         self._reader: LocalChunkReader | bool | None = False  # False: not looked for yet
         self._lock = threading.Lock()
@@ -179,6 +182,9 @@ class ScaleArray:
             ).result()
         if self.axes.has_time:
             store = store[ts.d[self.axes.index("t")][self.time_index]]
+        inner = store.chunk_layout.inner_order
+        fortran = inner is not None and list(inner) == list(range(store.rank))[::-1]
+        self._read_order = "F" if fortran and store.rank > 1 else "C"
         return store
 
     def _stored_box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
@@ -231,8 +237,9 @@ class ScaleArray:
             return out
         if self.write_engine == "zarr-python":
             return self._as_xyzc(np.asarray(self._zarr_array()[self._selection(lo, hi)]))
-        try:  # C order in the stored axis order: TensorStore's quicker layout, the same bytes
-            return self._as_xyzc(self._stored_box(lo, hi).read(order="C").result())
+        try:  # in the stored axis order and the chunks' own memory order: no transposing
+            box = self._stored_box(lo, hi)
+            return self._as_xyzc(box.read(order=self._read_order).result())
         except ValueError as exc:
             raise tensorstore_engine.fault(exc, self.where) from exc
 

@@ -1,6 +1,7 @@
 """lamina's own reader of local Zarr chunks: the chunk files read and decoded in the
 calling thread (numcodecs for the compressors), each pasted into the result as soon as
-it is decoded.
+it is decoded; reads of :data:`SHARED_FROM` chunks or more share their chunks with a
+helper thread.
 
 TensorStore hands every read to its own threads and waits for them: about 100 µs per
 call whatever its size, which is most of a small read's time. Reading local chunk files
@@ -17,12 +18,13 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import wait
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from lamina.concurrency import run_all, shared_pool
+from lamina.concurrency import shared_pool
 from lamina.errors import DamagedChunkError
 from lamina_zarr.axes import AxisOrder
 from lamina_zarr.nodes import ArrayMeta
@@ -66,6 +68,10 @@ def _codec(name: str) -> Any | None:
 
 
 _CRC32C: Final[Any] = _codec("crc32c")
+
+
+#: An open shard file: its descriptor, its index (offset, nbytes per chunk) and its size.
+_OpenShard = tuple[int, npt.NDArray[Any], int]
 
 
 class LocalChunkReader:
@@ -149,19 +155,24 @@ class LocalChunkReader:
             self._paste_all(out, cells)
             return
         half = len(cells) // 2
-        run_all(
-            [
-                lambda: self._paste_all(out, cells[:half]),
-                lambda: self._paste_all(out, cells[half:]),
-            ],
-            shared_pool("zarr-reader", 1),
-            caller_takes_first=True,
-        )
+        # the second half to the helper, unless it is still busy with another thread's
+        # read when this one is done with the first half: then this thread takes it back
+        other = shared_pool("zarr-reader", 1).submit(self._paste_all, out, cells[half:])
+        try:
+            self._paste_all(out, cells[:half])
+        except BaseException:
+            if not other.cancel():
+                wait([other])  # nothing writes into ``out`` once the error is raised
+            raise
+        if other.cancel():
+            self._paste_all(out, cells[half:])
+        else:
+            other.result()
 
     def _paste_all(
         self, out: npt.NDArray[Any], cells: Sequence[Sequence[tuple[int, int, int, slice]]]
     ) -> None:
-        shards: dict[str, tuple[int, npt.NDArray[Any]] | None] = {}  # opened for these cells
+        shards: dict[str, _OpenShard | None] = {}  # opened for these cells
         try:
             for cell in cells:
                 self._paste(out, cell, shards)
@@ -174,7 +185,7 @@ class LocalChunkReader:
         self,
         out: npt.NDArray[Any],
         cell: Sequence[tuple[int, int, int, slice]],
-        shards: dict[str, tuple[int, npt.NDArray[Any]] | None],
+        shards: dict[str, _OpenShard | None],
     ) -> None:
         """Paste one chunk's part of the read (``cell``: per stored axis, the chunk's
         index, the span within it and the span within the box) into ``out``."""
@@ -204,12 +215,12 @@ class LocalChunkReader:
         self,
         index: Sequence[int],
         cell: Sequence[tuple[int, int, int, slice]],
-        shards: dict[str, tuple[int, npt.NDArray[Any]] | None],
+        shards: dict[str, _OpenShard | None],
     ) -> npt.NDArray[Any] | None:
         """The chunk at grid ``index`` (of inner chunks when sharded), in storage order,
         decoded at least where ``cell`` reads it; ``None`` when it is not stored.
         ``shards``: the shard files this read has opened, with their indexes (each opened
-        and its index read once per read)."""
+        and its index read once per read, or per half of a shared read)."""
         if self.shard is None:
             path = self._prefix + self.key(index)
             try:
@@ -242,10 +253,14 @@ class LocalChunkReader:
         opened = shards[path]
         if opened is None:
             return None
-        fd, entries = opened
+        fd, entries, size = opened
         offset, nbytes = (int(v) for v in entries[within])
         if offset == _EMPTY and nbytes == _EMPTY:
             return None
+        if offset + nbytes > size:
+            raise DamagedChunkError(
+                f"the shard {path} lists a chunk at bytes {offset}:{offset + nbytes} of its {size}"
+            )
         if self._in_part:
             if nbytes != self._chunk_bytes:
                 raise DamagedChunkError(
@@ -275,7 +290,7 @@ class LocalChunkReader:
             raise DamagedChunkError(f"{path} ends inside a chunk")
         return np.frombuffer(buffer, self.dtype).reshape(self._unit, order=self.order)  # type: ignore[call-overload, no-any-return]
 
-    def _open_shard(self, path: str) -> tuple[int, npt.NDArray[Any]] | None:
+    def _open_shard(self, path: str) -> _OpenShard | None:
         """The open shard file at ``path`` and its index (``(offset, nbytes)`` per inner
         chunk), ``None`` when the shard is not stored."""
         assert self.shard is not None
@@ -290,7 +305,7 @@ class LocalChunkReader:
             raw_index = os.pread(fd, size, end - size if at_end else 0)
             if checked:
                 raw_index = bytes(_CRC32C.decode(raw_index))
-            return fd, np.frombuffer(raw_index, "<u8").reshape([*self._per_shard, 2])
+            return fd, np.frombuffer(raw_index, "<u8").reshape([*self._per_shard, 2]), end
         except (ValueError, RuntimeError, OSError) as exc:
             os.close(fd)
             raise DamagedChunkError(f"the shard {path} is damaged: {exc}") from exc
