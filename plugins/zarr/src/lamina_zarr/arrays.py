@@ -92,7 +92,7 @@ class ScaleArray:
             "xyz".index(a) if a in "xyz" else None for a in axes.letters if a != "t"
         ]
         self._handle: Any = None
-        self._read_order = "C"  # the stored chunks' memory order, set when the handle opens
+        self._read_order = "C"  # the stored chunks' memory order, found when the handle opens
         self._zarr: Any = None
         self._reader: LocalChunkReader | bool | None = False  # False: not looked for yet
         self._lock = threading.Lock()
@@ -157,11 +157,15 @@ class ScaleArray:
         if handle is None:
             with self._lock:
                 if self._handle is None:
-                    self._handle = self._open()
+                    # the order first: a thread that sees the handle reads in that order
+                    store, self._read_order = self._open()
+                    self._handle = store
                 handle = self._handle
         return handle
 
-    def _open(self) -> Any:
+    def _open(self) -> tuple[Any, str]:
+        """The TensorStore handle (stored axis order, a time axis fixed) and the memory
+        order of its chunks (``"C"`` or ``"F"``), in which reads copy without transposing."""
         import tensorstore as ts
 
         spec = {
@@ -184,8 +188,7 @@ class ScaleArray:
             store = store[ts.d[self.axes.index("t")][self.time_index]]
         inner = store.chunk_layout.inner_order
         fortran = inner is not None and list(inner) == list(range(store.rank))[::-1]
-        self._read_order = "F" if fortran and store.rank > 1 else "C"
-        return store
+        return store, "F" if fortran and store.rank > 1 else "C"
 
     def _stored_box(self, lo: Sequence[int], hi: Sequence[int]) -> Any:
         """``lo:hi`` of the array in its stored axis order (a time axis fixed)."""

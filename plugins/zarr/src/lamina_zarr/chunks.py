@@ -14,6 +14,7 @@ N5) is read by TensorStore. Writes always go through TensorStore.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -67,7 +68,10 @@ def _codec(name: str) -> Any | None:
     return codecs[name]() if name in codecs else None
 
 
-_CRC32C: Final[Any] = _codec("crc32c")
+@functools.cache
+def _crc32c() -> Any:
+    """numcodecs' CRC32C, made on first use (importing numcodecs takes about 70 ms)."""
+    return _codec("crc32c")
 
 
 #: An open shard file: its descriptor, its index (offset, nbytes per chunk) and its size.
@@ -109,6 +113,9 @@ class LocalChunkReader:
         self._codecs = tuple(shard[1]) if shard is not None else self.decoders
         self._chunk_bytes = int(np.prod(self._unit)) * dtype.itemsize
         self._in_part = not self._codecs  # uncompressed: a chunk's byte spans are its voxels'
+        #: whether the chunks are compressed (decoding them is much of a read)
+        self.compressed = any(c.codec_id != "crc32c" for c in self._codecs)
+        self._spatial_unit = axes.spatial(self._unit)
         strides = np.cumprod([1, *self._unit[::-1]])[:-1][::-1]  # C order, in voxels
         if order == "F":
             strides = np.cumprod([1, *self._unit])[:-1]
@@ -122,15 +129,10 @@ class LocalChunkReader:
         if shard is not None:
             self._per_shard = tuple(s // i for s, i in zip(self.chunks, shard[0], strict=True))
 
-    @property
-    def compressed(self) -> bool:
-        """Whether the chunks are compressed (decoding them is much of a read)."""
-        return any(c.codec_id != "crc32c" for c in self._codecs)
-
     def count_chunks(self, lo: Sequence[int], hi: Sequence[int]) -> int:
         """How many chunks (inner chunks when sharded) the box ``lo:hi`` (x, y, z) touches."""
         count = 1
-        for a, b, u in zip(lo, hi, self.axes.spatial(self._unit), strict=True):
+        for a, b, u in zip(lo, hi, self._spatial_unit, strict=True):
             count *= max(0, (b - 1) // u - a // u + 1)
         return count
 
@@ -200,7 +202,7 @@ class LocalChunkReader:
         part = chunk[tuple(slice(c[1], c[2]) for c in cell)]
         if self._time_axis is not None:
             part = part[(slice(None),) * self._time_axis + (0,)]
-        if len(self._perm) > part.ndim:  # no channel axis
+        if not self.axes.has_channels:
             part = part[..., np.newaxis]
         out[tuple(target)] = part.transpose(self._perm)
 
@@ -304,7 +306,7 @@ class LocalChunkReader:
             end = os.fstat(fd).st_size
             raw_index = os.pread(fd, size, end - size if at_end else 0)
             if checked:
-                raw_index = bytes(_CRC32C.decode(raw_index))
+                raw_index = bytes(_crc32c().decode(raw_index))
             return fd, np.frombuffer(raw_index, "<u8").reshape([*self._per_shard, 2]), end
         except (ValueError, RuntimeError, OSError) as exc:
             os.close(fd)
