@@ -250,8 +250,13 @@ def run_tasks(
                     del in_flight[future]
                     fail_or_retry(n, f"{type(exc).__name__}: {exc}", _retryable(exc))
                 else:
-                    tally.finish(n, tasks[n], written)
-                    del in_flight[future]  # after: an interrupt in between records it again
+                    # journaled, counted and taken off in_flight with Ctrl-C held back: one
+                    # landing in between would have the stop record the task a second time
+                    with _SigintGuard(None) as held:
+                        tally.finish(n, tasks[n], written)
+                        del in_flight[future]
+                    if held.signalled.is_set():
+                        raise KeyboardInterrupt
             if broken:  # every task of the broken pool fails: collect them, start a new pool
                 for future in list(in_flight):
                     n = in_flight.pop(future)
