@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 from arrays_support import (
@@ -99,9 +100,11 @@ def test_blocks_of_a_sharded_zarr_follow_the_shards(
     from lamina_zarr import ZarrBackend
 
     layer = zarr_layer(tmp_path / "vol.ome.zarr", info_shard_size=(64, 64, 16))
-    array = layer.to_dask()
+    with dask.config.set({"array.chunk-size": "64KiB"}):  # a shard of uint8 per block
+        array = layer.to_dask()
     assert all(len(set(c[:-1])) <= 1 for c in array.chunks[1:])  # whole shards
-    assert array.chunks[1][0] % 64 == 0
+    assert array.chunks[1][0] == 64
+    assert array.numblocks[1:] == (3, 3, 2)
     reads = Recorder(monkeypatch, ZarrBackend, "read_into")
     np.testing.assert_array_equal(array.compute(scheduler="threads"), data())
     assert len(reads.boxes) == np.prod([len(c) for c in array.chunks[1:]])
@@ -119,3 +122,56 @@ def test_the_graph_is_small_and_computes_on_a_cluster(tmp_path: Path, client: An
     assert summed == int(data().astype("uint64").sum() * 2)
     assert layer.backend.get_bounds(R).bbox == BOX
     assert Vec3D(*OFFSET) == layer.backend.get_voxel_offset(R)
+
+
+def test_default_blocks_are_whole_cells_that_fit_dasks_chunk_size() -> None:
+    layer = memory_layer()
+    assert layer.to_dask().numblocks == (1, 1, 1, 1)  # 720 KiB: one block of 128 MiB
+    with dask.config.set({"array.chunk-size": "100KiB"}):
+        array = layer.to_dask()
+    # 32 x 32 x 8 cells (8 KiB) grown alike on every axis: 2 x 2 x 2 of them, 64 KiB
+    assert array.chunks[1:] == ((64, 64, 64), (64, 64, 32), (16, 8))
+    np.testing.assert_array_equal(array.compute(), data())
+
+
+def test_compute_returns_the_layers_memory_order(tmp_path: Path) -> None:
+    from lamina.arrays.layer_array import LayerArray
+
+    layer = precomputed_layer(tmp_path / "vol")
+    direct = layer[BOX]
+    for array in (layer.to_dask(), layer.to_dask(chunks=(64, 64, 8))):
+        assert isinstance(array, LayerArray)
+        computed = array.compute(scheduler="threads")
+        np.testing.assert_array_equal(computed, data())
+        assert computed.strides == direct.strides  # x fastest, as the layer reads
+    multi = layer.to_dask(chunks=(64, 64, 8))
+    (unoptimized,) = dask.compute(multi, optimize_graph=False)  # blocks in C order
+    np.testing.assert_array_equal(unoptimized, data())
+    derived = (multi + 1).compute(scheduler="threads")  # a plain Dask array: C blocks
+    assert type(multi + 1) is dask.array.Array
+    assert derived.flags.c_contiguous
+    np.testing.assert_array_equal(derived, data() + 1)
+
+
+def test_a_box_sliced_out_reads_only_that_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lamina.arrays.layer_array import LayerArray
+
+    layer = memory_layer()
+    array = layer.to_dask()  # one block of the whole volume
+    reads = Recorder(monkeypatch, MemoryVolumetricBackend)
+    part = array[:, 10:100, -40:, 3:]
+    assert isinstance(part, LayerArray)
+    assert part.numblocks == (1, 1, 1, 1)
+    np.testing.assert_array_equal(part.compute(scheduler="threads"), data()[:, 10:100, -40:, 3:])
+    start = (OFFSET[0] + 10, OFFSET[1] + 120, OFFSET[2] + 3)
+    assert reads.boxes == [(start, (OFFSET[0] + 100, OFFSET[1] + 160, OFFSET[2] + 24))]
+    reads.boxes.clear()
+    blocked = layer.to_dask(chunks=(64, 32, 8))[:, 10:100, -40:, 3:]  # keeps their grid
+    assert blocked.chunks[1:] == ((54, 36), (8, 32), (5, 8, 8))
+    np.testing.assert_array_equal(blocked.compute(scheduler="threads"), data()[:, 10:100, -40:, 3:])
+    assert len(reads.boxes) == 2 * 2 * 3
+    reads.assert_disjoint_and_on_grid(OFFSET, CHUNK)
+    # anything but a box of voxels is dask's own indexing, over whole blocks
+    np.testing.assert_array_equal(array[0, ::2, 5].compute(), data()[0, ::2, 5])
+    np.testing.assert_array_equal(array[:, 5:9][0:1, 1:3].compute(), data()[:, 6:8])
+    assert type(array[0]) is dask.array.Array

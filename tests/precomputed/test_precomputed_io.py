@@ -182,6 +182,47 @@ def test_many_threads_write_and_read_one_layer(layer: Any) -> None:
     np.testing.assert_array_equal(raw_read(layer.name, idx((0, 0, 0), (128, 64, 4))), expected)
 
 
+@pytest.mark.cloudvolume_engine  # lamina's own chunk IO
+def test_raw_chunks_are_read_through_one_buffer_per_thread(
+    layer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local raw chunks are read into the reading thread's scratch buffer, not a new one
+    per chunk; what a read returns never shares it, and a short chunk is still damaged."""
+    from lamina_precomputed.codecs import DamagedChunkError
+    from lamina_precomputed.storage import FileStore
+
+    rng = np.random.default_rng(0)
+    first_data = rng.integers(0, 255, (1, 64, 64, 4), dtype=np.uint8)
+    layer[FINE, 0:64, 0:64, 0:4] = first_data
+    layer[FINE, 64:128, 0:64, 0:4] = 255 - first_data
+    transient: list[str] = []
+    real = FileStore.get_transient
+
+    def counted(store: FileStore, name: str) -> Any:
+        transient.append(name)
+        return real(store, name)
+
+    monkeypatch.setattr(FileStore, "get_transient", counted)
+    first = layer[FINE, 0:64, 0:64, 0:4]
+    second = layer[FINE, 64:128, 0:64, 0:4]
+    np.testing.assert_array_equal(first, first_data)
+    np.testing.assert_array_equal(second, 255 - first_data)
+    assert len(transient) == 8  # every chunk of both reads
+    store = FileStore(f"file://{tmp_path / 'v'}")
+    one, other = (
+        store.get_transient("4_4_40/0-32_0-32_0-4"),
+        store.get_transient("4_4_40/32-64_0-32_0-4"),
+    )
+    assert one is not None
+    assert other is not None
+    assert np.shares_memory(np.frombuffer(one, np.uint8), np.frombuffer(other, np.uint8))
+    assert bytes(other) == (tmp_path / "v" / "4_4_40" / "32-64_0-32_0-4").read_bytes()
+    chunk = tmp_path / "v" / "4_4_40" / "0-32_0-32_0-4"
+    chunk.write_bytes(chunk.read_bytes()[:-1])
+    with pytest.raises(DamagedChunkError, match="0-32_0-32_0-4"):
+        build_cv_layer(layer.name)[FINE, 0:64, 0:64, 0:4]
+
+
 # -- the memory layout of writes ---------------------------------------------------------------
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_every_memory_layout_stores_the_same_chunk_files(tmp_path: Path, layout: str) -> None:

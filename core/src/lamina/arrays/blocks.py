@@ -19,12 +19,20 @@ import numpy as np
 
 from lamina.volumetric.geometry import BBox3D, RawVec3D, Vec3D
 
-__all__ = ["ArrayGeometry", "BoxedArray", "array_geometry", "block_edges", "block_sizes"]
+__all__ = [
+    "ArrayGeometry",
+    "BoxedArray",
+    "array_geometry",
+    "block_edges",
+    "block_size",
+    "block_sizes",
+    "default_block_size",
+]
 
 Int3 = tuple[int, int, int]
 
-#: A block covers about this many voxels per axis by default (whole grid cells).
-DEFAULT_BLOCK_VOXELS = (512, 512, 64)
+#: A block's bytes by default when dask's ``array.chunk-size`` setting cannot be read.
+DEFAULT_BLOCK_BYTES = 128 * 2**20
 
 
 @attrs.frozen
@@ -138,42 +146,78 @@ def block_edges(start: int, stop: int, offset: int, step: int) -> list[int]:
     return [start, *range(first, stop, step), stop]
 
 
+def _block_bytes_limit() -> int:
+    """Dask's ``array.chunk-size`` setting in bytes (what ``chunks="auto"`` aims at)."""
+    try:
+        import dask.config
+        from dask.utils import parse_bytes
+    except ImportError:
+        return DEFAULT_BLOCK_BYTES
+    setting = dask.config.get("array.chunk-size", DEFAULT_BLOCK_BYTES)
+    return int(parse_bytes(setting)) if isinstance(setting, str) else int(setting)
+
+
+def default_block_size(geometry: ArrayGeometry) -> Int3:
+    """The largest block of ``k`` grid cells per axis (fewer on an axis the box spans in
+    fewer cells) whose voxels of every channel fit dask's ``array.chunk-size`` (128 MiB
+    unless configured), as ``dask.array.from_array(chunks="auto")`` sizes blocks: a few
+    large blocks cost less per voxel to read, schedule and assemble than many small
+    ones. At least one cell."""
+    cell = geometry.grid[1] if geometry.grid is not None else (1, 1, 1)
+    extent = [b - a for a, b in zip(geometry.start, geometry.stop, strict=True)]
+    cells_spanned = [-(-e // k) for e, k in zip(extent, cell, strict=True)]
+    voxel_bytes = geometry.num_channels * geometry.dtype.itemsize
+    limit = _block_bytes_limit()
+
+    def size(k: int) -> Int3:
+        return tuple(c * min(k, n) for c, n in zip(cell, cells_spanned, strict=True))  # type: ignore[return-value]
+
+    k = 1
+    while k < max(cells_spanned) and int(np.prod(size(k + 1))) * voxel_bytes <= limit:
+        k += 1
+    return size(k)
+
+
+def block_size(geometry: ArrayGeometry, chunks: Sequence[int] | None) -> Int3:
+    """The x, y, z voxels of one block: ``chunks`` (x, y, z, or C first) checked to be
+    whole grid cells when the layer has a grid, or :func:`default_block_size`."""
+    c = geometry.num_channels
+    if chunks is None:
+        return default_block_size(geometry)
+    given = [int(v) for v in chunks]
+    if len(given) == 4:
+        if given[0] != c:
+            raise ValueError(
+                f"chunks {list(chunks)}: the channel axis is one block of all {c} channels; "
+                f"give ({c}, x, y, z) or (x, y, z)"
+            )
+        given = given[1:]
+    if len(given) != 3 or min(given) < 1:
+        raise ValueError(
+            f"chunks must be x, y, z voxels (or C, x, y, z), each >= 1; got {chunks!r}"
+        )
+    size = tuple(given)
+    if geometry.grid is not None:
+        cell = geometry.grid[1]
+        if any(s % k for s, k in zip(size, cell, strict=True)):
+            nearest = [max(k, round(s / k) * k) for s, k in zip(size, cell, strict=True)]
+            raise ValueError(
+                f"chunks {list(size)} must be whole multiples of the storage grid "
+                f"{list(cell)} (chunks, or shards) at {geometry.resolution.pformat()} nm, "
+                f"so that no chunk is read twice; try {nearest}"
+            )
+    return size  # type: ignore[return-value]
+
+
 def block_sizes(
     geometry: ArrayGeometry, chunks: Sequence[int] | None
 ) -> tuple[tuple[int, ...], ...]:
     """Dask's ``chunks`` of ``geometry``'s array: ``(C,)`` then each axis's block sizes,
-    from ``chunks`` (x, y, z voxels, or C first; default about 512 x 512 x 64), which
-    must be whole grid cells when the layer has a grid."""
-    c = geometry.num_channels
-    if chunks is None:
-        cell = geometry.grid[1] if geometry.grid is not None else (1, 1, 1)
-        size = tuple(k * max(1, t // k) for k, t in zip(cell, DEFAULT_BLOCK_VOXELS, strict=True))
-    else:
-        given = [int(v) for v in chunks]
-        if len(given) == 4:
-            if given[0] != c:
-                raise ValueError(
-                    f"chunks {list(chunks)}: the channel axis is one block of all {c} channels; "
-                    f"give ({c}, x, y, z) or (x, y, z)"
-                )
-            given = given[1:]
-        if len(given) != 3 or min(given) < 1:
-            raise ValueError(
-                f"chunks must be x, y, z voxels (or C, x, y, z), each >= 1; got {chunks!r}"
-            )
-        size = tuple(given)
-        if geometry.grid is not None:
-            cell = geometry.grid[1]
-            if any(s % k for s, k in zip(size, cell, strict=True)):
-                nearest = [max(k, round(s / k) * k) for s, k in zip(size, cell, strict=True)]
-                raise ValueError(
-                    f"chunks {list(size)} must be whole multiples of the storage grid "
-                    f"{list(cell)} (chunks, or shards) at {geometry.resolution.pformat()} nm, "
-                    f"so that no chunk is read twice; try {nearest}"
-                )
+    blocks of :func:`block_size` cut on the layer's grid (or from the box's start)."""
+    size = block_size(geometry, chunks)
     offset = geometry.grid[0] if geometry.grid is not None else geometry.start
     axes = []
     for d in range(3):
         cuts = block_edges(geometry.start[d], geometry.stop[d], offset[d], size[d])
         axes.append(tuple(b - a for a, b in itertools.pairwise(cuts) if b > a))
-    return ((c,), *axes)
+    return ((geometry.num_channels,), *axes)

@@ -9,15 +9,18 @@ threaded scheduler, on lamina-dask's cluster or on any ``dask.distributed`` clus
 Memory order: dask assembles a computed result in C order, so blocks are read straight
 into C-ordered arrays (a layer that reads directly pastes each storage chunk into place);
 a Fortran-ordered block, as precomputed volumes store them, would cost a transposing
-copy at assembly, three times the read. Inside :func:`block_order` (``flows.store`` uses
-it with the destination's order, and :func:`materialize` assembles without dask), blocks
-come in that order instead, so a volume copied through a Dask array is never transposed.
+copy at assembly, three times the read. The array ``to_dask`` returns computes itself
+in the layer's own order instead (:mod:`lamina.arrays.layer_array`), as ``layer[...]``
+reads; inside :func:`block_order` (``flows.store`` uses it with the destination's order,
+and :func:`materialize` assembles without dask), blocks come in that order too, so a
+volume copied through a Dask array is never transposed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
@@ -27,17 +30,40 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from lamina.arrays.blocks import ArrayGeometry, BoxedArray, array_geometry, block_sizes
+from lamina.arrays.blocks import (
+    ArrayGeometry,
+    BoxedArray,
+    array_geometry,
+    block_size,
+    block_sizes,
+)
+from lamina.concurrency import run_all, shared_pool
 from lamina.flows.identity import state_digest
 from lamina.volumetric.data import new_volume_array
 from lamina.volumetric.geometry import BBox3D, RawVec3D
 from lamina.volumetric.index import VolumetricIndex
 
-__all__ = ["LayerReader", "block_order", "materialize", "to_dask"]
+__all__ = [
+    "LayerReader",
+    "assemble",
+    "block_order",
+    "chosen_block_order",
+    "materialize",
+    "to_dask",
+]
 
-_BLOCK_ORDER: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "lamina_block_order", default="C"
+_BLOCK_ORDER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "lamina_block_order", default=None
 )
+
+#: Assembling at least this many bytes pastes blocks on threads (numpy copies release
+#: the GIL); smaller results are pasted in the calling thread.
+THREADED_ASSEMBLY_BYTES = 8 * 2**20
+
+
+def chosen_block_order() -> str | None:
+    """The order :func:`block_order` chose in this context (``None``: none chosen)."""
+    return _BLOCK_ORDER.get()
 
 
 @contextlib.contextmanager
@@ -55,17 +81,24 @@ def block_order(order: str) -> Iterator[None]:
 @attrs.frozen
 class LayerReader(BoxedArray):
     """The array-like ``dask.array.from_array`` reads blocks from: ``reader[c, x, y, z]``
-    (slices, relative to the array's first voxel) is one read through the layer."""
+    (slices, relative to the array's first voxel) is one read through the layer, into a
+    block in ``order`` (``None``: the :func:`block_order` in force, C by default)."""
 
     layer: Any
     geometry: ArrayGeometry
+    order: str | None = None
+
+    def in_layer_order(self) -> LayerReader:
+        """This reader, reading blocks in its layer's memory order (as the layer reads)."""
+        order = getattr(getattr(self.layer, "backend", None), "memory_order", "C")
+        return attrs.evolve(self, order=order)
 
     def __getitem__(self, key: tuple[slice, ...]) -> npt.NDArray[Any]:
         channels, *spatial = key
         lo, hi = self.box(spatial)
         idx = VolumetricIndex.from_coords(lo, hi, self.geometry.resolution)
         shape = (self.shape[0], *(h - b for b, h in zip(lo, hi, strict=True)))
-        out = new_volume_array(shape, self.dtype, _BLOCK_ORDER.get())
+        out = new_volume_array(shape, self.dtype, self.order or _BLOCK_ORDER.get() or "C")
         read_into = getattr(self.layer, "read_into", None)
         if read_into is not None:
             read_into(idx, out)
@@ -84,14 +117,32 @@ def materialize(array: Any, order: str = "C") -> npt.NDArray[Any]:
     with block_order(order):
         graph = array.__dask_optimize__(array.__dask_graph__(), flat)
         blocks = get_sync(graph, flat)
+    return assemble(blocks, array.chunks, array.dtype, order)
+
+
+def assemble(
+    blocks: Sequence[Any], chunks: Sequence[Sequence[int]], dtype: Any, order: str
+) -> npt.NDArray[Any]:
+    """One ``order`` array of ``blocks`` (in the order of dask's keys, flattened) laid out
+    by dask's ``chunks``; a single block is returned as it is (not copied). Large results
+    are pasted on a few threads."""
     if len(blocks) == 1:
         return np.asarray(blocks[0])
-    out = new_volume_array(array.shape, array.dtype, order)
-    starts = [list(itertools.accumulate(sizes, initial=0)) for sizes in array.chunks]
-    positions = itertools.product(*(range(len(sizes)) for sizes in array.chunks))
-    for position, block in zip(positions, blocks, strict=True):
+    shape = [sum(sizes) for sizes in chunks]
+    out = new_volume_array(shape, dtype, order)
+    starts = [list(itertools.accumulate(sizes, initial=0)) for sizes in chunks]
+    positions = itertools.product(*(range(len(sizes)) for sizes in chunks))
+
+    def paste(position: tuple[int, ...], block: Any) -> None:
         where = tuple(slice(starts[d][i], starts[d][i + 1]) for d, i in enumerate(position))
         out[where] = block
+
+    pastes = [
+        functools.partial(paste, position, block)
+        for position, block in zip(positions, blocks, strict=True)
+    ]
+    pool = shared_pool("lamina-assemble", 2) if out.nbytes >= THREADED_ASSEMBLY_BYTES else None
+    run_all(pastes, pool, caller_takes_first=True)
     return out
 
 
@@ -118,21 +169,35 @@ def to_dask(
             its finest scale).
         bbox: the box (nm; default: the dataset's bounds at ``resolution``).
         chunks: x, y, z voxels of one block (or C first), whole multiples of the storage
-            grid (default: about 512 x 512 x 64 of them); blocks are aligned to the grid.
+            grid (default: as many whole cells as fit dask's ``array.chunk-size``, 128 MiB
+            unless configured); blocks are aligned to the grid.
+
+    Returns:
+        a :class:`~lamina.arrays.layer_array.LayerArray`: a ``dask.array.Array`` whose
+        ``compute()`` returns the layer's memory order (as ``layer[...]`` does); arrays
+        derived from it are plain Dask arrays.
     """
     try:
-        import dask.array as da
+        from lamina.arrays.layer_array import LayerArray
     except ImportError:
         raise ImportError(
             "layer.to_dask needs dask: pip install 'lamina[arrays]' (or dask[array])"
         ) from None
     geometry = array_geometry(layer, resolution, bbox)
-    sizes = block_sizes(geometry, chunks)
-    reader = LayerReader(layer, geometry)
+    return LayerArray.over(LayerReader(layer, geometry), block_size(geometry, chunks))
+
+
+def dask_array_of(reader: LayerReader, size: tuple[int, int, int]) -> Any:
+    """The plain Dask array of ``reader``'s box in blocks of ``size`` voxels, cut on
+    the layer's grid (:func:`lamina.arrays.blocks.block_sizes`)."""
+    import dask.array as da
+
+    geometry = reader.geometry
+    sizes = block_sizes(geometry, size)
     return da.from_array(  # type: ignore[no-untyped-call]
         reader,
         chunks=sizes,
-        name=_name(layer, geometry, sizes),
+        name=_name(reader.layer, geometry, sizes),
         meta=np.empty((0, 0, 0, 0), dtype=geometry.dtype),
         asarray=False,
         fancy=False,

@@ -307,7 +307,7 @@ class ScaleIO(ScaleGrid):
                 out[region] = chunk[tuple(slice(a[d] - c0[d], b[d] - c0[d]) for d in range(3))]
 
         if self.sharded is None:
-            self._map(lambda box: paste(box, self.fetch([box])[0]), boxes)
+            self._map(lambda box: paste(box, self._fetch_one(box)), boxes)
             return
         for group in self._by_shard_file(boxes):
             for box, chunk in zip(group, self.fetch(group), strict=True):
@@ -341,11 +341,7 @@ class ScaleIO(ScaleGrid):
             contents = [self._content_of(names[i]) for i in todo]
         for i, content in zip(todo, contents, strict=True):
             if content is None:
-                if not self.options.fill_missing:
-                    raise MissingChunkError(
-                        f"the chunk {self.store.cloudpath}/{names[i]} is missing and "
-                        "fill_missing=False"
-                    )
+                self._check_may_be_absent(names[i])
                 continue
             chunk = self._decode(content, boxes[i], names[i])
             found[i] = chunk
@@ -353,7 +349,7 @@ class ScaleIO(ScaleGrid):
                 cache.put(names[i], chunk)
         return found
 
-    def _decode(self, content: bytes, box: Box, name: str) -> npt.NDArray[Any]:
+    def _decode(self, content: bytes | memoryview, box: Box, name: str) -> npt.NDArray[Any]:
         shape = tuple(box[1][d] - box[0][d] for d in range(3))
         return decode_chunk(
             content,
@@ -371,6 +367,26 @@ class ScaleIO(ScaleGrid):
         ids = self.sharded.chunk_ids([box[0] for box in boxes])
         by_id = self.sharded.read(self.store, ids)
         return [by_id[i] for i in ids]
+
+    def _fetch_one(self, box: Box) -> npt.NDArray[Any] | None:
+        """:meth:`fetch` of one box. Without caches, a raw chunk of a local file is a view
+        of the thread's scratch buffer (``FileStore.get_transient``), valid until this
+        thread fetches the next one: :meth:`read_into` pastes it at once."""
+        if self.memory_cache is not None or self.disk_cache is not None or self.encoding != "raw":
+            return self.fetch([box])[0]
+        name = self.name(box)
+        content = self.store.get_transient(name)
+        if content is None:
+            self._check_may_be_absent(name)
+            return None
+        return self._decode(content, box, name)
+
+    def _check_may_be_absent(self, name: str) -> None:
+        """Raise :class:`MissingChunkError` for an absent chunk unless ``fill_missing``."""
+        if not self.options.fill_missing:
+            raise MissingChunkError(
+                f"the chunk {self.store.cloudpath}/{name} is missing and fill_missing=False"
+            )
 
     def _content_of(self, name: str) -> bytes | None:
         disk = self.disk_cache

@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from lamina.errors import LaminaError
 from lamina_precomputed.codecs import DamagedChunkError
@@ -57,6 +57,32 @@ FORMS: tuple[tuple[str, str | None], ...] = (
     (".bz2", "bzip2"),
 )
 _SUFFIX = {compression: suffix for suffix, compression in FORMS}
+
+#: Files up to this size are read into a thread's scratch buffer by ``get_transient``.
+SCRATCH_LIMIT = 8 * 2**20
+
+_scratch = threading.local()
+
+
+def _read_into_scratch(file: Any) -> bytes | memoryview:
+    """The whole of ``file`` (an unbuffered binary file), as a view of this thread's
+    scratch buffer when it fits :data:`SCRATCH_LIMIT`, else as new bytes."""
+    size = os.fstat(file.fileno()).st_size  # of the version this handle opened
+    if size > SCRATCH_LIMIT:
+        return bytes(file.readall())
+    buffer: bytearray | None = getattr(_scratch, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _scratch.buffer = bytearray(max(size, 256 * 1024))
+    view = memoryview(buffer)[:size]
+    got = 0
+    while got < size:
+        count = file.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    return view[:got]
+
+
 _COMPRESSION = dict(FORMS)
 _SUFFIXES = tuple(suffix for suffix, _ in FORMS)
 #: Which forms of a local file exist, from directory listings (one stat instead of six).
@@ -104,6 +130,17 @@ class FileStore:
             return self._get_mem(name)
         return self._get_remote(name)
 
+    def get_transient(self, name: str) -> bytes | memoryview | None:
+        """As :meth:`get`, but an uncompressed local file of at most
+        :data:`SCRATCH_LIMIT` bytes is read into this thread's scratch buffer and returned
+        as a view of it, valid until this thread's next ``get_transient``: a read pastes
+        its chunk and lets go. A fresh buffer per chunk costs page faults in processes
+        where glibc serves each one from a new mapping (dask's workers set
+        ``MALLOC_TRIM_THRESHOLD_``, which does that for anything over 128 KiB)."""
+        if self._local_root is None:
+            return self.get(name)
+        return self._get_local(name, transient=True)
+
     def open_ranges(self, name: str) -> RangeReader | None:
         """A reader of byte ranges of ``name`` (a shard file), ``None`` when it does not
         exist. Every range a reader returns comes from one version of the file: a local
@@ -130,10 +167,23 @@ class FileStore:
         raw = result["content"]
         return (None if raw is None else bytes(raw)), result.get("compress")
 
-    def _get_local(self, name: str, *, listed: bool = True) -> bytes | None:
+    @overload
+    def _get_local(
+        self, name: str, *, listed: bool = True, transient: Literal[False] = False
+    ) -> bytes | None: ...
+
+    @overload
+    def _get_local(
+        self, name: str, *, listed: bool = True, transient: bool
+    ) -> bytes | memoryview | None: ...
+
+    def _get_local(
+        self, name: str, *, listed: bool = True, transient: bool = False
+    ) -> bytes | memoryview | None:
         """The newest stored form of ``name``, decompressed; which forms exist comes from
         the directory's listing where it can be trusted (``listed``), else from a stat
-        of each form."""
+        of each form. ``transient``: an uncompressed form is read into this thread's
+        scratch buffer (:meth:`get_transient`)."""
         assert self._local_root is not None
         path = os.path.join(self._local_root, name)
         present = _LOCAL_FORMS.present(path) if listed else None
@@ -144,9 +194,11 @@ class FileStore:
         suffix = present[0]
         try:
             with open(path + suffix, "rb", buffering=0) as file:
+                if transient and not suffix:
+                    return _read_into_scratch(file)
                 raw = file.readall()
         except FileNotFoundError:  # replaced since the listing or the stat
-            return self._get_local(name, listed=False)
+            return self._get_local(name, listed=False, transient=transient)
         return self._decompress(raw, _COMPRESSION[suffix], name + suffix)
 
     def _mem_data(self) -> tuple[dict[str, Any], str]:
