@@ -198,9 +198,9 @@ def test_raw_chunks_are_read_through_one_buffer_per_thread(
     transient: list[str] = []
     real = FileStore.get_transient
 
-    def counted(store: FileStore, name: str) -> Any:
+    def counted(store: FileStore, name: str, span: Any = None) -> Any:
         transient.append(name)
-        return real(store, name)
+        return real(store, name, span)
 
     monkeypatch.setattr(FileStore, "get_transient", counted)
     first = layer[FINE, 0:64, 0:64, 0:4]
@@ -221,6 +221,53 @@ def test_raw_chunks_are_read_through_one_buffer_per_thread(
     chunk.write_bytes(chunk.read_bytes()[:-1])
     with pytest.raises(DamagedChunkError, match="0-32_0-32_0-4"):
         build_cv_layer(layer.name)[FINE, 0:64, 0:64, 0:4]
+
+
+@pytest.mark.cloudvolume_engine  # lamina's own chunk IO
+@pytest.mark.parametrize(("dtype", "channels"), [("uint8", 1), (">u2", 2), ("float32", 3)])
+def test_cutouts_read_only_the_planes_they_need_from_raw_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, channels: int
+) -> None:
+    """Random cutouts of a volume CloudVolume wrote (edge chunks clipped) equal its data,
+    though each raw chunk file is read only from the cutout's first voxel to its last."""
+    from lamina_precomputed import storage
+    from precomputed_support import raw_write
+
+    native = np.dtype(dtype).newbyteorder("=")
+    bbox = BBox3D.from_coords((0, 0, 0), (100, 90, 13), FINE)
+    layer = build_cv_layer(
+        tmp_path / "v",
+        **small_volume_params(
+            info_scales=[FINE],
+            info_bbox=bbox,
+            info_data_type=native.name,
+            info_num_channels=channels,
+        ),
+    )
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 60000, (channels, 100, 90, 13)).astype(native)
+    raw_write(layer.name, idx((0, 0, 0), (100, 90, 13)), data)
+    spans: list[int] = []
+    real = storage.read_span
+
+    def recorded(fd: int, buffer: memoryview, first: int, last: int, offset: int = 0) -> int:
+        spans.append(last - first)
+        return real(fd, buffer, first, last, offset)
+
+    monkeypatch.setattr(storage, "read_span", recorded)
+    fresh = build_cv_layer(layer.name)
+    for _ in range(30):
+        lo = [int(rng.integers(0, n - 1)) for n in (100, 90, 13)]
+        hi = [int(rng.integers(a + 1, n + 1)) for a, n in zip(lo, (100, 90, 13), strict=True)]
+        cutout = fresh[FINE, lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        np.testing.assert_array_equal(cutout, data[:, lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
+    spans.clear()
+    fresh[FINE, 40:50, 40:50, 5:6]  # one plane of one chunk: 10 rows of it
+    chunk_bytes = 32 * 32 * 4 * channels * native.itemsize
+    if channels == 1:
+        assert spans == [(9 * 32 + 10) * native.itemsize]
+    assert len(spans) == 1
+    assert spans[0] < chunk_bytes
 
 
 # -- the memory layout of writes ---------------------------------------------------------------

@@ -36,7 +36,7 @@ from lamina.volumetric.geometry import Vec3D
 from lamina_precomputed.codecs import decode_chunk, encode_chunk
 from lamina_precomputed.engine import note_compressed_chunks
 from lamina_precomputed.sharding import ShardedScale
-from lamina_precomputed.storage import FileStore, compression_name
+from lamina_precomputed.storage import FileStore, Span, compression_name
 
 __all__ = ["ChunkCache", "IOOptions", "MissingChunkError", "ScaleGrid", "ScaleIO"]
 
@@ -307,7 +307,7 @@ class ScaleIO(ScaleGrid):
                 out[region] = chunk[tuple(slice(a[d] - c0[d], b[d] - c0[d]) for d in range(3))]
 
         if self.sharded is None:
-            self._map(lambda box: paste(box, self._fetch_one(box)), boxes)
+            self._map(lambda box: paste(box, self._fetch_one(box, lo, hi)), boxes)
             return
         for group in self._by_shard_file(boxes):
             for box, chunk in zip(group, self.fetch(group), strict=True):
@@ -368,18 +368,34 @@ class ScaleIO(ScaleGrid):
         by_id = self.sharded.read(self.store, ids)
         return [by_id[i] for i in ids]
 
-    def _fetch_one(self, box: Box) -> npt.NDArray[Any] | None:
-        """:meth:`fetch` of one box. Without caches, a raw chunk of a local file is a view
-        of the thread's scratch buffer (``FileStore.get_transient``), valid until this
-        thread fetches the next one: :meth:`read_into` pastes it at once."""
+    def _fetch_one(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any] | None:
+        """:meth:`fetch` of one box, for a read of ``lo:hi``. Without caches, a raw chunk
+        of a local file is a view of the thread's scratch buffer
+        (``FileStore.get_transient``), valid until this thread fetches the next one:
+        :meth:`read_into` pastes it at once. Only the bytes from the read's first voxel
+        in the chunk to its last are read (a cutout's few planes of a chunk); the rest
+        of the view is stale."""
         if self.memory_cache is not None or self.disk_cache is not None or self.encoding != "raw":
             return self.fetch([box])[0]
         name = self.name(box)
-        content = self.store.get_transient(name)
+        content = self.store.get_transient(name, self._span(box, lo, hi))
         if content is None:
             self._check_may_be_absent(name)
             return None
         return self._decode(content, box, name)
+
+    def _span(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> Span:
+        """(the raw chunk file's size, first byte, end byte) a read of ``lo:hi`` needs
+        of ``box``'s chunk: x-fastest voxels, channel after channel."""
+        (c0, c1) = box
+        x, y, z = (c1[d] - c0[d] for d in range(3))
+        a = [max(lo[d], c0[d]) - c0[d] for d in range(3)]
+        b = [min(hi[d], c1[d]) - c0[d] - 1 for d in range(3)]
+        channels = self.num_channels
+        item = np.dtype(self.dtype).itemsize
+        first = a[0] + x * (a[1] + y * a[2])
+        last = b[0] + x * (b[1] + y * (b[2] + z * (channels - 1)))
+        return (x * y * z * channels * item, first * item, (last + 1) * item)
 
     def _check_may_be_absent(self, name: str) -> None:
         """Raise :class:`MissingChunkError` for an absent chunk unless ``fill_missing``."""

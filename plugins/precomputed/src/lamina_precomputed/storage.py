@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, overload
 
 from lamina.errors import LaminaError
+from lamina.scratch import read_span, thread_buffer
 from lamina_precomputed.codecs import DamagedChunkError
 from lamina_precomputed.local_forms import FormIndex
 
@@ -61,26 +62,23 @@ _SUFFIX = {compression: suffix for suffix, compression in FORMS}
 #: Files up to this size are read into a thread's scratch buffer by ``get_transient``.
 SCRATCH_LIMIT = 8 * 2**20
 
-_scratch = threading.local()
+#: A part of a chunk file to read: (the whole file's expected size, first byte, end byte).
+Span = tuple[int, int, int]
 
 
-def _read_into_scratch(file: Any) -> bytes | memoryview:
-    """The whole of ``file`` (an unbuffered binary file), as a view of this thread's
-    scratch buffer when it fits :data:`SCRATCH_LIMIT`, else as new bytes."""
-    size = os.fstat(file.fileno()).st_size  # of the version this handle opened
+def _read_into_scratch(file: Any, span: Span | None) -> bytes | memoryview:
+    """The whole of ``file`` (an unbuffered binary file) as a view of this thread's
+    scratch buffer when it fits :data:`SCRATCH_LIMIT`, else as new bytes. With ``span``
+    and a file of its expected size, only the span's bytes are read, at their own place
+    in the view (the rest is stale); a file of another size is read whole."""
+    fd = file.fileno()
+    size = os.fstat(fd).st_size  # of the version this handle opened
     if size > SCRATCH_LIMIT:
         return bytes(file.readall())
-    buffer: bytearray | None = getattr(_scratch, "buffer", None)
-    if buffer is None or len(buffer) < size:
-        buffer = _scratch.buffer = bytearray(max(size, 256 * 1024))
-    view = memoryview(buffer)[:size]
-    got = 0
-    while got < size:
-        count = file.readinto(view[got:])
-        if not count:
-            break
-        got += count
-    return view[:got]
+    view = thread_buffer("precomputed-chunk", size)
+    first, last = (span[1], span[2]) if span is not None and span[0] == size else (0, size)
+    got = read_span(fd, view, first, last)
+    return view if got == last - first else view[: first + got]  # short: damaged
 
 
 _COMPRESSION = dict(FORMS)
@@ -130,16 +128,18 @@ class FileStore:
             return self._get_mem(name)
         return self._get_remote(name)
 
-    def get_transient(self, name: str) -> bytes | memoryview | None:
+    def get_transient(self, name: str, span: Span | None = None) -> bytes | memoryview | None:
         """As :meth:`get`, but an uncompressed local file of at most
         :data:`SCRATCH_LIMIT` bytes is read into this thread's scratch buffer and returned
         as a view of it, valid until this thread's next ``get_transient``: a read pastes
         its chunk and lets go. A fresh buffer per chunk costs page faults in processes
         where glibc serves each one from a new mapping (dask's workers set
-        ``MALLOC_TRIM_THRESHOLD_``, which does that for anything over 128 KiB)."""
+        ``MALLOC_TRIM_THRESHOLD_``, which does that for anything over 128 KiB). With
+        ``span`` (the file's expected size, first and end byte) a file of that size is
+        read only there, at the bytes' own place in the view; the rest is stale."""
         if self._local_root is None:
             return self.get(name)
-        return self._get_local(name, transient=True)
+        return self._get_local(name, transient=True, span=span)
 
     def open_ranges(self, name: str) -> RangeReader | None:
         """A reader of byte ranges of ``name`` (a shard file), ``None`` when it does not
@@ -169,16 +169,16 @@ class FileStore:
 
     @overload
     def _get_local(
-        self, name: str, *, listed: bool = True, transient: Literal[False] = False
+        self, name: str, *, listed: bool = ..., transient: Literal[False] = ..., span: None = ...
     ) -> bytes | None: ...
 
     @overload
     def _get_local(
-        self, name: str, *, listed: bool = True, transient: bool
+        self, name: str, *, listed: bool = ..., transient: bool, span: Span | None = ...
     ) -> bytes | memoryview | None: ...
 
     def _get_local(
-        self, name: str, *, listed: bool = True, transient: bool = False
+        self, name: str, *, listed: bool = True, transient: bool = False, span: Span | None = None
     ) -> bytes | memoryview | None:
         """The newest stored form of ``name``, decompressed; which forms exist comes from
         the directory's listing where it can be trusted (``listed``), else from a stat
@@ -195,10 +195,10 @@ class FileStore:
         try:
             with open(path + suffix, "rb", buffering=0) as file:
                 if transient and not suffix:
-                    return _read_into_scratch(file)
+                    return _read_into_scratch(file, span)
                 raw = file.readall()
         except FileNotFoundError:  # replaced since the listing or the stat
-            return self._get_local(name, listed=False, transient=transient)
+            return self._get_local(name, listed=False, transient=transient, span=span)
         return self._decompress(raw, _COMPRESSION[suffix], name + suffix)
 
     def _mem_data(self) -> tuple[dict[str, Any], str]:

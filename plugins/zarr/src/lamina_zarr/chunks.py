@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from typing import Any, Final
@@ -27,6 +26,7 @@ import numpy.typing as npt
 
 from lamina.concurrency import shared_pool
 from lamina.errors import DamagedChunkError
+from lamina.scratch import read_span, thread_buffer
 from lamina_zarr.axes import AxisOrder
 from lamina_zarr.nodes import ArrayMeta
 from lamina_zarr.paths import REMOTE
@@ -34,17 +34,12 @@ from lamina_zarr.paths import REMOTE
 __all__ = ["LocalChunkReader", "local_reader"]
 
 _EMPTY: Final = 2**64 - 1  # a shard index entry of a chunk that is not stored
-#: Each thread's reusable buffers: a chunk's file and its decoded bytes (kept warm, so
-#: that a read neither allocates nor faults in fresh memory per chunk).
-_scratch = threading.local()
 
 
 def _buffer(name: str, size: int) -> memoryview:
-    buffer: bytearray | None = getattr(_scratch, name, None)
-    if buffer is None or len(buffer) < size:
-        buffer = bytearray(size)
-        setattr(_scratch, name, buffer)
-    return memoryview(buffer)[:size]
+    """This thread's reusable buffer for a chunk's file (``raw``) or its decoded bytes
+    (``decoded``): a read neither allocates nor faults in fresh memory per chunk."""
+    return thread_buffer(f"zarr-{name}", size)
 
 
 #: Reads of this many chunks or more are shared with a helper thread (file reads, numpy's
@@ -238,12 +233,8 @@ class LocalChunkReader:
                         )
                     return self._read_part(fd, 0, cell, path)
                 raw = _buffer("raw", size)
-                got = 0
-                while got < size:
-                    n = os.readv(fd, [raw[got:]])
-                    if n == 0:
-                        raise DamagedChunkError(f"the chunk {path} ended while it was read")
-                    got += n
+                if read_span(fd, raw, 0, size) != size:
+                    raise DamagedChunkError(f"the chunk {path} ended while it was read")
             finally:
                 os.close(fd)
             return self._decode(raw, path)
@@ -285,7 +276,7 @@ class LocalChunkReader:
         first, last = self._span(cell)
         buffer = _buffer("decoded", self._chunk_bytes)
         try:
-            got = os.preadv(fd, [buffer[first:last]], offset + first)
+            got = read_span(fd, buffer, first, last, offset)
         except OSError as exc:
             raise DamagedChunkError(f"{path} is damaged: {exc}") from exc
         if got != last - first:
