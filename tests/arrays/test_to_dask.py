@@ -134,6 +134,20 @@ def test_default_blocks_are_whole_cells_that_fit_dasks_chunk_size() -> None:
     np.testing.assert_array_equal(array.compute(), data())
 
 
+def test_default_blocks_of_huge_and_thin_boxes() -> None:
+    from lamina.arrays.blocks import ArrayGeometry, default_block_size
+
+    def geometry(stop: tuple[int, int, int], grid: Any) -> ArrayGeometry:
+        return ArrayGeometry(R, (0, 0, 0), stop, 1, np.dtype("uint8"), grid)
+
+    petascale = geometry((10**6, 10**6, 10**5), ((0, 0, 0), (128, 128, 16)))
+    assert default_block_size(petascale) == (1024, 1024, 128)  # 8 x 8 x 8 chunks, 128 MiB
+    # a box one voxel thick on two axes, without a grid: found at once, not voxel by voxel
+    assert default_block_size(geometry((1, 1, 10**12), None)) == (1, 1, 2**27)
+    big_cells = geometry((4096, 4096, 512), ((0, 0, 0), (1024, 1024, 256)))
+    assert default_block_size(big_cells) == (1024, 1024, 256)  # one cell, though larger
+
+
 def test_compute_returns_the_layers_memory_order(tmp_path: Path) -> None:
     from lamina.arrays.layer_array import LayerArray
 

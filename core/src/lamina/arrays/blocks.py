@@ -172,10 +172,15 @@ def default_block_size(geometry: ArrayGeometry) -> Int3:
     def size(k: int) -> Int3:
         return tuple(c * min(k, n) for c, n in zip(cell, cells_spanned, strict=True))  # type: ignore[return-value]
 
-    k = 1
-    while k < max(cells_spanned) and int(np.prod(size(k + 1))) * voxel_bytes <= limit:
-        k += 1
-    return size(k)
+    def fits(k: int) -> bool:
+        x, y, z = size(k)
+        return x * y * z * voxel_bytes <= limit
+
+    low, high = 1, max(cells_spanned)  # the largest k that fits, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return size(low)
 
 
 def block_size(geometry: ArrayGeometry, chunks: Sequence[int] | None) -> Int3:
