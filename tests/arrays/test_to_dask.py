@@ -135,7 +135,9 @@ def test_default_blocks_are_whole_cells_that_fit_dasks_chunk_size() -> None:
 
 
 def test_default_blocks_of_huge_and_thin_boxes() -> None:
-    from lamina.arrays.blocks import ArrayGeometry, default_block_size
+    import attrs
+
+    from lamina.arrays.blocks import ArrayGeometry, block_sizes, default_block_size
 
     def geometry(stop: tuple[int, int, int], grid: Any) -> ArrayGeometry:
         return ArrayGeometry(R, (0, 0, 0), stop, 1, np.dtype("uint8"), grid)
@@ -146,6 +148,9 @@ def test_default_blocks_of_huge_and_thin_boxes() -> None:
     assert default_block_size(geometry((1, 1, 10**12), None)) == (1, 1, 2**27)
     big_cells = geometry((4096, 4096, 512), ((0, 0, 0), (1024, 1024, 256)))
     assert default_block_size(big_cells) == (1024, 1024, 256)  # one cell, though larger
+    # 32 voxels across two cells of the grid: one block of both, not two halves
+    straddling = attrs.evolve(geometry((64, 32, 8), ((16, 0, 0), (32, 32, 8))), start=(32, 0, 0))
+    assert block_sizes(straddling, None)[1:] == ((32,), (32,), (8,))
 
 
 def test_compute_returns_the_layers_memory_order(tmp_path: Path) -> None:
@@ -189,3 +194,36 @@ def test_a_box_sliced_out_reads_only_that_box(monkeypatch: pytest.MonkeyPatch) -
     np.testing.assert_array_equal(array[0, ::2, 5].compute(), data()[0, ::2, 5])
     np.testing.assert_array_equal(array[:, 5:9][0:1, 1:3].compute(), data()[:, 6:8])
     assert type(array[0]) is dask.array.Array
+
+
+def test_slices_stay_dasks_where_a_box_could_read_differently(tmp_path: Path) -> None:
+    """After an item assignment, with a processor whose values depend on the box read,
+    and on an upsampling layer, a slice is dask's own: equal to the computed array's."""
+    from lamina.arrays.layer_array import LayerArray
+
+    assigned = memory_layer().to_dask()
+    assigned[:, 0:10] = 0
+    np.testing.assert_array_equal(
+        assigned[:, 5:15].compute(scheduler="threads"),
+        assigned.compute(scheduler="threads")[:, 5:15],
+    )
+    assert (assigned[:, 5:10].compute(scheduler="threads") == 0).all()
+    by_box = memory_layer().with_procs(read_procs=[lambda d: d // 2 + d.max() // 2])
+    array = by_box.to_dask(chunks=(64, 64, 8))
+    assert not isinstance(array[:, 3:50, 7:60, 1:9], LayerArray)
+    np.testing.assert_array_equal(
+        array[:, 3:50, 7:60, 1:9].compute(scheduler="threads"),
+        array.compute(scheduler="threads")[:, 3:50, 7:60, 1:9],
+    )
+    fine = lamina.build_volumetric_layer(
+        memory_layer().backend,
+        default_desired_resolution=(4, 4, 40),
+        index_resolution=(4, 4, 40),
+        data_resolution=R,
+        interpolation_mode="img",
+    )
+    upsampled = fine.to_dask()
+    np.testing.assert_array_equal(
+        upsampled[:, 3:41, 5:30, 1:9].compute(scheduler="threads"),
+        upsampled.compute(scheduler="threads")[:, 3:41, 5:30, 1:9],
+    )

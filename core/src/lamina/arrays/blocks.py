@@ -162,10 +162,12 @@ def default_block_size(geometry: ArrayGeometry) -> Int3:
     fewer cells) whose voxels of every channel fit dask's ``array.chunk-size`` (128 MiB
     unless configured), as ``dask.array.from_array(chunks="auto")`` sizes blocks: a few
     large blocks cost less per voxel to read, schedule and assemble than many small
-    ones. At least one cell."""
-    cell = geometry.grid[1] if geometry.grid is not None else (1, 1, 1)
-    extent = [b - a for a, b in zip(geometry.start, geometry.stop, strict=True)]
-    cells_spanned = [-(-e // k) for e, k in zip(extent, cell, strict=True)]
+    ones. At least one cell, however large."""
+    offset, cell = geometry.grid if geometry.grid is not None else (geometry.start, (1, 1, 1))
+    cells_spanned = [  # the grid cells the box touches on each axis
+        -(-(stop - o) // k) - (start - o) // k
+        for start, stop, o, k in zip(geometry.start, geometry.stop, offset, cell, strict=True)
+    ]
     voxel_bytes = geometry.num_channels * geometry.dtype.itemsize
     limit = _block_bytes_limit()
 

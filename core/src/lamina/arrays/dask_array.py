@@ -174,8 +174,9 @@ def to_dask(
 
     Returns:
         a :class:`~lamina.arrays.layer_array.LayerArray`: a ``dask.array.Array`` whose
-        ``compute()`` returns the layer's memory order (as ``layer[...]`` does); arrays
-        derived from it are plain Dask arrays.
+        ``compute()`` returns the layer's memory order (as ``layer[...]`` does) and whose
+        boxes sliced out read only themselves; other arrays derived from it are plain
+        Dask arrays.
     """
     try:
         from lamina.arrays.layer_array import LayerArray

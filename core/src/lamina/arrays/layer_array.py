@@ -10,11 +10,16 @@ assembles them in the order they came in (:func:`~lamina.arrays.dask_array.assem
 no copy of a single block). Values are the same either way; only the memory layout of
 the result differs, and ``np.ascontiguousarray`` gives C order when that is wanted.
 
-A box sliced out of it (``array[:, 0:256, 0:256, 0:16]``, steps of 1, every channel or
-a range of them) is a LayerArray over that box, on the same grid, reading only the
-box: dask itself would read every block the box touches in whole. Other arrays derived
-from it (arithmetic, ``rechunk``, fancy indexing) are plain Dask arrays, whose blocks
-stay in C order so that dask's own assembly stays cheap.
+A box sliced out of it (``array[:, 0:256, 0:256, 0:16]``, steps of 1) is a LayerArray
+over that box, on the same grid, reading only the box (a range of channels is then taken
+from it by dask): dask itself would read every block the box touches in whole. That
+holds for layers whose reads are the backend's alone (``layer.reads_directly``: no
+processors, no resampling), where a voxel's value does not depend on the box read; for
+others, and once an item assignment has changed the array, slicing is dask's own.
+Other arrays derived from it (arithmetic, a new chunking, fancy indexing) are plain
+Dask arrays, whose blocks are in C order so that dask's own assembly stays cheap, except
+where one graph computes or persists them together with the LayerArray (the blocks they
+share are read once, in the layer's order: the values are the same).
 """
 
 from __future__ import annotations
@@ -40,26 +45,28 @@ class LayerArray(da.Array):
     """A ``dask.array.Array`` over a layer whose ``compute()`` returns the layer's memory
     order. Pickles (and persists) as a plain Dask array."""
 
-    #: The reader of the array's box and the block size it was cut in (``None`` in an
-    #: array dask made as a LayerArray without them).
-    _lamina_source: tuple[LayerReader, Int3] | None = None
+    #: The array's name when it was made, the reader of its box and the block size it
+    #: was cut in (``None`` in an array dask made as a LayerArray without them).
+    _lamina_source: tuple[str, LayerReader, Int3] | None = None
 
     @classmethod
     def over(cls, reader: LayerReader, size: tuple[int, int, int]) -> LayerArray:
         """The array of ``reader``'s box in blocks of ``size`` voxels on its grid."""
         plain = dask_array_of(reader, size)
         array: LayerArray = cls(plain.dask, plain.name, plain.chunks, meta=plain._meta)
-        array._lamina_source = (reader, size)
+        array._lamina_source = (array.name, reader, size)
         return array
 
     def __getitem__(self, index: Any) -> Any:
-        """A box of voxels (slices with step 1) is a LayerArray over that box; anything
-        else is dask's own indexing."""
+        """A box of voxels (slices with step 1) of a layer that reads directly is a
+        LayerArray over that box; anything else is dask's own indexing."""
         source = self._lamina_source
-        box = None if source is None else _box_of(index, source[0].geometry)
-        if source is None or box is None:
+        if source is None or source[0] != self.name:  # an item assignment changed it
             return super().__getitem__(index)  # type: ignore[no-untyped-call]
-        reader, size = source
+        _, reader, size = source
+        box = _box_of(index, reader.geometry)
+        if box is None or not getattr(reader.layer, "reads_directly", False):
+            return super().__getitem__(index)  # type: ignore[no-untyped-call]
         channels, start, stop = box
         geometry = attrs.evolve(reader.geometry, start=start, stop=stop)
         part = LayerArray.over(attrs.evolve(reader, geometry=geometry), size)

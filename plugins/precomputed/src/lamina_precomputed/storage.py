@@ -73,7 +73,7 @@ def _read_into_scratch(file: Any, span: Span | None) -> bytes | memoryview:
     in the view (the rest is stale); a file of another size is read whole."""
     fd = file.fileno()
     size = os.fstat(fd).st_size  # of the version this handle opened
-    if size > SCRATCH_LIMIT:
+    if size > SCRATCH_LIMIT or size == 0:  # 0: perhaps a file system that cannot say
         return bytes(file.readall())
     view = thread_buffer("precomputed-chunk", size)
     first, last = (span[1], span[2]) if span is not None and span[0] == size else (0, size)
