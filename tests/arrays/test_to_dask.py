@@ -38,6 +38,17 @@ FORMATS = {
 }
 
 
+def resampling_layer(resolution: tuple[int, int, int]) -> Any:
+    """The in-memory volume read at ``resolution`` (indexed there too) from its 8 nm data."""
+    return lamina.build_volumetric_layer(
+        memory_layer().backend,
+        default_desired_resolution=resolution,
+        index_resolution=resolution,
+        data_resolution=R,
+        interpolation_mode="img",
+    )
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_compute_equals_a_direct_read(fmt: str, tmp_path: Path) -> None:
     layer = FORMATS[fmt](tmp_path)
@@ -53,13 +64,7 @@ def test_compute_equals_a_direct_read(fmt: str, tmp_path: Path) -> None:
 def test_reads_go_through_processors_and_resampling() -> None:
     inverted = memory_layer().with_procs(read_procs=[lambda d: 255 - d])
     np.testing.assert_array_equal(inverted.to_dask().compute(), 255 - data())
-    coarse = lamina.build_volumetric_layer(
-        memory_layer().backend,
-        default_desired_resolution=(16, 16, 40),
-        index_resolution=(16, 16, 40),
-        data_resolution=R,
-        interpolation_mode="img",
-    )
+    coarse = resampling_layer((16, 16, 40))
     array = coarse.to_dask(chunks=(32, 32, 8))
     assert array.shape == (1, SHAPE[0] // 2, SHAPE[1] // 2, SHAPE[2])
     # the data's 32 x 32 x 8 grid at 8 nm is 16 x 16 x 8 at 16 nm, from the offset 8, 16, 8
@@ -215,14 +220,7 @@ def test_slices_stay_dasks_where_a_box_could_read_differently(tmp_path: Path) ->
         array[:, 3:50, 7:60, 1:9].compute(scheduler="threads"),
         array.compute(scheduler="threads")[:, 3:50, 7:60, 1:9],
     )
-    fine = lamina.build_volumetric_layer(
-        memory_layer().backend,
-        default_desired_resolution=(4, 4, 40),
-        index_resolution=(4, 4, 40),
-        data_resolution=R,
-        interpolation_mode="img",
-    )
-    upsampled = fine.to_dask()
+    upsampled = resampling_layer((4, 4, 40)).to_dask()
     np.testing.assert_array_equal(
         upsampled[:, 3:41, 5:30, 1:9].compute(scheduler="threads"),
         upsampled.compute(scheduler="threads")[:, 3:41, 5:30, 1:9],
