@@ -2,12 +2,13 @@
 
 The volume: 1024 x 1024 x 128 uint8 random voxels (``--quick``: 512 x 512 x 64), raw,
 128 x 128 x 16 chunks, on local disk, written by CloudVolume. Rows (best of ``--repeat``
-after a warm-up):
+rounds after a warm-up; the rows compared with each other run in the same rounds, in a
+shuffled order):
 
 * ``layer.to_dask().compute()`` on dask's threaded scheduler, against one direct read of
   the whole volume through the layer (target >= 0.9x its throughput). With the default
   blocks (whole chunks up to dask's ``array.chunk-size``, 128 MiB) this volume is one
-  block; a row with 512 x 512 x 64 blocks (16 of them) shows the cost of assembling many;
+  block; a row with 512 x 512 x 64 blocks (8 of them) shows the cost of assembling many;
 * the same arrays computed on a 2-worker ``dask.distributed`` LocalCluster (the result
   gathered into this process), against ``flows.copy`` of the volume into an in-memory
   layer with 2 threads (target >= 0.9x);
@@ -33,20 +34,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_precomputed import interleaved_best
 from volumes import new_raw_volume, versions
 
 RES = (8, 8, 40)
 CHUNK = (128, 128, 16)
-
-
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> int:
@@ -82,67 +74,72 @@ def main() -> int:
         )
 
     memory = lamina.build_memory_volumetric_layer(box, [RES], CHUNK, index_resolution=RES)
-    rows: list[tuple[str, float, str]] = []
     blocks = (512, 512, 64) if not args.quick else (256, 256, 32)
-    direct = _best(lambda: src[box], args.repeat)
-    threaded = _best(lambda: src.to_dask().compute(scheduler="threads"), args.repeat)
-    threaded_blocks = _best(
-        lambda: src.to_dask(chunks=blocks).compute(scheduler="threads"), args.repeat
-    )
-    rows += [
-        ("direct read of the whole volume through the layer", direct, ""),
-        (
-            "to_dask().compute(), threaded scheduler",
-            threaded,
-            f"{direct / threaded:.2f}x (target >= 0.9)",
-        ),
-        (
-            f"to_dask(chunks={blocks}).compute(), threaded",
-            threaded_blocks,
-            f"{direct / threaded_blocks:.2f}x",
-        ),
-    ]
-    copied_to_memory = _best(
-        lambda: copy(src, memory, executor="threads", workers=2, progress=False), args.repeat
+    time.sleep(2.5)  # lamina's reader trusts a directory listing 2 s after its last change
+
+    def measured(fns: dict[str, Callable[[], Any]]) -> dict[str, float]:
+        for fn in fns.values():
+            fn()  # warm-up
+        return interleaved_best(fns, args.repeat, shuffle=True)
+
+    reads = measured(
+        {
+            "direct": lambda: src[box],
+            "threaded": lambda: src.to_dask().compute(scheduler="threads"),
+            "blocks": lambda: src.to_dask(chunks=blocks).compute(scheduler="threads"),
+        }
     )
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     )
     client = Client(cluster)
     try:
-        on_cluster = _best(lambda: client.compute(src.to_dask()).result(), args.repeat)
-        cluster_blocks = _best(
-            lambda: client.compute(src.to_dask(chunks=blocks)).result(), args.repeat
+        gathered = measured(
+            {
+                "copy": lambda: copy(src, memory, executor="threads", workers=2, progress=False),
+                "cluster": lambda: client.compute(src.to_dask()).result(),
+                "blocks": lambda: client.compute(src.to_dask(chunks=blocks)).result(),
+            }
         )
     finally:
         client.close()
         cluster.close()
-    rows += [
-        ("flows.copy into memory, threads x2", copied_to_memory, ""),
+    written = measured(
+        {
+            "copy": lambda: copy(src, new_dst(), executor="threads", workers=2, progress=False),
+            "store": lambda: store(
+                src.to_dask(), new_dst(), executor="threads", workers=2, progress=False
+            ),
+        }
+    )
+    rows = [
+        ("direct read of the whole volume through the layer", reads["direct"], ""),
+        (
+            "to_dask().compute(), threaded scheduler",
+            reads["threaded"],
+            f"{reads['direct'] / reads['threaded']:.2f}x (target >= 0.9)",
+        ),
+        (
+            f"to_dask(chunks={blocks}).compute(), threaded",
+            reads["blocks"],
+            f"{reads['direct'] / reads['blocks']:.2f}x",
+        ),
+        ("flows.copy into memory, threads x2", gathered["copy"], ""),
         (
             "to_dask().compute(), 2-worker LocalCluster",
-            on_cluster,
-            f"{copied_to_memory / on_cluster:.2f}x (target >= 0.9)",
+            gathered["cluster"],
+            f"{gathered['copy'] / gathered['cluster']:.2f}x (target >= 0.9)",
         ),
         (
             f"to_dask(chunks={blocks}).compute(), LocalCluster",
-            cluster_blocks,
-            f"{copied_to_memory / cluster_blocks:.2f}x",
+            gathered["blocks"],
+            f"{gathered['copy'] / gathered['blocks']:.2f}x",
         ),
-    ]
-    copied = _best(
-        lambda: copy(src, new_dst(), executor="threads", workers=2, progress=False), args.repeat
-    )
-    stored = _best(
-        lambda: store(src.to_dask(), new_dst(), executor="threads", workers=2, progress=False),
-        args.repeat,
-    )
-    rows += [
-        ("flows.copy into a new precomputed volume, threads x2", copied, ""),
+        ("flows.copy into a new precomputed volume, threads x2", written["copy"], ""),
         (
             "flows.store(src.to_dask(), dst), threads x2",
-            stored,
-            f"{copied / stored:.2f}x (target >= 0.9)",
+            written["store"],
+            f"{written['copy'] / written['store']:.2f}x (target >= 0.9)",
         ),
     ]
     print(versions(["numpy", "dask", "lamina", "lamina-precomputed"]))

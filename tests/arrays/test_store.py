@@ -48,6 +48,35 @@ def test_a_dask_array_of_any_chunks_is_stored_on_the_write_grid(
     np.testing.assert_array_equal(dst[BOX], data())
 
 
+def test_a_layers_own_array_is_read_once_per_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``store(layer.to_dask(), dst)`` reads each task's box in one read through the
+    layer (no dask graph per task); a processor's array still goes through dask."""
+    import dask
+
+    src = memory_layer()
+    reads = Recorder(monkeypatch, MemoryVolumetricBackend)
+    graphs: list[int] = []
+    real = dask.local.get_sync
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        graphs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dask.local, "get_sync", counted)
+    dst = _empty(tmp_path / "dst")
+    summary = store(src.to_dask(), dst, chunk_size=(64, 64, 8), progress=False)
+    np.testing.assert_array_equal(dst[BOX], data())
+    assert len(reads.boxes) == summary.tasks == 3 * 3 * 3
+    assert not graphs
+    reads.assert_disjoint_and_on_grid(OFFSET, (64, 64, 8))
+    inverted = src.with_procs(read_procs=[lambda d: 255 - d])
+    store(inverted.to_dask(), dst, chunk_size=(64, 64, 8), progress=False)
+    np.testing.assert_array_equal(dst[BOX], 255 - data())
+    assert len(graphs) == 3 * 3 * 3
+
+
 def test_numpy_and_to_dask_round_trips_on_files(tmp_path: Path) -> None:
     src = precomputed_layer(tmp_path / "src")
     dst = _empty(tmp_path / "dst")

@@ -74,6 +74,19 @@ class LayerArray(da.Array):
             return part
         return da.Array.__getitem__(part, channels)  # type: ignore[no-untyped-call]
 
+    def read_box(self, box: Sequence[slice], order: str) -> npt.NDArray[Any] | None:
+        """The values of the voxel box ``box`` (x, y, z slices from the array's first
+        voxel) in one read through the layer, in ``order``, without dask: what
+        ``array[:, *box].compute()`` gives. ``None`` where a box sliced out is dask's
+        own (see :meth:`__getitem__`): read it through dask then."""
+        source = self._lamina_source
+        if source is None or source[0] != self.name:
+            return None
+        _, reader, _ = source
+        if not getattr(reader.layer, "reads_directly", False):
+            return None
+        return attrs.evolve(reader, order=order)[(slice(None), *box)]
+
     @staticmethod
     def __dask_optimize__(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> Any:
         """Dask's optimisation of an array graph, with every :class:`LayerReader` reading

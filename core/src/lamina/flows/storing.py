@@ -7,7 +7,9 @@ whatever the array's own blocks are: each task computes the part of the array it
 (a Dask array's blocks that straddle two tasks are computed by both; task sizes that are
 whole multiples of the array's blocks avoid that), in the destination's memory order
 (:func:`lamina.arrays.dask_array.materialize`: a layer's blocks are read in that order,
-never transposed on the way), and writes it. Runs on every executor,
+never transposed on the way), and writes it. A layer's own array (``layer.to_dask()``,
+read straight from its backend) is read task box by task box, one read each, without a
+dask graph per task (``LayerArray.read_box``). Runs on every executor,
 with retries, the journal (``resume=True``), the progress bar and the summary.
 """
 
@@ -45,19 +47,18 @@ class StoreTask:
     origin: tuple[int, int, int]
 
     def __call__(self, idx: VolumetricIndex) -> int:
-        part = self.array[
-            (
-                slice(None),
-                *(
-                    slice(idx.start[d] - self.origin[d], idx.stop[d] - self.origin[d])
-                    for d in range(3)
-                ),
-            )
-        ]
+        box = tuple(
+            slice(idx.start[d] - self.origin[d], idx.stop[d] - self.origin[d]) for d in range(3)
+        )
+        order = self.dst.backend.memory_order
+        read_box = getattr(self.array, "read_box", None)  # a layer's array: one read
+        part = read_box(box, order) if read_box is not None else None
+        if part is None:
+            part = self.array[(slice(None), *box)]
         if hasattr(part, "__dask_graph__"):  # a Dask array: its part, computed here in
             from lamina.arrays.dask_array import materialize  # the destination's order
 
-            part = materialize(part, self.dst.backend.memory_order)
+            part = materialize(part, order)
         data = np.asarray(part)
         self.dst[idx] = data
         return int(data.nbytes)
