@@ -384,10 +384,14 @@ class ScaleIO(ScaleGrid):
             return None
         return self._decode(content, box, name)
 
-    def _span(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> Span:
+    def _span(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> Span | None:
         """(the raw chunk file's size, first byte, end byte) a read of ``lo:hi`` needs
-        of ``box``'s chunk: x-fastest voxels, channel after channel."""
+        of ``box``'s chunk: x-fastest voxels, channel after channel; ``None`` when the
+        read needs the whole chunk."""
         (c0, c1) = box
+        inside_lo = lo[0] <= c0[0] and lo[1] <= c0[1] and lo[2] <= c0[2]
+        if inside_lo and c1[0] <= hi[0] and c1[1] <= hi[1] and c1[2] <= hi[2]:
+            return None
         x, y, z = (c1[d] - c0[d] for d in range(3))
         a = [max(lo[d], c0[d]) - c0[d] for d in range(3)]
         b = [min(hi[d], c1[d]) - c0[d] - 1 for d in range(3)]

@@ -76,9 +76,12 @@ def _read_into_scratch(file: Any, span: Span | None) -> bytes | memoryview:
     if size > SCRATCH_LIMIT or size == 0:  # 0: perhaps a file system that cannot say
         return bytes(file.readall())
     view = thread_buffer("precomputed-chunk", size)
-    first, last = (span[1], span[2]) if span is not None and span[0] == size else (0, size)
-    got = read_span(fd, view, first, last)
-    return view if got == last - first else view[: first + got]  # short: damaged
+    if span is None or span[0] != size:  # the whole file, in one call where it can
+        got = file.readinto(view) or 0
+        got += read_span(fd, view, got, size) if got < size else 0
+        return view if got == size else view[:got]  # short: damaged
+    got = read_span(fd, view, span[1], span[2])
+    return view if got == span[2] - span[1] else view[: span[1] + got]
 
 
 _COMPRESSION = dict(FORMS)
