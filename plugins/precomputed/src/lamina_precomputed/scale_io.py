@@ -40,7 +40,8 @@ from lamina_precomputed.storage import FileStore, Span, compression_name
 
 __all__ = ["ChunkCache", "IOOptions", "MissingChunkError", "ScaleGrid", "ScaleIO"]
 
-Box = tuple[tuple[int, int, int], tuple[int, int, int]]
+Int3 = tuple[int, int, int]
+Box = tuple[Int3, Int3]
 
 
 class MissingChunkError(LaminaError, FileNotFoundError):
@@ -231,6 +232,7 @@ class ScaleIO(ScaleGrid):
         self.store = store
         self.block_size = tuple(scale.get("compressed_segmentation_block_size") or (8, 8, 8))
         self.dtype = dtype
+        self._itemsize = np.dtype(dtype).itemsize
         self.num_channels = num_channels
         self.options = options
         self.memory_cache = memory_cache
@@ -294,24 +296,39 @@ class ScaleIO(ScaleGrid):
         if not boxes:
             return
 
-        def paste(box: Box, chunk: npt.NDArray[Any] | None) -> None:
+        def paste(box: Box, chunk: npt.NDArray[Any] | None, a: Int3, b: Int3) -> None:
+            """Paste ``chunk`` (``None``: absent) where ``a:b``, its part read, goes."""
             if chunk is None and absent is None:
                 return
-            (c0, c1) = box
-            a = [max(lo[d], c0[d]) for d in range(3)]
-            b = [min(hi[d], c1[d]) for d in range(3)]
-            region = tuple(slice(a[d] - origin[d], b[d] - origin[d]) for d in range(3))
+            c0 = box[0]
+            region = (
+                slice(a[0] - origin[0], b[0] - origin[0]),
+                slice(a[1] - origin[1], b[1] - origin[1]),
+                slice(a[2] - origin[2], b[2] - origin[2]),
+            )
             if chunk is None:
                 out[region] = absent
             else:
-                out[region] = chunk[tuple(slice(a[d] - c0[d], b[d] - c0[d]) for d in range(3))]
+                x0, y0, z0 = a[0] - c0[0], a[1] - c0[1], a[2] - c0[2]
+                x1, y1, z1 = b[0] - c0[0], b[1] - c0[1], b[2] - c0[2]
+                out[region] = chunk[x0:x1, y0:y1, z0:z1]
+
+        def part(box: Box) -> tuple[Int3, Int3]:
+            """The part ``a:b`` of ``box`` the read covers."""
+            (c0, c1) = box
+            a = (max(lo[0], c0[0]), max(lo[1], c0[1]), max(lo[2], c0[2]))
+            return a, (min(hi[0], c1[0]), min(hi[1], c1[1]), min(hi[2], c1[2]))
+
+        def fetch_and_paste(box: Box) -> None:
+            a, b = part(box)
+            paste(box, self._fetch_one(box, a, b), a, b)
 
         if self.sharded is None:
-            self._map(lambda box: paste(box, self._fetch_one(box, lo, hi)), boxes)
+            self._map(fetch_and_paste, boxes)
             return
         for group in self._by_shard_file(boxes):
             for box, chunk in zip(group, self.fetch(group), strict=True):
-                paste(box, chunk)
+                paste(box, chunk, *part(box))
 
     def _by_shard_file(self, boxes: Sequence[Box]) -> list[list[Box]]:
         assert self.sharded is not None
@@ -368,9 +385,9 @@ class ScaleIO(ScaleGrid):
         by_id = self.sharded.read(self.store, ids)
         return [by_id[i] for i in ids]
 
-    def _fetch_one(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> npt.NDArray[Any] | None:
-        """:meth:`fetch` of one box, for a read of ``lo:hi``. Without caches, a raw chunk
-        of a local file is a view of the thread's scratch buffer
+    def _fetch_one(self, box: Box, a: Int3, b: Int3) -> npt.NDArray[Any] | None:
+        """:meth:`fetch` of one box, for a read of its part ``a:b``. Without caches, a raw
+        chunk of a local file is a view of the thread's scratch buffer
         (``FileStore.get_transient``), valid until this thread fetches the next one:
         :meth:`read_into` pastes it at once. Only the bytes from the read's first voxel
         in the chunk to its last are read (a cutout's few planes of a chunk); the rest
@@ -378,27 +395,25 @@ class ScaleIO(ScaleGrid):
         if self.memory_cache is not None or self.disk_cache is not None or self.encoding != "raw":
             return self.fetch([box])[0]
         name = self.name(box)
-        content = self.store.get_transient(name, self._span(box, lo, hi))
+        content = self.store.get_transient(name, self._span(box, a, b))
         if content is None:
             self._check_may_be_absent(name)
             return None
         return self._decode(content, box, name)
 
-    def _span(self, box: Box, lo: Sequence[int], hi: Sequence[int]) -> Span | None:
-        """(the raw chunk file's size, first byte, end byte) a read of ``lo:hi`` needs
-        of ``box``'s chunk: x-fastest voxels, channel after channel; ``None`` when the
-        read needs the whole chunk."""
+    def _span(self, box: Box, a: Int3, b: Int3) -> Span | None:
+        """(the raw chunk file's size, first byte, end byte) a read of the part ``a:b``
+        of ``box``'s chunk needs: x-fastest voxels, channel after channel; ``None`` when
+        the part is the whole chunk."""
         (c0, c1) = box
-        inside_lo = lo[0] <= c0[0] and lo[1] <= c0[1] and lo[2] <= c0[2]
-        if inside_lo and c1[0] <= hi[0] and c1[1] <= hi[1] and c1[2] <= hi[2]:
+        if a == c0 and b == c1:
             return None
-        x, y, z = (c1[d] - c0[d] for d in range(3))
-        a = [max(lo[d], c0[d]) - c0[d] for d in range(3)]
-        b = [min(hi[d], c1[d]) - c0[d] - 1 for d in range(3)]
+        x, y, z = c1[0] - c0[0], c1[1] - c0[1], c1[2] - c0[2]
+        item = self._itemsize
+        first = (a[0] - c0[0]) + x * ((a[1] - c0[1]) + y * (a[2] - c0[2]))
         channels = self.num_channels
-        item = np.dtype(self.dtype).itemsize
-        first = a[0] + x * (a[1] + y * a[2])
-        last = b[0] + x * (b[1] + y * (b[2] + z * (channels - 1)))
+        last_x, last_y, last_z = b[0] - c0[0] - 1, b[1] - c0[1] - 1, b[2] - c0[2] - 1
+        last = last_x + x * (last_y + y * (last_z + z * (channels - 1)))
         return (x * y * z * channels * item, first * item, (last + 1) * item)
 
     def _check_may_be_absent(self, name: str) -> None:

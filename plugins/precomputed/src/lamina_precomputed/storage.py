@@ -66,22 +66,24 @@ SCRATCH_LIMIT = 8 * 2**20
 Span = tuple[int, int, int]
 
 
-def _read_into_scratch(file: Any, span: Span | None) -> bytes | memoryview:
-    """The whole of ``file`` (an unbuffered binary file) as a view of this thread's
-    scratch buffer when it fits :data:`SCRATCH_LIMIT`, else as new bytes. With ``span``
-    and a file of its expected size, only the span's bytes are read, at their own place
-    in the view (the rest is stale); a file of another size is read whole."""
-    fd = file.fileno()
-    size = os.fstat(fd).st_size  # of the version this handle opened
-    if size > SCRATCH_LIMIT or size == 0:  # 0: perhaps a file system that cannot say
-        return bytes(file.readall())
-    view = thread_buffer("precomputed-chunk", size)
-    if span is None or span[0] != size:  # the whole file, in one call where it can
-        got = file.readinto(view) or 0
-        got += read_span(fd, view, got, size) if got < size else 0
-        return view if got == size else view[:got]  # short: damaged
-    got = read_span(fd, view, span[1], span[2])
-    return view if got == span[2] - span[1] else view[: span[1] + got]
+def _read_into_scratch(path: str, span: Span | None) -> bytes | memoryview:
+    """The whole file at ``path`` as a view of this thread's scratch buffer when it fits
+    :data:`SCRATCH_LIMIT`, else as new bytes. With ``span`` and a file of its expected
+    size, only the span's bytes are read, at their own place in the view (the rest is
+    stale); a file of another size is read whole. A short read returns what it got
+    (the decoder calls the chunk damaged)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size  # of the version this descriptor opened
+        if size > SCRATCH_LIMIT or size == 0:  # 0: perhaps a file system that cannot say
+            with open(fd, "rb", buffering=0, closefd=False) as file:
+                return bytes(file.readall())
+        view = thread_buffer("precomputed-chunk", size)
+        first, last = (span[1], span[2]) if span is not None and span[0] == size else (0, size)
+        got = read_span(fd, view, first, last)
+        return view if got == last - first else view[: first + got]
+    finally:
+        os.close(fd)
 
 
 _COMPRESSION = dict(FORMS)
@@ -196,9 +198,9 @@ class FileStore:
             return None
         suffix = present[0]
         try:
+            if transient and not suffix:
+                return _read_into_scratch(path, span)
             with open(path + suffix, "rb", buffering=0) as file:
-                if transient and not suffix:
-                    return _read_into_scratch(file, span)
                 raw = file.readall()
         except FileNotFoundError:  # replaced since the listing or the stat
             return self._get_local(name, listed=False, transient=transient, span=span)
