@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from lamina.concurrency import ProcessLocal, ThreadPool, in_pool, run_all, shared_pool
+from lamina.concurrency import (
+    ProcessLocal,
+    ThreadPool,
+    in_pool,
+    run_all,
+    share_with_helper,
+    shared_pool,
+)
 
 needs_fork = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
@@ -163,3 +170,35 @@ def test_a_forked_child_makes_its_own_pools_values_and_locks() -> None:
     assert inherited == {"made": 0, "parent": 1}  # handed to on_inherited in the child
     assert value == {"made": 1}  # made afresh, after on_inherited ran
     assert local.get() == {"made": 0, "parent": 1}  # the parent's is untouched
+
+
+def test_share_with_helper_runs_both_halves_and_takes_back_a_busy_helpers() -> None:
+    from lamina.testing import StandInHelper
+
+    ran: list[str] = []
+    share_with_helper(
+        shared_pool("test-helper", 1), lambda: ran.append("mine"), lambda: ran.append("theirs")
+    )
+    assert sorted(ran) == ["mine", "theirs"]
+    ran.clear()
+    busy = StandInHelper(runs=False)
+    share_with_helper(busy, lambda: ran.append("mine"), lambda: ran.append("theirs"))  # type: ignore[arg-type]
+    assert ran == ["mine", "theirs"]  # the caller ran both
+    assert busy.submitted == 1
+
+
+def test_share_with_helper_waits_for_the_helper_before_raising() -> None:
+    started, finished = threading.Event(), threading.Event()
+
+    def theirs() -> None:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+
+    def mine() -> None:
+        started.wait(5)
+        raise RuntimeError("mine failed")
+
+    with pytest.raises(RuntimeError, match="mine failed"):
+        share_with_helper(shared_pool("test-helper", 1), mine, theirs)
+    assert finished.is_set()  # nothing of theirs runs on after the call

@@ -270,6 +270,31 @@ def test_cutouts_read_only_the_planes_they_need_from_raw_chunks(
     assert spans[0] < chunk_bytes
 
 
+@pytest.mark.cloudvolume_engine  # lamina's own chunk IO
+@pytest.mark.parametrize("helper", ["thread", "took it", "taken back"])
+def test_large_local_reads_share_their_chunks_with_a_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
+) -> None:
+    """A local read of at least ``SHARED_FROM`` chunks gives half to a helper thread (or
+    takes it back when the helper is busy): every chunk lands, absent ones as zeros."""
+    from lamina_precomputed import scale_io
+
+    from lamina.testing import StandInHelper
+
+    monkeypatch.setattr(scale_io, "SHARED_FROM", 16)
+    stand_in = StandInHelper(runs=helper == "took it")
+    if helper != "thread":
+        monkeypatch.setattr(scale_io, "shared_pool", lambda name, workers: stand_in)
+    layer = build_cv_layer(tmp_path / "v", **small_volume_params(info_scales=[FINE]))
+    data = np.random.default_rng(2).integers(1, 255, (1, 128, 128, 8), dtype=np.uint8)
+    layer[FINE, 0:128, 0:128, 0:8] = data
+    (tmp_path / "v" / "4_4_40" / "96-128_64-96_4-8").unlink()
+    data[:, 96:128, 64:96, 4:8] = 0
+    read = build_cv_layer(layer.name)[FINE, 0:128, 0:128, 0:8]  # 32 chunks
+    np.testing.assert_array_equal(read, data)
+    assert stand_in.submitted == (0 if helper == "thread" else 1)
+
+
 # -- the memory layout of writes ---------------------------------------------------------------
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_every_memory_layout_stores_the_same_chunk_files(tmp_path: Path, layout: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from lamina_zarr import build_zarr_layer, chunks
 
 from lamina import Vec3D
 from lamina.errors import DamagedChunkError
+from lamina.testing import StandInHelper
 
 RES = Vec3D(4.0, 4.0, 40.0)
 SHAPE = (12, 40, 56)  # z, y, x
@@ -71,23 +71,6 @@ def test_uncompressed_chunks_read_in_part_equal_zarr_python(
         assert got.dtype == np.dtype(dtype).newbyteorder("=")
 
 
-class _Helper:
-    """A stand-in for the helper's pool: runs what it is given at once (the helper took
-    the second half) or never (the reading thread takes it back)."""
-
-    def __init__(self, runs: bool) -> None:
-        self.runs = runs
-        self.submitted = 0
-
-    def submit(self, fn: Any, *args: Any) -> Future[Any]:
-        self.submitted += 1
-        future: Future[Any] = Future()
-        if self.runs:
-            future.set_running_or_notify_cancel()
-            future.set_result(fn(*args))
-        return future
-
-
 @pytest.mark.parametrize("helper", ["thread", "took it", "taken back"])
 def test_reads_shared_with_the_helper_thread_are_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str
@@ -96,7 +79,7 @@ def test_reads_shared_with_the_helper_thread_are_whole(
     thread (or takes it back when the helper is busy); every chunk of it lands, with
     missing chunks as the fill value."""
     monkeypatch.setattr(chunks, "SHARED_FROM", 16)
-    stand_in = _Helper(runs=helper == "took it")
+    stand_in = StandInHelper(runs=helper == "took it")
     if helper != "thread":
         monkeypatch.setattr(chunks, "shared_pool", lambda name, workers: stand_in)
     values = _array(tmp_path / "a.zarr", 3, "C", "uint8", sharded=False)

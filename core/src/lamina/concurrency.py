@@ -11,7 +11,9 @@ the child for ever. So they are kept here, reset by one fork hook:
 * :class:`ThreadPool` and :func:`shared_pool`: threads started on first use, and
   started again in a forked child;
 * :func:`run_all`: tasks on a pool, results in order, every task ended before the
-  first error is raised.
+  first error is raised;
+* :func:`share_with_helper`: half a piece of work to a helper thread, taken back when
+  the helper is still busy with someone else's.
 
 A flow's ``threads`` executor (:class:`lamina.flows.executors.ThreadsExecutor`) is not
 one of these: it lives for one run, and its threads are daemon threads, so that a run
@@ -25,7 +27,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Final, Generic, TypeVar, cast
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "at_fork_in_child",
     "in_pool",
     "run_all",
+    "share_with_helper",
     "shared_pool",
 ]
 
@@ -229,3 +232,23 @@ def run_all(
     if errors:
         raise errors[0]
     return results
+
+
+def share_with_helper(
+    pool: ThreadPoolExecutor, mine: Callable[[], object], theirs: Callable[[], object]
+) -> None:
+    """Run ``theirs`` on ``pool`` (a helper thread) while this thread runs ``mine``. If
+    the helper has not started ``theirs`` by the time ``mine`` is done (it is busy with
+    another thread's work), this thread takes it back and runs it too. Both have ended
+    when the call returns or raises."""
+    other = pool.submit(contextvars.copy_context().run, theirs)
+    try:
+        mine()
+    except BaseException:
+        if not other.cancel():
+            wait([other])
+        raise
+    if other.cancel():
+        theirs()
+    else:
+        other.result()

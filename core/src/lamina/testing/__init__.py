@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "VolumetricBackendTests": "lamina.testing.volumetric",
     "random_data": "lamina.testing.volumetric",
     "second_round_page_faults": "lamina.testing.workers",
+    "StandInHelper": "lamina.testing.pools",
     "affine": "lamina.testing.functions",
     "mean3": "lamina.testing.functions",
 }
@@ -55,6 +56,7 @@ __all__ = [
     "BackendContract",
     "KeyValueBackendTests",
     "ObjectBackendTests",
+    "StandInHelper",
     "TestVolume",
     "VolumetricBackendTests",
     "affine",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from lamina.testing.host import isolated_host
     from lamina.testing.keyvalue import VALUE_SAMPLES, KeyValueBackendTests, assert_values_equal
     from lamina.testing.listing import plugin_listing
+    from lamina.testing.pools import StandInHelper
     from lamina.testing.volumetric import TestVolume, VolumetricBackendTests, random_data
     from lamina.testing.workers import second_round_page_faults
 

@@ -18,13 +18,12 @@ import functools
 import itertools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import wait
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from lamina.concurrency import shared_pool
+from lamina.concurrency import share_with_helper, shared_pool
 from lamina.errors import DamagedChunkError
 from lamina.scratch import read_span, thread_buffer
 from lamina_zarr.axes import AxisOrder
@@ -152,19 +151,11 @@ class LocalChunkReader:
             self._paste_all(out, cells)
             return
         half = len(cells) // 2
-        # the second half to the helper, unless it is still busy with another thread's
-        # read when this one is done with the first half: then this thread takes it back
-        other = shared_pool("zarr-reader", 1).submit(self._paste_all, out, cells[half:])
-        try:
-            self._paste_all(out, cells[:half])
-        except BaseException:
-            if not other.cancel():
-                wait([other])  # nothing writes into ``out`` once the error is raised
-            raise
-        if other.cancel():
-            self._paste_all(out, cells[half:])
-        else:
-            other.result()
+        share_with_helper(  # nothing writes into ``out`` once this returns or raises
+            shared_pool("zarr-reader", 1),
+            functools.partial(self._paste_all, out, cells[:half]),
+            functools.partial(self._paste_all, out, cells[half:]),
+        )
 
     def _paste_all(
         self, out: npt.NDArray[Any], cells: Sequence[Sequence[tuple[int, int, int, slice]]]
