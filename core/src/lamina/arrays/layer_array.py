@@ -60,13 +60,11 @@ class LayerArray(da.Array):
     def __getitem__(self, index: Any) -> Any:
         """A box of voxels (slices with step 1) of a layer that reads directly is a
         LayerArray over that box; anything else is dask's own indexing."""
-        source = self._lamina_source
-        if source is None or source[0] != self.name:  # an item assignment changed it
+        source = self._direct_source()
+        box = None if source is None else _box_of(index, source[0].geometry)
+        if source is None or box is None:
             return super().__getitem__(index)  # type: ignore[no-untyped-call]
-        _, reader, size = source
-        box = _box_of(index, reader.geometry)
-        if box is None or not getattr(reader.layer, "reads_directly", False):
-            return super().__getitem__(index)  # type: ignore[no-untyped-call]
+        reader, size = source
         channels, start, stop = box
         geometry = attrs.evolve(reader.geometry, start=start, stop=stop)
         part = LayerArray.over(attrs.evolve(reader, geometry=geometry), size)
@@ -79,13 +77,21 @@ class LayerArray(da.Array):
         voxel) in one read through the layer, in ``order``, without dask: what
         ``array[:, *box].compute()`` gives. ``None`` where a box sliced out is dask's
         own (see :meth:`__getitem__`): read it through dask then."""
+        source = self._direct_source()
+        if source is None:
+            return None
+        return attrs.evolve(source[0], order=order)[(slice(None), *box)]
+
+    def _direct_source(self) -> tuple[LayerReader, Int3] | None:
+        """The reader and block size of this array when a box of it may be read straight
+        from its layer: the array is as it was made (no item assignment has changed it)
+        and the layer's reads are its backend's alone (no processors, no resampling, whose
+        values could depend on the box read). ``None`` otherwise."""
         source = self._lamina_source
         if source is None or source[0] != self.name:
             return None
-        _, reader, _ = source
-        if not getattr(reader.layer, "reads_directly", False):
-            return None
-        return attrs.evolve(reader, order=order)[(slice(None), *box)]
+        _, reader, size = source
+        return (reader, size) if getattr(reader.layer, "reads_directly", False) else None
 
     @staticmethod
     def __dask_optimize__(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> Any:

@@ -58,6 +58,10 @@ FORMS: tuple[tuple[str, str | None], ...] = (
     (".bz2", "bzip2"),
 )
 _SUFFIX = {compression: suffix for suffix, compression in FORMS}
+_COMPRESSION = dict(FORMS)
+_SUFFIXES = tuple(suffix for suffix, _ in FORMS)
+#: Which forms of a local file exist, from directory listings (one stat instead of six).
+_LOCAL_FORMS = FormIndex(_SUFFIXES)
 
 #: Files up to this size are read into a thread's scratch buffer by ``get_transient``.
 SCRATCH_LIMIT = 8 * 2**20
@@ -84,12 +88,6 @@ def _read_into_scratch(path: str, span: Span | None) -> bytes | memoryview:
         return view if got == last - first else view[: first + got]
     finally:
         os.close(fd)
-
-
-_COMPRESSION = dict(FORMS)
-_SUFFIXES = tuple(suffix for suffix, _ in FORMS)
-#: Which forms of a local file exist, from directory listings (one stat instead of six).
-_LOCAL_FORMS = FormIndex(_SUFFIXES)
 
 
 def compression_name(compress: Any) -> str | None:
